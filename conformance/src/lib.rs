@@ -1,0 +1,12 @@
+//! # virtwire-conformance
+//!
+//! The `virtwire` command line and what it is built from: capture reading ([`capture`]), link/IP/TCP
+//! headers ([`net`]), TCP reassembly ([`reassembly`]), and the decoder of libvirt RPC traffic in
+//! captures ([`decode`]) with its text and JSON output ([`render`]). All parsing of libvirt bytes goes
+//! through `virtwire_protocol`.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod capture;
+pub mod net;
+pub mod reassembly;
