@@ -10,3 +10,5 @@
 pub mod capture;
 pub mod net;
 pub mod reassembly;
+pub mod decode;
+pub mod render;
