@@ -298,7 +298,7 @@ impl<R: Read> CaptureReader<R> {
             }
         };
         let total = u32_at(&b, 0, big);
-        if total < 28 || total % 4 != 0 || total > MAX_RECORD {
+        if total < 28 || !total.is_multiple_of(4) || total > MAX_RECORD {
             return Err(CaptureError {
                 offset: at,
                 kind: CaptureErrorKind::Invalid(format!("section header length {total}")),
@@ -438,7 +438,7 @@ impl<R: Read> CaptureReader<R> {
                 continue;
             }
             let total = u32_at(&h, 4, big);
-            if total < 12 || total % 4 != 0 || total > MAX_RECORD {
+            if total < 12 || !total.is_multiple_of(4) || total > MAX_RECORD {
                 return Err(CaptureError {
                     offset: at,
                     kind: CaptureErrorKind::Invalid(format!(

@@ -92,8 +92,12 @@ pub struct MessageRecord<'a> {
 }
 
 /// What the decoder reports, in capture order.
+///
+/// Records are transient (built on the stack, handed to the sink by reference), so the size of the
+/// message variant does not matter and boxing it would cost an allocation per message.
 #[derive(Debug)]
 #[non_exhaustive]
+#[allow(clippy::large_enum_variant)]
 pub enum Record<'a> {
     /// A TCP connection was seen for the first time.
     Conn {
@@ -615,9 +619,13 @@ impl Decoder {
                         Header::decode(&mut virtwire_protocol::Reader::new(h, Compat::Libvirt)).ok()
                     });
                     let hint = if head.len() >= 3 && head[0] == 0x16 && head[1] == 0x03 {
-                        Some("this looks like TLS (libvirt's port 16514 is TLS): encrypted traffic cannot be decoded")
+                        Some(
+                            "this looks like TLS (libvirt's port 16514 is TLS): encrypted traffic cannot be decoded",
+                        )
                     } else if fr.midstream && origin.offset == 0 {
-                        Some("the capture starts inside this connection: the first bytes may be the middle of a frame")
+                        Some(
+                            "the capture starts inside this connection: the first bytes may be the middle of a frame",
+                        )
                     } else {
                         None
                     };

@@ -8,7 +8,8 @@
 #![warn(missing_docs)]
 
 pub mod capture;
+pub mod decode;
 pub mod net;
 pub mod reassembly;
-pub mod decode;
 pub mod render;
+pub mod synth;

@@ -16,7 +16,11 @@ use virtwire_conformance::render::{Format, Writer};
 use virtwire_protocol::{Compat, Profile};
 
 #[derive(Parser, Debug)]
-#[command(name = "virtwire", version, about = "Fuzzing and conformance suite for the libvirt RPC wire protocol")]
+#[command(
+    name = "virtwire",
+    version,
+    about = "Fuzzing and conformance suite for the libvirt RPC wire protocol"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -85,7 +89,10 @@ enum CompatArg {
 fn parse_profile(s: &str) -> Result<Profile, String> {
     Profile::from_name(s).ok_or_else(|| {
         let names: Vec<_> = Profile::NAMED.iter().map(|p| p.name()).collect();
-        format!("unknown limits profile {s:?} (one of: {})", names.join(", "))
+        format!(
+            "unknown limits profile {s:?} (one of: {})",
+            names.join(", ")
+        )
     })
 }
 
@@ -122,7 +129,10 @@ fn decode(args: DecodeArgs) -> ExitCode {
     if let Some(dir) = &args.protocol_dir
         && !dir.is_dir()
     {
-        eprintln!("virtwire: --protocol-dir {}: not a directory", dir.display());
+        eprintln!(
+            "virtwire: --protocol-dir {}: not a directory",
+            dir.display()
+        );
         return ExitCode::from(2);
     }
     let decoder = Decoder::new(opts);
@@ -159,7 +169,10 @@ fn decode(args: DecodeArgs) -> ExitCode {
                     let _ = out.flush();
                     eprintln!(
                         "virtwire: {name}: {}",
-                        stats.capture_error_message.as_deref().unwrap_or("capture error")
+                        stats
+                            .capture_error_message
+                            .as_deref()
+                            .unwrap_or("capture error")
                     );
                     status = 2;
                 } else if stats.has_decode_problems() {

@@ -250,74 +250,13 @@ fn tcp(src: IpAddr, dst: IpAddr, b: &[u8], wire: usize) -> Decoded<'_> {
     })
 }
 
-/// Build packets for tests: an Ethernet/IPv4/TCP or other link framing around a TCP segment.
-#[cfg(test)]
-pub(crate) mod build {
-    use super::*;
-
-    /// A TCP header + payload.
-    pub fn tcp_bytes(
-        sport: u16,
-        dport: u16,
-        seq: u32,
-        ack: u32,
-        fl: u8,
-        payload: &[u8],
-    ) -> Vec<u8> {
-        let mut t = Vec::new();
-        t.extend_from_slice(&sport.to_be_bytes());
-        t.extend_from_slice(&dport.to_be_bytes());
-        t.extend_from_slice(&seq.to_be_bytes());
-        t.extend_from_slice(&ack.to_be_bytes());
-        t.push(5 << 4);
-        t.push(fl);
-        t.extend_from_slice(&[0xff, 0xff, 0, 0, 0, 0]);
-        t.extend_from_slice(payload);
-        t
-    }
-
-    /// An IPv4 packet around `l4`.
-    pub fn ipv4(src: [u8; 4], dst: [u8; 4], l4: &[u8]) -> Vec<u8> {
-        let mut p = vec![0x45, 0];
-        p.extend_from_slice(&((20 + l4.len()) as u16).to_be_bytes());
-        p.extend_from_slice(&[0, 0, 0x40, 0, 64, 6, 0, 0]);
-        p.extend_from_slice(&src);
-        p.extend_from_slice(&dst);
-        p.extend_from_slice(l4);
-        p
-    }
-
-    /// An IPv6 packet around `l4`.
-    pub fn ipv6(src: Ipv6Addr, dst: Ipv6Addr, l4: &[u8]) -> Vec<u8> {
-        let mut p = vec![0x60, 0, 0, 0];
-        p.extend_from_slice(&(l4.len() as u16).to_be_bytes());
-        p.extend_from_slice(&[6, 64]);
-        p.extend_from_slice(&src.octets());
-        p.extend_from_slice(&dst.octets());
-        p.extend_from_slice(l4);
-        p
-    }
-
-    /// An Ethernet frame around an IP packet.
-    pub fn ether(ip: &[u8]) -> Vec<u8> {
-        let mut e = vec![0; 12];
-        e.extend_from_slice(&if ip[0] >> 4 == 6 {
-            [0x86, 0xdd]
-        } else {
-            [0x08, 0x00]
-        });
-        e.extend_from_slice(ip);
-        e
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::build::{ether, ipv4, ipv6, tcp_bytes};
     use super::{
         Decoded, LINKTYPE_ETHERNET, LINKTYPE_IPV6, LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2,
         LINKTYPE_NULL, LINKTYPE_RAW, TcpSegment, decode, flags,
     };
+    use crate::synth::{ether, ipv4, ipv6, tcp_bytes};
     use std::net::Ipv6Addr;
 
     fn seg(d: Decoded<'_>) -> TcpSegment<'_> {

@@ -177,17 +177,30 @@ fn json_error(w: &mut impl Write, e: &Error, frame_at: u64) -> io::Result<()> {
 fn json_header_fields(w: &mut impl Write, h: &Header, proc_name: Option<&str>) -> io::Result<()> {
     write!(w, ",\"prog\":{},\"prog_name\":", h.prog)?;
     jopt_name(w, h.prog_name())?;
-    write!(w, ",\"vers\":{},\"proc\":{},\"proc_name\":", h.vers, h.procedure)?;
+    write!(
+        w,
+        ",\"vers\":{},\"proc\":{},\"proc_name\":",
+        h.vers, h.procedure
+    )?;
     jopt_name(w, proc_name)?;
     write!(w, ",\"type\":{},\"type_name\":", h.msg_type.raw())?;
     jopt_name(w, h.msg_type.is_known().then(|| h.msg_type.name()))?;
-    write!(w, ",\"serial\":{},\"status\":{},\"status_name\":", h.serial, h.status.raw())?;
+    write!(
+        w,
+        ",\"serial\":{},\"status\":{},\"status_name\":",
+        h.serial,
+        h.status.raw()
+    )?;
     jopt_name(w, h.status.is_known().then(|| h.status.name()))
 }
 
 /// The error struct (`virNetMessageError`) by its `.x` field names.
 pub fn json_error_body(w: &mut impl Write, e: &ErrorBody<'_>) -> io::Result<()> {
-    write!(w, "{{\"code\":{},\"domain\":{},\"message\":", e.code, e.domain)?;
+    write!(
+        w,
+        "{{\"code\":{},\"domain\":{},\"message\":",
+        e.code, e.domain
+    )?;
     jopt_str(w, e.message)?;
     write!(w, ",\"level\":{},\"dom\":", e.level)?;
     match &e.dom {
@@ -293,7 +306,11 @@ fn json_record(w: &mut impl Write, r: &Record<'_>) -> io::Result<()> {
             w.write_all(b",\"len\":")?;
             jopt(w, *len_word)?;
             if let Some(h) = header {
-                json_header_fields(w, h, crate::decode::core_procedure_name(h.prog, h.procedure))?;
+                json_header_fields(
+                    w,
+                    h,
+                    crate::decode::core_procedure_name(h.prog, h.procedure),
+                )?;
             }
             w.write_all(b",\"error\":")?;
             json_error(w, error, origin.offset)?;
@@ -484,7 +501,9 @@ pub fn text_message(w: &mut impl Write, m: &MessageRecord<'_>) -> io::Result<()>
     }
     let ind = "        ";
     match &m.body {
-        BodyOut::Undecoded => writeln!(w, "    Body: not decoded ({} bytes)", m.frame.payload.len())?,
+        BodyOut::Undecoded => {
+            writeln!(w, "    Body: not decoded ({} bytes)", m.frame.payload.len())?
+        }
         BodyOut::Raw(p) => {
             writeln!(
                 w,
@@ -500,7 +519,7 @@ pub fn text_message(w: &mut impl Write, m: &MessageRecord<'_>) -> io::Result<()>
                 text_error_body(w, e, ind)?;
             }
             Body::Keepalive(_) => writeln!(w, "    Body: none (keepalive)")?,
-            Body::StreamData(d) if d.is_empty() => {
+            Body::StreamData([]) => {
                 writeln!(w, "    Stream data: 0 bytes (end of file from the server)")?
             }
             Body::StreamData(d) => writeln!(w, "    Stream data: {} bytes", d.len())?,
@@ -512,7 +531,11 @@ pub fn text_message(w: &mut impl Write, m: &MessageRecord<'_>) -> io::Result<()>
                 writeln!(w, "{ind}flags: {}", hole.flags)?;
             }
             Body::Unexpected(p) | Body::Procedure { payload: p, .. } => {
-                writeln!(w, "    Body: {} bytes (type/status pair libvirt never sends)", p.len())?;
+                writeln!(
+                    w,
+                    "    Body: {} bytes (type/status pair libvirt never sends)",
+                    p.len()
+                )?;
                 text_hexdump(w, p, ind)?;
             }
             _ => writeln!(w, "    Body: (not shown)")?,
@@ -580,7 +603,11 @@ fn text_record(w: &mut impl Write, r: &Record<'_>) -> io::Result<()> {
                 writeln!(w, "    Length: {l}")?;
             }
             if let Some(h) = header {
-                text_header(w, h, crate::decode::core_procedure_name(h.prog, h.procedure))?;
+                text_header(
+                    w,
+                    h,
+                    crate::decode::core_procedure_name(h.prog, h.procedure),
+                )?;
             }
             if let Some(hint) = hint {
                 writeln!(w, "    Hint: {hint}")?;
