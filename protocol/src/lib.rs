@@ -29,6 +29,7 @@ pub mod error;
 pub mod frame;
 pub mod header;
 pub mod limits;
+pub mod schema;
 pub mod xdr;
 
 pub use body::{Body, BodyKind, ErrorBody, KeepaliveProc, Message, StreamHole};
