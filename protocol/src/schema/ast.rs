@@ -242,6 +242,8 @@ pub struct UnionBody {
 /// One arm of a union: its case labels and declaration.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UnionArm {
+    /// Where the first `case` starts.
+    pub pos: Pos,
     /// The case labels.
     pub cases: Vec<ConstRef>,
     /// The arm's declaration (`void` allowed).

@@ -585,7 +585,7 @@ impl<'f> Ctx<'f> {
             for c in &a.cases {
                 let pos = match c {
                     ConstRef::Name(_, p) => *p,
-                    ConstRef::Number(_) => a.decl.pos,
+                    ConstRef::Number(_) => a.pos,
                 };
                 let raw = self.eval_ref(fi, c)?;
                 let v = domain.normalise(raw).ok_or_else(|| {

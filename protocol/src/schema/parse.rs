@@ -503,6 +503,7 @@ impl<'t> Parser<'t> {
                 ));
             }
             let mut cases = Vec::new();
+            let pos = self.pos;
             while self.is_kw("case") {
                 self.advance()?;
                 cases.push(self.value("a case value")?);
@@ -510,7 +511,7 @@ impl<'t> Parser<'t> {
             }
             let decl = self.declaration(true)?;
             self.expect_punct(';', "after a union arm")?;
-            arms.push(UnionArm { cases, decl });
+            arms.push(UnionArm { pos, cases, decl });
         }
         if arms.is_empty() && default.is_none() {
             return self.err("union without arms");

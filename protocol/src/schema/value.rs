@@ -98,25 +98,26 @@ impl<'a> Value<'a> {
         cur
     }
 
-    /// The bytes of a `String` or `Opaque`.
+    /// The bytes of a `String` or `Opaque` (also inside a present optional).
     pub fn as_bytes(&self) -> Option<&'a [u8]> {
-        match self {
+        match self.unwrap_optional() {
             Value::String(b) | Value::Opaque(b) => Some(b),
             _ => None,
         }
     }
 
-    /// A `String` as UTF-8 text, if it is.
+    /// A `String` as UTF-8 text, if it is (also inside a present optional).
     pub fn as_str(&self) -> Option<&'a str> {
-        match self {
+        match self.unwrap_optional() {
             Value::String(b) => std::str::from_utf8(b).ok(),
             _ => None,
         }
     }
 
-    /// Any integer-like value (`Int`, `UInt`, `Hyper`, `UHyper`, `Bool`, `Enum`) widened to i128.
+    /// Any integer-like value (`Int`, `UInt`, `Hyper`, `UHyper`, `Bool`, `Enum`) widened to i128
+    /// (also inside a present optional).
     pub fn as_i128(&self) -> Option<i128> {
-        Some(match self {
+        Some(match self.unwrap_optional() {
             Value::Int(v) => *v as i128,
             Value::UInt(v) => *v as i128,
             Value::Hyper(v) => *v as i128,
