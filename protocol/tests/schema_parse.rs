@@ -394,3 +394,23 @@ fn schema_err(files: &[(&str, &str)]) -> String {
         Err(e) => e.to_string(),
     }
 }
+
+#[test]
+fn locate_finds_the_workspace_cache_and_the_schema_is_shareable() {
+    let s = schema_or_skip!();
+    fn send_sync<T: Send + Sync>(_: &T) {}
+    send_sync(s);
+    let dbg = format!("{s:?}");
+    assert!(
+        dbg.contains("(\"remote\", 443)") && dbg.len() < 2000,
+        "{dbg}"
+    );
+    if std::env::var_os("VIRTWIRE_PROTOCOL_DIR").is_none() {
+        let found = Schema::locate(None).unwrap();
+        assert_eq!(
+            found.canonicalize().unwrap(),
+            schema_support::libvirt_dir().canonicalize().unwrap()
+        );
+        assert_eq!(Schema::load_default().unwrap().programs().len(), 8);
+    }
+}

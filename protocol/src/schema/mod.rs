@@ -243,7 +243,9 @@ impl ProgramSchema {
 }
 
 /// The compiled definitions of a set of `.x` files.
-#[derive(Clone, Debug)]
+///
+/// Immutable once built, `Send + Sync`: share one behind an `Arc` or a `static`.
+#[derive(Clone)]
 pub struct Schema {
     files: Vec<String>,
     types: Vec<Type>,
@@ -253,6 +255,24 @@ pub struct Schema {
     programs: Vec<ProgramSchema>,
     error_type: Option<TypeId>,
     hole_type: Option<TypeId>,
+}
+
+/// A summary (the full type graph is thousands of entries).
+impl fmt::Debug for Schema {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Schema")
+            .field("files", &self.files)
+            .field("types", &self.types.len())
+            .field(
+                "programs",
+                &self
+                    .programs
+                    .iter()
+                    .map(|p| (p.name(), p.procedures.len()))
+                    .collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
 }
 
 /// What a body decodes as.
