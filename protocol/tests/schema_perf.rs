@@ -109,6 +109,10 @@ fn best_of(n: usize, mut f: impl FnMut()) -> Duration {
 #[ignore = "timing run; use --release --ignored --nocapture"]
 fn time_decode_and_validate_390k_params() {
     let s = schema_or_skip!();
+    let load = best_of(5, || {
+        virtwire_protocol::schema::Schema::load_dir(&schema_support::libvirt_dir()).unwrap();
+    });
+    eprintln!("loading the nine .x files (parse + compile): {load:?}");
     let body = stats_reply(100, 3900);
     let lim = Limits::default();
     let h = header();

@@ -11,9 +11,11 @@ use schema_support::{GenCfg, Rng, bodies, header_for, random_value};
 use virtwire_protocol::schema::Schema;
 use virtwire_protocol::{Compat, Header, Limits};
 
+/// A runner with at least `cases` cases (more if `PROPTEST_CASES` asks for more).
 fn runner(cases: u32) -> TestRunner {
+    let env = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok());
     TestRunner::new(Config {
-        cases,
+        cases: cases.max(env.unwrap_or(0)),
         source_file: Some(file!()),
         failure_persistence: Some(Box::new(FileFailurePersistence::Direct(concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -207,4 +209,130 @@ fn prop_arbitrary_bytes_never_panic_and_validate_agrees() {
             agree(s, &header_for(prog, vers, p, role), &bytes, &lim)
         })
         .unwrap();
+}
+
+/// Tokens worth splicing into .x text.
+const SPLICE: &[&str] = &[
+    "{",
+    "}",
+    ";",
+    "<",
+    ">",
+    "<>",
+    "[",
+    "]",
+    "*",
+    "=",
+    ",",
+    ":",
+    "(",
+    ")",
+    "-",
+    "struct",
+    "union",
+    "enum",
+    "switch",
+    "case",
+    "default",
+    "typedef",
+    "unsigned",
+    "void",
+    "string",
+    "opaque",
+    "char",
+    "hyper",
+    "bool",
+    "const A = A;",
+    "0x",
+    "0xffffffff",
+    "-2147483649",
+    "99999999999999999999",
+    "%#include \"x.h\"\n",
+    "\n#define X\n",
+    "/*",
+    "*/",
+    "//",
+    "\n",
+    "int x<4294967296>;",
+];
+
+#[test]
+fn prop_mutated_x_text_never_panics_in_parse_compile_or_decode() {
+    let _ = schema_or_skip!();
+    let dir = schema_support::libvirt_dir();
+    let texts: Vec<(&'static str, String)> = virtwire_protocol::schema::xdr_files()
+        .map(|rel| (rel, std::fs::read_to_string(dir.join(rel)).unwrap()))
+        .collect();
+    let edits = proptest::collection::vec(
+        (any::<usize>(), 0usize..40, proptest::sample::select(SPLICE)),
+        0..5,
+    );
+    let strategy = (
+        0..texts.len(),
+        any::<usize>(),
+        20usize..400,
+        edits,
+        any::<u64>(),
+    );
+    let (parsed, compiled, decoded) = (Cell::new(0u32), Cell::new(0u32), Cell::new(0u32));
+    runner(1024)
+        .run(&strategy, |(fi, start, lines, edits, seed)| {
+            let (label, text) = &texts[fi];
+            // A window of whole definitions, so that most unedited windows parse.
+            let all: Vec<&str> = text.lines().collect();
+            let starts: Vec<usize> = (0..all.len())
+                .filter(|&i| {
+                    ["struct ", "enum ", "union ", "typedef ", "const ", "%"]
+                        .iter()
+                        .any(|k| all[i].starts_with(k))
+                })
+                .collect();
+            let from = starts[start % starts.len()];
+            let mut to = (from + lines).min(all.len());
+            while to < all.len()
+                && !all[to - 1].starts_with("};")
+                && !all[to - 1].starts_with("const ")
+            {
+                to += 1;
+            }
+            let mut window = all[from..to].join("\n").into_bytes();
+            for (at, del, tok) in &edits {
+                let at = at % (window.len() + 1);
+                let end = (at + del).min(window.len());
+                window.splice(at..end, tok.bytes());
+            }
+            let window = String::from_utf8_lossy(&window).into_owned();
+            let Ok(file) = virtwire_protocol::schema::parse_x(label, &window) else {
+                return Ok(());
+            };
+            parsed.set(parsed.get() + 1);
+            let Ok(schema) = Schema::from_parsed(vec![file]) else {
+                return Ok(());
+            };
+            compiled.set(compiled.get() + 1);
+            // Whatever compiled decodes hostile bytes without panicking, validate agreeing.
+            let mut rng = Rng(seed);
+            let lim = Limits::default();
+            for (prog, vers, p, role, _) in bodies(&schema).into_iter().take(20) {
+                let bytes: Vec<u8> = (0..rng.upto(64)).map(|_| rng.next() as u8).collect();
+                agree(&schema, &header_for(prog, vers, p, role), &bytes, &lim)?;
+            }
+            let mut names: Vec<(&str, _)> = schema.type_names().collect();
+            names.sort();
+            for (_, ty) in names.into_iter().take(30) {
+                let bytes: Vec<u8> = (0..rng.upto(64)).map(|_| rng.next() as u8).collect();
+                for compat in [Compat::Strict, Compat::Libvirt] {
+                    let d = schema.decode_type(ty, &bytes, 0, compat, &lim);
+                    let v = schema.validate_type(ty, &bytes, 0, compat, &lim);
+                    prop_assert_eq!(d.as_ref().err(), v.as_ref().err());
+                    decoded.set(decoded.get() + d.is_ok() as u32);
+                }
+            }
+            Ok(())
+        })
+        .unwrap();
+    let (p, c, d) = (parsed.get(), compiled.get(), decoded.get());
+    eprintln!("mutated .x windows: {p} parsed, {c} compiled; {d} random bodies decoded");
+    // Most edits break the text; enough survive to reach the compiler and the codec.
+    assert!(p > 200 && c > 60 && d > 100, "{p} {c} {d}");
 }

@@ -672,7 +672,16 @@ impl<'f> Ctx<'f> {
         })
     }
 
+    /// Compile a declaration. Inline types, named references and typedefs all pass through here,
+    /// so together with the guard in `entry_type` this bounds all compile recursion.
     fn decl(&mut self, fi: usize, d: &'f Decl) -> Result<TypeId, SchemaError> {
+        self.enter(fi, d.pos)?;
+        let r = self.decl_inner(fi, d);
+        self.depth -= 1;
+        r
+    }
+
+    fn decl_inner(&mut self, fi: usize, d: &'f Decl) -> Result<TypeId, SchemaError> {
         match (&d.ty, &d.shape) {
             (TypeSpec::String, Shape::Variable(b)) => {
                 let max = self.opt_bound(fi, b.as_ref(), d.pos)?;
@@ -990,15 +999,19 @@ pub(crate) fn compile(files: &[XFile]) -> Result<Compiled, SchemaError> {
         type_names.entry(name.to_string()).or_insert(id);
     }
     let mut consts = HashMap::new();
+    let mut names: Vec<(&str, Vec<usize>)> = ctx
+        .const_names
+        .iter()
+        .map(|(n, v)| (*n, v.clone()))
+        .collect();
+    names.sort_unstable();
+    for (name, list) in names {
+        // Several files may define the same name: keep the first file's value.
+        let v = ctx.eval_const(list[0])?;
+        consts.insert(name.to_string(), v);
+    }
     for i in 0..ctx.consts.len() {
-        let v = ctx.eval_const(i)?;
-        let name = ctx
-            .const_names
-            .iter()
-            .find(|(_, v)| v.contains(&i))
-            .map(|(n, _)| n.to_string())
-            .unwrap_or_default();
-        consts.entry(name).or_insert(v);
+        ctx.eval_const(i)?;
     }
     let mut programs: Vec<ProgramSchema> = Vec::new();
     for fi in 0..files.len() {
