@@ -35,7 +35,7 @@ fn stats_reply(domains: u32, per_domain: u32) -> Vec<u8> {
                 0 => {
                     w.i32(7);
                     w.string(
-                        format!("/var/lib/libvirt/images/disk{i}.qcow2").as_bytes(),
+                        format!("/var/lib/libvirt/images/guest-disk-{i}.qcow2").as_bytes(),
                         u32::MAX,
                     )
                     .unwrap();
@@ -84,7 +84,7 @@ fn synthetic_stats_reply_decodes_to_the_right_shape() {
     assert_eq!(params.len(), 3900);
     assert_eq!(
         params[20].at("value.s").and_then(Value::as_str),
-        Some("/var/lib/libvirt/images/disk20.qcow2")
+        Some("/var/lib/libvirt/images/guest-disk-20.qcow2")
     );
     assert_eq!(params[23].at("value.ul"), Some(&Value::UHyper(23 * 4096)));
     s.validate_body(&header(), &body, 28, Compat::Strict, &lim)
