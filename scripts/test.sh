@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The test command (README.md): installs what the tests need, then runs every test of the workspace.
+#
+#   scripts/test.sh            setup + cargo test --workspace
+#   scripts/test.sh -- ARGS    extra arguments for cargo test (e.g. -- --nocapture)
+#
+# Environment: VIRTWIRE_SKIP_SETUP=1 skips the install step (packages and .x files already there).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+if [ "${VIRTWIRE_SKIP_SETUP:-0}" != 1 ]; then
+    scripts/setup.sh >/dev/null
+fi
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "test: cargo is not on PATH; install Rust (rustup) first" >&2
+    exit 2
+fi
+export VIRTWIRE_PROTOCOL_DIR=${VIRTWIRE_PROTOCOL_DIR:-$(ls -d "$PWD"/.cache/libvirt-* 2>/dev/null | sort -V | tail -n1)}
+echo "test: libvirt protocol files from ${VIRTWIRE_PROTOCOL_DIR:-<none>}" >&2
+[ "${1:-}" = "--" ] && shift
+cargo test --workspace --locked "$@"
