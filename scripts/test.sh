@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command (README.md): installs what the tests need, then runs every test of the workspace.
 #
-#   scripts/test.sh            setup + cargo test --workspace
+#   scripts/test.sh            setup + cargo test --workspace + the fuzz crate's corpus replay tests
 #   scripts/test.sh -- ARGS    extra arguments for cargo test (e.g. -- --nocapture)
 #
 # Environment: VIRTWIRE_SKIP_SETUP=1 skips the install step (packages and .x files already there).
@@ -19,3 +19,6 @@ export VIRTWIRE_PROTOCOL_DIR=${VIRTWIRE_PROTOCOL_DIR:-$(ls -d "$PWD"/.cache/libv
 echo "test: libvirt protocol files from ${VIRTWIRE_PROTOCOL_DIR:-<none>}" >&2
 [ "${1:-}" = "--" ] && shift
 cargo test --workspace --locked "$@"
+# The fuzz crate is its own workspace, built with --cfg fuzzing from fuzz/.cargo/config.toml (read only when
+# cargo runs inside fuzz/): this builds every target on stable and replays the seeds and regressions.
+(cd fuzz && cargo test --locked "$@")
