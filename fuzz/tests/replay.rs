@@ -101,3 +101,12 @@ fn generate_structured_seeds() {
     }
     assert!(found.len() >= 10, "only {} shapes found", found.len());
 }
+
+/// The differential corpus through libvirt.so.0's decoder and ours (needs `--features libvirt`).
+#[cfg(feature = "libvirt")]
+#[test]
+fn replay_differential_libvirt() {
+    replay("differential_libvirt", 5, |d| {
+        fuzzing::differential_libvirt(d, &virtwire_libvirt_oracle::Libvirt)
+    });
+}

@@ -387,3 +387,202 @@ pub fn roundtrip_structured(data: &[u8]) {
     let f = dec.next_frame().expect("decoder").expect("a whole frame");
     assert_eq!(f.bytes(), &bytes[..]);
 }
+
+/// An owned value tree that both libvirt's C structs and our decoders map to, for comparison.
+///
+/// Mapping: `int`/`hyper`/enum/bool → `I`; `unsigned`/`unsigned hyper` → `U`; `double` → `D` (bits);
+/// string and opaque → `Bytes`; optional → `Opt`; array → `List`; struct → `Rec` (fields in order);
+/// union → `Rec([discriminant, arm])` (`Rec([discriminant])` for a void arm).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OValue {
+    /// Signed integer.
+    I(i64),
+    /// Unsigned integer.
+    U(u64),
+    /// A double's bits.
+    D(u64),
+    /// String or opaque bytes.
+    Bytes(Vec<u8>),
+    /// Optional.
+    Opt(Option<Box<OValue>>),
+    /// Array.
+    List(Vec<OValue>),
+    /// Struct or union.
+    Rec(Vec<OValue>),
+}
+
+impl OValue {
+    /// Strings as libvirt's C code sees them: cut at the first NUL (`xdr_string` keeps the bytes, but
+    /// every consumer reads a C string). Applied to both sides before comparing.
+    pub fn c_strings(self) -> OValue {
+        match self {
+            OValue::Bytes(mut b) => {
+                if let Some(n) = b.iter().position(|&c| c == 0) {
+                    b.truncate(n);
+                }
+                OValue::Bytes(b)
+            }
+            OValue::Opt(o) => OValue::Opt(o.map(|v| Box::new(v.c_strings()))),
+            OValue::List(v) => OValue::List(v.into_iter().map(OValue::c_strings).collect()),
+            OValue::Rec(v) => OValue::Rec(v.into_iter().map(OValue::c_strings).collect()),
+            v => v,
+        }
+    }
+
+    /// The error body as an `OValue`.
+    pub fn from_error(e: &ErrorBody<'_>) -> OValue {
+        let s = |b: Option<&[u8]>| OValue::Opt(b.map(|b| Box::new(OValue::Bytes(b.to_vec()))));
+        OValue::Rec(vec![
+            OValue::I(e.code as i64),
+            OValue::I(e.domain as i64),
+            s(e.message),
+            OValue::I(e.level as i64),
+            OValue::Opt(e.dom.map(|d| {
+                Box::new(OValue::Rec(vec![
+                    OValue::Bytes(d.name.to_vec()),
+                    OValue::Bytes(d.uuid.to_vec()),
+                    OValue::I(d.id as i64),
+                ]))
+            })),
+            s(e.str1),
+            s(e.str2),
+            s(e.str3),
+            OValue::I(e.int1 as i64),
+            OValue::I(e.int2 as i64),
+            OValue::Opt(e.net.map(|n| {
+                Box::new(OValue::Rec(vec![
+                    OValue::Bytes(n.name.to_vec()),
+                    OValue::Bytes(n.uuid.to_vec()),
+                ]))
+            })),
+        ])
+    }
+
+    /// A hole as an `OValue`.
+    pub fn from_hole(h: &StreamHole) -> OValue {
+        OValue::Rec(vec![OValue::I(h.length), OValue::U(h.flags as u64)])
+    }
+}
+
+/// What libvirt's own decoder made of a frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LibvirtVerdict {
+    /// `virNetMessageDecodeLength` failed.
+    LengthRejected,
+    /// The length word is fine but the input holds fewer bytes than it says.
+    Incomplete,
+    /// `virNetMessageDecodeHeader` failed.
+    HeaderRejected,
+    /// `virNetMessageDecodeNumFDs` failed (only called for `*_WITH_FDS`).
+    FdsRejected,
+    /// Header (and FD count) decoded; `body` is `None` when the oracle does not decode this body,
+    /// `Some(None)` when `virNetMessageDecodePayload` failed, `Some(Some(v))` when it succeeded.
+    Frame {
+        /// The header.
+        header: Header,
+        /// The FD count of `*_WITH_FDS` frames.
+        nfds: Option<u32>,
+        /// The body, if the oracle decodes this kind.
+        body: Option<Option<OValue>>,
+    },
+}
+
+/// libvirt's decoder, seen from the harness (implemented over FFI by `fuzz/libvirt-oracle`).
+pub trait LibvirtOracle {
+    /// Decode one frame (the input may be shorter or longer than its length word).
+    fn decode(&self, frame: &[u8]) -> LibvirtVerdict;
+    /// Our side's value for a body the oracle decodes: the hook through which procedure bodies
+    /// (decoded by the schema codec) are compared. `None` means "our decoder refused it".
+    fn ours(&self, frame: &Frame<'_>, limits: &Limits) -> Option<Option<OValue>> {
+        let _ = (frame, limits);
+        None
+    }
+}
+
+/// Largest frame the differential target pads a short input up to (bigger claims compare only the
+/// length verdict).
+pub const DIFFERENTIAL_PAD_MAX: usize = 1 << 16;
+
+/// Target `differential_libvirt`: the same bytes through libvirt.so's decoder and ours (libvirt-
+/// compatible mode, current limits). Oracles: same accept/reject at each stage (length, header, FD
+/// count, payload), same header fields and FD count, same body values (strings compared as C strings).
+pub fn differential_libvirt(data: &[u8], oracle: &dyn LibvirtOracle) {
+    let limits = Limits::default();
+    // Complete a short frame with zeros so both sides judge whole frames.
+    let mut buf = data.to_vec();
+    if buf.len() >= 4 {
+        let claimed = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+        if claimed > buf.len() && claimed <= DIFFERENTIAL_PAD_MAX {
+            buf.resize(claimed, 0);
+        }
+    }
+    let theirs = oracle.decode(&buf);
+    let ours = parse_frame(&buf, &limits, Compat::Libvirt);
+    match (&theirs, &ours) {
+        (LibvirtVerdict::LengthRejected, Err(e)) => assert!(
+            e.path_string() == "length",
+            "libvirt rejected the length word, we failed elsewhere: {e}"
+        ),
+        (LibvirtVerdict::HeaderRejected, Err(e)) => assert!(
+            e.path_string().starts_with("header"),
+            "libvirt rejected the header, we failed elsewhere: {e}"
+        ),
+        (LibvirtVerdict::FdsRejected, Err(e)) => assert!(
+            e.path_string() == "nfds",
+            "libvirt rejected the FD count, we failed elsewhere: {e}"
+        ),
+        (LibvirtVerdict::Incomplete, Ok(Parsed::Incomplete { .. })) => {}
+        (LibvirtVerdict::Incomplete, Err(e)) if buf.len() < 4 || e.path_string() == "nfds" => {}
+        (
+            LibvirtVerdict::Frame { header, nfds, body },
+            Ok(Parsed::Complete { value: frame, .. }),
+        ) => {
+            assert_eq!(&frame.header, header, "header fields differ");
+            assert_eq!(&frame.nfds, nfds, "FD count differs");
+            let Some(their_body) = body else { return };
+            let our_body = match Message::decode(*frame, &limits, Compat::Libvirt) {
+                Ok(Message {
+                    body: Body::Error(e),
+                    ..
+                }) => Some(Some(OValue::from_error(&e))),
+                Ok(Message {
+                    body: Body::StreamHole(h),
+                    ..
+                }) => Some(Some(OValue::from_hole(&h))),
+                Ok(Message {
+                    body: Body::Procedure { .. },
+                    ..
+                }) => oracle.ours(frame, &limits),
+                Ok(_) => None,
+                Err(e)
+                    if e.path_string().starts_with("error")
+                        || e.path_string().starts_with("hole") =>
+                {
+                    Some(None)
+                }
+                Err(e) => panic!("our body decode failed outside the body: {e}"),
+            };
+            let Some(our_body) = our_body else { return };
+            match (their_body, our_body) {
+                (None, None) => {}
+                (Some(a), Some(b)) => assert_eq!(
+                    a.clone().c_strings(),
+                    b.c_strings(),
+                    "body values differ for {}",
+                    frame.header
+                ),
+                (a, b) => panic!(
+                    "libvirt {} the body of {}, we {}",
+                    if a.is_some() { "accepted" } else { "rejected" },
+                    frame.header,
+                    if b.is_some() {
+                        "accepted it"
+                    } else {
+                        "rejected it"
+                    }
+                ),
+            }
+        }
+        (t, o) => panic!("libvirt says {t:?}, we say {o:?}"),
+    }
+}
