@@ -78,7 +78,7 @@ for t in "${targets[@]}"; do
         -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
         -artifact_prefix="artifacts/$t/" "${dict[@]}" >"$log" 2>&1
     rc=$?
-    grep -E '^(stat::(number_of_executed_units|average_exec_per_sec|new_units_added|peak_rss_mb)|#[0-9]+ +DONE)' "$log" | sed "s/^/  $t /" >&2
+    grep -E '^(stat::(number_of_executed_units|average_exec_per_sec|new_units_added|peak_rss_mb)|#[0-9]+[[:space:]]+DONE)' "$log" | sed "s/^/  $t /" >&2
     if [ $rc -ne 0 ]; then
         failed+=("$t")
         tail -n 40 "$log" >&2
