@@ -27,6 +27,8 @@
 pub mod body;
 pub mod error;
 pub mod frame;
+#[cfg(fuzzing)]
+pub mod fuzzing;
 pub mod header;
 pub mod limits;
 pub mod schema;
