@@ -13,7 +13,9 @@ use virtwire_protocol::{Compat, Header, Limits};
 
 /// A runner with at least `cases` cases (more if `PROPTEST_CASES` asks for more).
 fn runner(cases: u32) -> TestRunner {
-    let env = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok());
+    let env = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok());
     TestRunner::new(Config {
         cases: cases.max(env.unwrap_or(0)),
         source_file: Some(file!()),
