@@ -135,7 +135,22 @@ def main():
     for key, f in best.items():
         with open(os.path.join(hdir, key + ".bin"), "wb") as fh:
             fh.write(f)
-    print(f"make-seeds: {len(best)} header seeds, {nstreams} frame_stream seeds", file=sys.stderr)
+    # body / validate_vs_decode: byte 0 = 0x02 (current limits), then the frame without its length word.
+    # differential_libvirt: the whole frame, as for header.
+    nbody = 0
+    for target in ("body", "validate_vs_decode", "differential_libvirt"):
+        os.makedirs(os.path.join(a.out, target), exist_ok=True)
+    for key, f in best.items():
+        with open(os.path.join(a.out, "differential_libvirt", key + ".bin"), "wb") as fh:
+            fh.write(f)
+        if key.startswith("synthetic-") or len(f) < 28:
+            continue
+        nbody += 1
+        for target in ("body", "validate_vs_decode"):
+            with open(os.path.join(a.out, target, key + ".bin"), "wb") as fh:
+                fh.write(b"\x02" + f[4:])
+    print(f"make-seeds: {len(best)} header seeds, {nstreams} frame_stream seeds, {nbody} body seeds",
+          file=sys.stderr)
 
 
 if __name__ == "__main__":

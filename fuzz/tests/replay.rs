@@ -64,6 +64,16 @@ fn replay_frame_stream() {
 }
 
 #[test]
+fn replay_body() {
+    replay("body", 20, fuzzing::body);
+}
+
+#[test]
+fn replay_validate_vs_decode() {
+    replay("validate_vs_decode", 20, fuzzing::validate_vs_decode);
+}
+
+#[test]
 fn replay_roundtrip_structured() {
     replay("roundtrip_structured", 3, fuzzing::roundtrip_structured);
 }

@@ -7,9 +7,29 @@
 
 use arbitrary::{Arbitrary, Unstructured};
 
+use std::sync::OnceLock;
+
 use crate::body::{ErrorDomain, ErrorNetwork};
 use crate::header::PROGRAMS;
+use crate::schema::{Schema, Value};
 use crate::*;
+
+/// libvirt's schema, loaded once per process: from `VIRTWIRE_PROTOCOL_DIR`, else from a
+/// `libvirt-protocol/` directory beside the fuzz binary (where `.clusterfuzzlite/build.sh` puts the
+/// `.x` files), else from the repository's `.cache/libvirt-*/`. Panics with what to do when none is
+/// there: a fuzz run without the schema would test nothing.
+pub fn schema() -> &'static Schema {
+    static SCHEMA: OnceLock<Schema> = OnceLock::new();
+    SCHEMA.get_or_init(|| {
+        let beside_exe = std::env::current_exe()
+            .ok()
+            .and_then(|e| e.parent().map(|d| d.join("libvirt-protocol")))
+            .filter(|d| d.is_dir() && std::env::var_os("VIRTWIRE_PROTOCOL_DIR").is_none());
+        Schema::locate(beside_exe.as_deref())
+            .and_then(|dir| Schema::load_dir(&dir))
+            .unwrap_or_else(|e| panic!("fuzz harness: cannot load libvirt's .x files: {e}"))
+    })
+}
 
 /// Limits for fuzzing: index 0..=2 are the named profiles, 3 is a small custom profile whose edges a
 /// fuzzer reaches with short inputs.
@@ -458,6 +478,35 @@ impl OValue {
         ])
     }
 
+    /// A schema value as an `OValue` (the mapping in the type's docs).
+    pub fn from_value(v: &Value<'_>) -> OValue {
+        match v {
+            Value::Void => OValue::Rec(Vec::new()),
+            Value::Int(i) => OValue::I(*i as i64),
+            Value::UInt(u) => OValue::U(*u as u64),
+            Value::Hyper(i) => OValue::I(*i),
+            Value::UHyper(u) => OValue::U(*u),
+            Value::Float(f) => OValue::D((*f as f64).to_bits()),
+            Value::Double(d) => OValue::D(d.to_bits()),
+            Value::Bool(b) => OValue::I(*b as i64),
+            Value::Enum { value, .. } => OValue::I(*value as i64),
+            Value::String(b) | Value::Opaque(b) => OValue::Bytes(b.to_vec()),
+            Value::Array(items) => OValue::List(items.iter().map(OValue::from_value).collect()),
+            Value::Struct(fields) => {
+                OValue::Rec(fields.iter().map(|(_, v)| OValue::from_value(v)).collect())
+            }
+            Value::Union {
+                discriminant,
+                value,
+                ..
+            } => match value.as_ref() {
+                Value::Void => OValue::Rec(vec![OValue::from_value(discriminant)]),
+                v => OValue::Rec(vec![OValue::from_value(discriminant), OValue::from_value(v)]),
+            },
+            Value::Optional(o) => OValue::Opt(o.as_ref().map(|v| Box::new(OValue::from_value(v)))),
+        }
+    }
+
     /// A hole as an `OValue`.
     pub fn from_hole(h: &StreamHole) -> OValue {
         OValue::Rec(vec![OValue::I(h.length), OValue::U(h.flags as u64)])
@@ -491,12 +540,6 @@ pub enum LibvirtVerdict {
 pub trait LibvirtOracle {
     /// Decode one frame (the input may be shorter or longer than its length word).
     fn decode(&self, frame: &[u8]) -> LibvirtVerdict;
-    /// Our side's value for a body the oracle decodes: the hook through which procedure bodies
-    /// (decoded by the schema codec) are compared. `None` means "our decoder refused it".
-    fn ours(&self, frame: &Frame<'_>, limits: &Limits) -> Option<Option<OValue>> {
-        let _ = (frame, limits);
-        None
-    }
 }
 
 /// Largest frame the differential target pads a short input up to (bigger claims compare only the
@@ -552,7 +595,18 @@ pub fn differential_libvirt(data: &[u8], oracle: &dyn LibvirtOracle) {
                 Ok(Message {
                     body: Body::Procedure { .. },
                     ..
-                }) => oracle.ours(frame, &limits),
+                }) => Some(
+                    schema()
+                        .decode_body(
+                            &frame.header,
+                            frame.payload,
+                            frame.payload_offset() as u64,
+                            Compat::Libvirt,
+                            &limits,
+                        )
+                        .ok()
+                        .map(|v| OValue::from_value(&v)),
+                ),
                 Ok(_) => None,
                 Err(e)
                     if e.path_string().starts_with("error")
@@ -584,5 +638,86 @@ pub fn differential_libvirt(data: &[u8], oracle: &dyn LibvirtOracle) {
             }
         }
         (t, o) => panic!("libvirt says {t:?}, we say {o:?}"),
+    }
+}
+
+/// Split a `body` / `validate_vs_decode` input: `data[0]` picks limits, bytes 1..25 are a header,
+/// the rest is the payload. Unless `data[0]` has bit 7 (resp. 6) set, an unknown program (resp.
+/// procedure) is folded onto a known one, so most inputs reach a real body type.
+fn body_input(data: &[u8]) -> Option<(Header, &[u8], Limits)> {
+    if data.len() < 25 {
+        return None;
+    }
+    let s = schema();
+    let mut h = Header::decode(&mut Reader::new(&data[1..25], Compat::Libvirt)).ok()?;
+    let programs = s.programs();
+    if data[0] & 0x80 == 0 && s.program(h.prog, h.vers).is_none() && !programs.is_empty() {
+        let p = &programs[h.prog as usize % programs.len()];
+        h.prog = p.number();
+        h.vers = p.version();
+    }
+    if data[0] & 0x40 == 0
+        && let Some(p) = s.program(h.prog, h.vers)
+        && p.procedure(h.procedure).is_none()
+        && !p.procedure_list().is_empty()
+    {
+        let list = p.procedure_list();
+        h.procedure = list[h.procedure.unsigned_abs() as usize % list.len()].number;
+    }
+    let mut limits = fuzz_limits(data[0]);
+    if data[0] & 0x20 != 0 {
+        limits = limits.with_nesting_max(3);
+    }
+    Some((h, &data[25..], limits))
+}
+
+/// Target `body`: a (program, procedure, type, status, payload) through the schema codec in both
+/// modes. Oracles: strict acceptance implies libvirt acceptance; a strictly accepted body re-encodes
+/// to the same bytes (from either mode's value); a libvirt-accepted body that encodes gives a
+/// canonical encoding that strict decoding accepts and that re-encodes identically.
+pub fn body(data: &[u8]) {
+    let Some((h, payload, limits)) = body_input(data) else {
+        return;
+    };
+    let s = schema();
+    let base = 28;
+    let strict = s.decode_body(&h, payload, base, Compat::Strict, &limits);
+    let lib = s.decode_body(&h, payload, base, Compat::Libvirt, &limits);
+    if let Ok(v) = &strict {
+        let Ok(lv) = &lib else {
+            panic!("strict accepted, libvirt mode refused: {}", lib.unwrap_err())
+        };
+        for (mode, value) in [("strict", v), ("libvirt", lv)] {
+            let mut out = Vec::new();
+            s.encode_body(&h, value, &mut out, &limits)
+                .unwrap_or_else(|e| panic!("{mode} value of a strict body does not encode: {e}"));
+            assert_eq!(out, payload, "{mode} value re-encodes differently");
+        }
+    }
+    if let Ok(v) = &lib {
+        let mut canon = Vec::new();
+        if s.encode_body(&h, v, &mut canon, &limits).is_ok() {
+            let v2 = s
+                .decode_body(&h, &canon, base, Compat::Strict, &limits)
+                .unwrap_or_else(|e| panic!("canonical encoding is not strict: {e}"));
+            let mut again = Vec::new();
+            s.encode_body(&h, &v2, &mut again, &limits)
+                .expect("a strict value encodes");
+            assert_eq!(canon, again, "canonical encoding is not stable");
+        }
+    }
+}
+
+/// Target `validate_vs_decode`: the validate-only walk and the full decoder give the same verdict
+/// (the same error, at the same offset and path) for every input, in both modes.
+pub fn validate_vs_decode(data: &[u8]) {
+    let Some((h, payload, limits)) = body_input(data) else {
+        return;
+    };
+    let s = schema();
+    for compat in [Compat::Strict, Compat::Libvirt] {
+        let d = s.decode_body(&h, payload, 28, compat, &limits).map(|_| ());
+        let v = s.validate_body(&h, payload, 28, compat, &limits);
+        assert_eq!(d, v, "validate and decode disagree ({})", compat.name());
     }
 }
