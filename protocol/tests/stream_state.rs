@@ -468,6 +468,15 @@ fn assembling_takes_data_and_holes_and_frees_the_cap() {
     assert_eq!(e.limit(), Some(LimitKind::StreamBuffer));
     assert_eq!(server.buffered(), 0);
     assert_eq!(server.memory(), 0);
+    // A hand-built value with holes out of order is refused, not a panic.
+    let bad = virtwire_protocol::stream::Assembled {
+        data: vec![1, 2],
+        holes: vec![virtwire_protocol::stream::HoleAt {
+            offset: 3,
+            length: 1,
+        }],
+    };
+    assert!(matches!(bad.to_dense(100), Err(StreamError::Invalid(_))));
 }
 
 #[test]

@@ -80,11 +80,21 @@ impl Assembled {
     }
 
     /// The data with every hole filled with zeros, refused with [`LimitKind::StreamBuffer`] when that
-    /// would be more than `max` bytes.
+    /// would be more than `max` bytes (and with [`StreamError::Invalid`] when hole offsets are not in
+    /// order within the data, which only a hand-built value can have).
     pub fn to_dense(&self, max: u64) -> Result<Vec<u8>, StreamError> {
         let len = self.logical_len().unwrap_or(u64::MAX);
         if len > max || usize::try_from(len).is_err() {
             return Err(StreamError::over(None, LimitKind::StreamBuffer, max, len));
+        }
+        let mut prev = 0;
+        for h in &self.holes {
+            if h.offset < prev || h.offset > self.data.len() as u64 {
+                return Err(StreamError::Invalid(
+                    "hole offsets must be in order and within the data",
+                ));
+            }
+            prev = h.offset;
         }
         let mut out = Vec::with_capacity(len as usize);
         let mut at = 0usize;
