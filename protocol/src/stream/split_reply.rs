@@ -41,6 +41,14 @@
 //!    split buys is that no single frame, and no buffer sized from one length word, exceeds the
 //!    message limit.
 //!
+//!    Measured for a 64 MiB reply (3 parts; `cargo bench -p virtwire-benches --bench stream --
+//!    split_reply`, one run on a shared 2-core VM, so ± 10–30 %): sending, one message 3.4 ms and
+//!    split 3.3 ms (one copy either way); receiving from a buffer, one message 35 ns (a slice) and
+//!    split 29 ms (the assembly copy: a plain 64 MiB copy into a fresh buffer costs about the same);
+//!    receiving through the incremental `FrameDecoder` in 256 KiB reads, one message 34 ms and
+//!    split 121 ms — the decoder copies each 32 MiB part out of its buffer when the next part's
+//!    bytes are already behind it, and then the parts are assembled: two extra passes.
+//!
 //! A payload that fits one part is sent as one ordinary REPLY/OK, byte for byte what libvirt sends,
 //! so the codec differs from libvirt only where libvirt would fail with "Unable to encode message
 //! payload".
