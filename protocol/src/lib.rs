@@ -27,8 +27,11 @@
 pub mod body;
 pub mod error;
 pub mod frame;
+#[cfg(fuzzing)]
+pub mod fuzzing;
 pub mod header;
 pub mod limits;
+pub mod schema;
 pub mod stream;
 pub mod xdr;
 
