@@ -292,7 +292,8 @@ proptest! {
         let parts = c.split(&reply(1), &payload[..max as usize]).unwrap();
         prop_assert!(parts.len() as u32 <= max_parts);
         let e = c.split(&reply(1), &payload).unwrap_err();
-        let binding = if max_total < max_parts as u64 * part as u64 {
+        // When both caps are equal both are passed; the total is checked first.
+        let binding = if max_total <= max_parts as u64 * part as u64 {
             LimitKind::SplitTotal
         } else {
             LimitKind::SplitParts
