@@ -33,8 +33,9 @@ pub enum StreamError {
         /// The stream.
         key: StreamKey,
     },
-    /// A hole libvirt's stream backends refuse: negative length, or flags other than 0
-    /// (`virCheckFlags(0)` in the client and the fd-stream backend).
+    /// A hole with flags other than 0 (libvirt's client refuses them: `virCheckFlags(0)` in
+    /// `virNetClientStreamSetHole`), or with a negative length (refused by us: a hole of negative
+    /// size has no meaning; libvirt's own handling of it is not verified).
     #[error("invalid hole on stream {key}: length {length}, flags {flags:#x}")]
     InvalidHole {
         /// The stream.

@@ -170,8 +170,8 @@ impl<'a> StreamPacket<'a> {
     /// STREAM or STREAM_HOLE (calls, replies, messages are not stream packets).
     ///
     /// Refused ([`StreamError`]): STREAM with an unknown status or STREAM_HOLE with a status other
-    /// than CONTINUE; a hole payload that does not decode, or a negative hole or non-zero flags
-    /// (libvirt refuses both); a server's STREAM/ERROR without a decodable error body (libvirt's client
+    /// than CONTINUE; a hole payload that does not decode, a hole with non-zero flags (libvirt
+    /// refuses them) or a negative length ([`StreamError::InvalidHole`]); a server's STREAM/ERROR without a decodable error body (libvirt's client
     /// cannot decode it either). Strict mode also refuses payload bytes on finish, abort and
     /// confirmation, and trailing bytes after a hole or error body; libvirt mode ignores them, as
     /// libvirt does.
@@ -247,7 +247,7 @@ impl<'a> StreamPacket<'a> {
     }
 }
 
-/// libvirt refuses negative holes and any flag (`virCheckFlags(0)`).
+/// Non-zero flags are refused as libvirt's client does (`virCheckFlags(0)`); negative lengths by us.
 pub(crate) fn check_hole(key: StreamKey, hole: StreamHole) -> Result<(), StreamError> {
     if hole.length < 0 || hole.flags != 0 {
         return Err(StreamError::InvalidHole {
