@@ -171,8 +171,8 @@ impl<'a> StreamPacket<'a> {
     ///
     /// Refused ([`StreamError`]): STREAM with an unknown status or STREAM_HOLE with a status other
     /// than CONTINUE; a hole payload that does not decode, a hole with non-zero flags (libvirt
-    /// refuses them) or a negative length ([`StreamError::InvalidHole`]); a server's STREAM/ERROR without a decodable error body (libvirt's client
-    /// cannot decode it either). Strict mode also refuses payload bytes on finish, abort and
+    /// refuses them) or a negative length ([`StreamError::InvalidHole`]); a server's STREAM/ERROR
+    /// without a decodable error body (libvirt's client cannot decode it either). Strict mode also refuses payload bytes on finish, abort and
     /// confirmation, and trailing bytes after a hole or error body; libvirt mode ignores them, as
     /// libvirt does.
     pub fn decode(
