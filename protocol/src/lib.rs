@@ -32,6 +32,7 @@ pub mod fuzzing;
 pub mod header;
 pub mod limits;
 pub mod schema;
+pub mod stream;
 pub mod xdr;
 
 pub use body::{Body, BodyKind, ErrorBody, KeepaliveProc, Message, StreamHole};
@@ -42,4 +43,5 @@ pub use frame::{
 };
 pub use header::{Header, MessageStatus, MessageType, Program, program, program_name};
 pub use limits::{Limits, Profile};
+pub use stream::{Reassembler, StreamError, StreamKey, StreamPacket, StreamSplitter};
 pub use xdr::{Compat, Reader, Writer};
