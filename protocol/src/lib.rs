@@ -27,8 +27,12 @@
 pub mod body;
 pub mod error;
 pub mod frame;
+#[cfg(fuzzing)]
+pub mod fuzzing;
 pub mod header;
 pub mod limits;
+pub mod schema;
+pub mod stream;
 pub mod xdr;
 
 pub use body::{Body, BodyKind, ErrorBody, KeepaliveProc, Message, StreamHole};
@@ -39,4 +43,5 @@ pub use frame::{
 };
 pub use header::{Header, MessageStatus, MessageType, Program, program, program_name};
 pub use limits::{Limits, Profile};
+pub use stream::{Reassembler, StreamError, StreamKey, StreamPacket, StreamSplitter};
 pub use xdr::{Compat, Reader, Writer};

@@ -1,0 +1,518 @@
+//! libvirt 9.0.0's own RPC decoder as a differential oracle.
+//!
+//! Calls `virNetMessageDecodeLength`, `…DecodeHeader`, `…DecodeNumFDs` and `…DecodePayload` from
+//! libvirt.so.0 (symbol version `LIBVIRT_PRIVATE_9.0.0`: it links against exactly that version) with
+//! the generated `xdr_*` filters, and maps the C structs to [`OValue`] trees. The `virNetMessage`
+//! layout and the struct layouts below are those of libvirt 9.0.0 on x86_64 (`virnetmessage.h`,
+//! `src/remote_protocol-structs`); nothing else in virtwire needs libvirt0.
+//!
+//! Bodies decoded: the error struct (REPLY/ERROR, STREAM/ERROR), the stream hole, and for the remote
+//! program the connection-lifecycle procedures and CONNECT_GET_ALL_DOMAIN_STATS (see [`Proc`]).
+
+#![allow(unsafe_code)]
+
+use std::ffi::{c_char, c_int, c_uint, c_void};
+use std::sync::Once;
+
+#[cfg(fuzzing)]
+use virtwire_protocol::fuzzing::{LibvirtOracle, LibvirtVerdict, OValue};
+use virtwire_protocol::header::REMOTE_PROGRAM;
+use virtwire_protocol::{Header, MessageStatus, MessageType};
+
+/// `virNetMessageHeader`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+struct CHeader {
+    prog: c_uint,
+    vers: c_uint,
+    proc_: c_int,
+    type_: c_int,
+    serial: c_uint,
+    status: c_int,
+}
+
+/// `struct _virNetMessage` of libvirt 9.0.0.
+#[repr(C)]
+struct CMessage {
+    tracked: bool,
+    buffer: *mut c_char,
+    buffer_length: usize,
+    buffer_offset: usize,
+    header: CHeader,
+    cb: *mut c_void,
+    opaque: *mut c_void,
+    nfds: usize,
+    fds: *mut c_int,
+    donefds: usize,
+    next: *mut CMessage,
+}
+
+type XdrProc = unsafe extern "C" fn(*mut c_void, *mut c_void) -> c_int;
+
+unsafe extern "C" {
+    fn virInitialize() -> c_int;
+    fn virSetErrorFunc(
+        data: *mut c_void,
+        f: Option<unsafe extern "C" fn(*mut c_void, *mut c_void)>,
+    );
+    fn virNetMessageNew(tracked: bool) -> *mut CMessage;
+    fn virNetMessageFree(msg: *mut CMessage);
+    fn virNetMessageDecodeLength(msg: *mut CMessage) -> c_int;
+    fn virNetMessageDecodeHeader(msg: *mut CMessage) -> c_int;
+    fn virNetMessageDecodeNumFDs(msg: *mut CMessage) -> c_int;
+    fn virNetMessageDecodePayload(msg: *mut CMessage, filter: XdrProc, data: *mut c_void) -> c_int;
+    fn xdr_free(filter: XdrProc, data: *mut c_void);
+    fn g_malloc0(n: usize) -> *mut c_void;
+
+    fn xdr_virNetMessageError(xdr: *mut c_void, obj: *mut c_void) -> c_int;
+    fn xdr_virNetStreamHole(xdr: *mut c_void, obj: *mut c_void) -> c_int;
+    fn xdr_remote_connect_open_args(xdr: *mut c_void, obj: *mut c_void) -> c_int;
+    fn xdr_remote_auth_list_ret(xdr: *mut c_void, obj: *mut c_void) -> c_int;
+    fn xdr_remote_connect_supports_feature_args(xdr: *mut c_void, obj: *mut c_void) -> c_int;
+    fn xdr_remote_connect_supports_feature_ret(xdr: *mut c_void, obj: *mut c_void) -> c_int;
+    fn xdr_remote_connect_get_uri_ret(xdr: *mut c_void, obj: *mut c_void) -> c_int;
+    fn xdr_remote_connect_get_lib_version_ret(xdr: *mut c_void, obj: *mut c_void) -> c_int;
+    fn xdr_remote_connect_list_all_domains_args(xdr: *mut c_void, obj: *mut c_void) -> c_int;
+    fn xdr_remote_connect_list_all_domains_ret(xdr: *mut c_void, obj: *mut c_void) -> c_int;
+    fn xdr_remote_connect_get_all_domain_stats_args(xdr: *mut c_void, obj: *mut c_void) -> c_int;
+    fn xdr_remote_connect_get_all_domain_stats_ret(xdr: *mut c_void, obj: *mut c_void) -> c_int;
+}
+
+unsafe extern "C" fn quiet(_: *mut c_void, _: *mut c_void) {}
+
+fn init() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: plain library initialisation; the error callback ignores its arguments.
+        unsafe {
+            virInitialize();
+            virSetErrorFunc(std::ptr::null_mut(), Some(quiet));
+        }
+    });
+}
+
+/// A body the oracle can decode, with the libvirt filter that decodes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Proc {
+    /// `virNetMessageError`.
+    Error,
+    /// `virNetStreamHole`.
+    Hole,
+    /// CONNECT_OPEN (1) args.
+    ConnectOpenArgs,
+    /// AUTH_LIST (66) ret.
+    AuthListRet,
+    /// CONNECT_SUPPORTS_FEATURE (60) args.
+    SupportsFeatureArgs,
+    /// CONNECT_SUPPORTS_FEATURE (60) ret.
+    SupportsFeatureRet,
+    /// CONNECT_GET_URI (110) ret.
+    GetUriRet,
+    /// CONNECT_GET_LIB_VERSION (157) ret.
+    GetLibVersionRet,
+    /// CONNECT_LIST_ALL_DOMAINS (273) args.
+    ListAllDomainsArgs,
+    /// CONNECT_LIST_ALL_DOMAINS (273) ret.
+    ListAllDomainsRet,
+    /// CONNECT_GET_ALL_DOMAIN_STATS (344) args.
+    AllDomainStatsArgs,
+    /// CONNECT_GET_ALL_DOMAIN_STATS (344) ret.
+    AllDomainStatsRet,
+}
+
+impl Proc {
+    /// Which body of a frame with this header the oracle decodes, if any.
+    pub fn of(h: &Header, payload_len: usize) -> Option<Proc> {
+        use MessageStatus as S;
+        use MessageType as T;
+        match (h.msg_type, h.status) {
+            (T::Reply | T::ReplyWithFds, S::Error) => return Some(Proc::Error),
+            (T::Stream, S::Error) if payload_len > 0 => return Some(Proc::Error),
+            (T::StreamHole, S::Continue) => return Some(Proc::Hole),
+            _ => {}
+        }
+        if h.prog != REMOTE_PROGRAM || h.vers != 1 {
+            return None;
+        }
+        let call = matches!((h.msg_type, h.status), (T::Call | T::CallWithFds, S::Ok));
+        let ret = matches!((h.msg_type, h.status), (T::Reply | T::ReplyWithFds, S::Ok));
+        Some(match (h.procedure, call, ret) {
+            (1, true, _) => Proc::ConnectOpenArgs,
+            (66, _, true) => Proc::AuthListRet,
+            (60, true, _) => Proc::SupportsFeatureArgs,
+            (60, _, true) => Proc::SupportsFeatureRet,
+            (110, _, true) => Proc::GetUriRet,
+            (157, _, true) => Proc::GetLibVersionRet,
+            (273, true, _) => Proc::ListAllDomainsArgs,
+            (273, _, true) => Proc::ListAllDomainsRet,
+            (344, true, _) => Proc::AllDomainStatsArgs,
+            (344, _, true) => Proc::AllDomainStatsRet,
+            _ => return None,
+        })
+    }
+
+    fn filter(self) -> XdrProc {
+        match self {
+            Proc::Error => xdr_virNetMessageError,
+            Proc::Hole => xdr_virNetStreamHole,
+            Proc::ConnectOpenArgs => xdr_remote_connect_open_args,
+            Proc::AuthListRet => xdr_remote_auth_list_ret,
+            Proc::SupportsFeatureArgs => xdr_remote_connect_supports_feature_args,
+            Proc::SupportsFeatureRet => xdr_remote_connect_supports_feature_ret,
+            Proc::GetUriRet => xdr_remote_connect_get_uri_ret,
+            Proc::GetLibVersionRet => xdr_remote_connect_get_lib_version_ret,
+            Proc::ListAllDomainsArgs => xdr_remote_connect_list_all_domains_args,
+            Proc::ListAllDomainsRet => xdr_remote_connect_list_all_domains_ret,
+            Proc::AllDomainStatsArgs => xdr_remote_connect_get_all_domain_stats_args,
+            Proc::AllDomainStatsRet => xdr_remote_connect_get_all_domain_stats_ret,
+        }
+    }
+}
+
+/// Raw memory reads of libvirt 9.0's structs (x86_64 layouts).
+#[cfg(fuzzing)]
+mod read {
+    use super::*;
+
+    /// # Safety
+    /// `p + off` must be readable for `T` and suitably aligned.
+    unsafe fn at<T: Copy>(p: *const u8, off: usize) -> T {
+        // SAFETY: guaranteed by the caller.
+        unsafe { (p.add(off) as *const T).read() }
+    }
+
+    /// A C string (NUL-terminated), as the bytes before the NUL.
+    unsafe fn cstr(p: *const c_char) -> Vec<u8> {
+        // SAFETY: xdr_string always NUL-terminates what it allocates.
+        unsafe { std::ffi::CStr::from_ptr(p) }.to_bytes().to_vec()
+    }
+
+    unsafe fn nonnull_string(p: *const u8, off: usize) -> OValue {
+        // SAFETY: caller passes the offset of a `char *` a successful decode filled.
+        OValue::Bytes(unsafe { cstr(at::<*const c_char>(p, off)) })
+    }
+
+    unsafe fn opt_string(p: *const u8, off: usize) -> OValue {
+        // SAFETY: `char **`, NULL when absent.
+        let pp = unsafe { at::<*const *const c_char>(p, off) };
+        OValue::Opt(if pp.is_null() {
+            None
+        } else {
+            // SAFETY: present → points at a decoded `char *`.
+            Some(Box::new(OValue::Bytes(unsafe { cstr(*pp) })))
+        })
+    }
+
+    unsafe fn uuid(p: *const u8, off: usize) -> OValue {
+        // SAFETY: 16 bytes inline.
+        OValue::Bytes(unsafe { std::slice::from_raw_parts(p.add(off), 16) }.to_vec())
+    }
+
+    /// `remote_nonnull_domain` (size 32): name, uuid[16], id.
+    unsafe fn domain(p: *const u8) -> OValue {
+        // SAFETY: p points at a decoded remote_nonnull_domain.
+        unsafe {
+            OValue::Rec(vec![
+                nonnull_string(p, 0),
+                uuid(p, 8),
+                OValue::I(at::<c_int>(p, 24) as i64),
+            ])
+        }
+    }
+
+    /// `struct { u_int len; T *val; }` at `off`, each element read by `elem` with stride `size`.
+    unsafe fn list(
+        p: *const u8,
+        off: usize,
+        size: usize,
+        elem: unsafe fn(*const u8) -> OValue,
+    ) -> OValue {
+        // SAFETY: a decoded array: `len` elements at `val`.
+        unsafe {
+            let n = at::<c_uint>(p, off) as usize;
+            let v = at::<*const u8>(p, off + 8);
+            OValue::List((0..n).map(|i| elem(v.add(i * size))).collect())
+        }
+    }
+
+    /// `remote_typed_param` (size 24): field, value { int type; union @8 }.
+    unsafe fn typed_param(p: *const u8) -> OValue {
+        // SAFETY: p points at a decoded remote_typed_param; the arm read matches the discriminant.
+        unsafe {
+            let t = at::<c_int>(p, 8);
+            let arm = match t {
+                1 | 6 => OValue::I(at::<c_int>(p, 16) as i64),
+                2 => OValue::U(at::<c_uint>(p, 16) as u64),
+                3 => OValue::I(at::<i64>(p, 16)),
+                4 => OValue::U(at::<u64>(p, 16)),
+                5 => OValue::D(at::<f64>(p, 16).to_bits()),
+                7 => nonnull_string(p, 16),
+                _ => unreachable!("xdr_remote_typed_param_value accepted type {t}"),
+            };
+            OValue::Rec(vec![
+                nonnull_string(p, 0),
+                OValue::Rec(vec![OValue::I(t as i64), arm]),
+            ])
+        }
+    }
+
+    /// `remote_domain_stats_record` (size 48): dom, params.
+    unsafe fn stats_record(p: *const u8) -> OValue {
+        // SAFETY: p points at a decoded record.
+        unsafe { OValue::Rec(vec![domain(p), list(p, 32, 24, typed_param)]) }
+    }
+
+    unsafe fn int_elem(p: *const u8) -> OValue {
+        // SAFETY: p points at an int.
+        OValue::I(unsafe { at::<c_int>(p, 0) } as i64)
+    }
+
+    /// The decoded struct at `p` as an `OValue`.
+    pub(super) unsafe fn body(which: Proc, p: *const u8) -> OValue {
+        // SAFETY: `p` holds the struct the filter for `which` decoded.
+        unsafe {
+            match which {
+                Proc::Error => {
+                    let dom = at::<*const u8>(p, 24);
+                    let net = at::<*const u8>(p, 64);
+                    OValue::Rec(vec![
+                        OValue::I(at::<c_int>(p, 0) as i64),
+                        OValue::I(at::<c_int>(p, 4) as i64),
+                        opt_string(p, 8),
+                        OValue::I(at::<c_int>(p, 16) as i64),
+                        OValue::Opt((!dom.is_null()).then(|| Box::new(domain(dom)))),
+                        opt_string(p, 32),
+                        opt_string(p, 40),
+                        opt_string(p, 48),
+                        OValue::I(at::<c_int>(p, 56) as i64),
+                        OValue::I(at::<c_int>(p, 60) as i64),
+                        OValue::Opt((!net.is_null()).then(|| {
+                            Box::new(OValue::Rec(vec![nonnull_string(net, 0), uuid(net, 8)]))
+                        })),
+                    ])
+                }
+                Proc::Hole => OValue::Rec(vec![
+                    OValue::I(at::<i64>(p, 0)),
+                    OValue::U(at::<c_uint>(p, 8) as u64),
+                ]),
+                Proc::ConnectOpenArgs => {
+                    OValue::Rec(vec![opt_string(p, 0), OValue::U(at::<c_uint>(p, 8) as u64)])
+                }
+                Proc::AuthListRet => OValue::Rec(vec![list(p, 0, 4, int_elem)]),
+                Proc::SupportsFeatureArgs | Proc::SupportsFeatureRet => {
+                    OValue::Rec(vec![OValue::I(at::<c_int>(p, 0) as i64)])
+                }
+                Proc::GetUriRet => OValue::Rec(vec![nonnull_string(p, 0)]),
+                Proc::GetLibVersionRet => OValue::Rec(vec![OValue::U(at::<u64>(p, 0))]),
+                Proc::ListAllDomainsArgs => OValue::Rec(vec![
+                    OValue::I(at::<c_int>(p, 0) as i64),
+                    OValue::U(at::<c_uint>(p, 4) as u64),
+                ]),
+                Proc::ListAllDomainsRet => OValue::Rec(vec![
+                    list(p, 0, 32, domain),
+                    OValue::U(at::<c_uint>(p, 16) as u64),
+                ]),
+                Proc::AllDomainStatsArgs => OValue::Rec(vec![
+                    list(p, 0, 32, domain),
+                    OValue::U(at::<c_uint>(p, 16) as u64),
+                    OValue::U(at::<c_uint>(p, 20) as u64),
+                ]),
+                Proc::AllDomainStatsRet => OValue::Rec(vec![list(p, 0, 48, stats_record)]),
+            }
+        }
+    }
+}
+
+/// The raw outcome of libvirt's decoder on one frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// `virNetMessageDecodeLength` failed.
+    LengthRejected,
+    /// Fewer bytes than the length word says.
+    Incomplete,
+    /// `virNetMessageDecodeHeader` failed.
+    HeaderRejected,
+    /// `virNetMessageDecodeNumFDs` failed.
+    FdsRejected,
+    /// Decoded: header, FD count, and for a body the oracle knows, whether the payload decoded.
+    Frame {
+        /// The header.
+        header: Header,
+        /// The FD count for `*_WITH_FDS`.
+        nfds: Option<u32>,
+        /// The body kind and whether `virNetMessageDecodePayload` accepted it.
+        body: Option<(Proc, bool)>,
+    },
+}
+
+/// Run libvirt's decoder on `frame`; `visit` sees the decoded struct (when there is one) before it
+/// is freed.
+fn run(frame: &[u8], visit: &mut dyn FnMut(Proc, *const u8)) -> Outcome {
+    init();
+    if frame.len() < 4 {
+        return Outcome::Incomplete;
+    }
+    // SAFETY: the message is created, filled and freed here; its buffer is glib-allocated as
+    // libvirt's realloc expects; every length used is the one libvirt set after its own checks.
+    unsafe {
+        let msg = virNetMessageNew(false);
+        assert!(!msg.is_null(), "virNetMessageNew failed");
+        let buf = g_malloc0(4) as *mut u8;
+        std::ptr::copy_nonoverlapping(frame.as_ptr(), buf, 4);
+        (*msg).buffer = buf as *mut c_char;
+        (*msg).buffer_length = 4;
+        (*msg).buffer_offset = 0;
+        let out = 'out: {
+            if virNetMessageDecodeLength(msg) < 0 {
+                break 'out Outcome::LengthRejected;
+            }
+            let total = (*msg).buffer_length;
+            if frame.len() < total {
+                break 'out Outcome::Incomplete;
+            }
+            std::ptr::copy_nonoverlapping(frame.as_ptr(), (*msg).buffer as *mut u8, total);
+            if virNetMessageDecodeHeader(msg) < 0 {
+                break 'out Outcome::HeaderRejected;
+            }
+            let h = (*msg).header;
+            let header = Header::new(
+                h.prog,
+                h.vers,
+                h.proc_,
+                MessageType::from_raw(h.type_),
+                h.serial,
+                MessageStatus::from_raw(h.status),
+            );
+            let nfds = if header.msg_type.has_fds() {
+                if virNetMessageDecodeNumFDs(msg) < 0 {
+                    break 'out Outcome::FdsRejected;
+                }
+                Some((*msg).nfds as u32)
+            } else {
+                None
+            };
+            let payload_len = total - (*msg).buffer_offset;
+            let body = Proc::of(&header, payload_len).map(|which| {
+                let mut obj = [0u64; 16]; // 128 bytes, 8-aligned: larger than every struct above
+                let p = obj.as_mut_ptr() as *mut c_void;
+                let ok = virNetMessageDecodePayload(msg, which.filter(), p) == 0;
+                if ok {
+                    visit(which, p as *const u8);
+                }
+                xdr_free(which.filter(), p);
+                (which, ok)
+            });
+            Outcome::Frame { header, nfds, body }
+        };
+        virNetMessageFree(msg);
+        out
+    }
+}
+
+/// Decode `frame` with libvirt's decoder and report what it did.
+pub fn decode(frame: &[u8]) -> Outcome {
+    run(frame, &mut |_, _| {})
+}
+
+/// libvirt.so.0 as the differential oracle.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Libvirt;
+
+#[cfg(fuzzing)]
+impl LibvirtOracle for Libvirt {
+    fn decode(&self, frame: &[u8]) -> LibvirtVerdict {
+        let mut value = None;
+        // SAFETY: `run` passes the struct the filter for `which` just decoded.
+        let out = run(frame, &mut |which, p| {
+            value = Some(unsafe { read::body(which, p) })
+        });
+        match out {
+            Outcome::LengthRejected => LibvirtVerdict::LengthRejected,
+            Outcome::Incomplete => LibvirtVerdict::Incomplete,
+            Outcome::HeaderRejected => LibvirtVerdict::HeaderRejected,
+            Outcome::FdsRejected => LibvirtVerdict::FdsRejected,
+            Outcome::Frame { header, nfds, body } => LibvirtVerdict::Frame {
+                header,
+                nfds,
+                body: body.map(|(_, ok)| if ok { value.take() } else { None }),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use virtwire_protocol::{ErrorBody, FrameBuilder, KeepaliveProc, Limits};
+
+    #[test]
+    fn lengths_as_libvirt_judges_them() {
+        assert_eq!(decode(&3u32.to_be_bytes()), Outcome::LengthRejected);
+        assert_eq!(
+            decode(&33_554_437u32.to_be_bytes()),
+            Outcome::LengthRejected
+        );
+        assert_eq!(decode(&33_554_436u32.to_be_bytes()), Outcome::Incomplete);
+        let mut short = 20u32.to_be_bytes().to_vec();
+        short.resize(20, 0);
+        assert_eq!(decode(&short), Outcome::HeaderRejected);
+    }
+
+    #[test]
+    fn frames_decode_like_ours() {
+        let ping = KeepaliveProc::Ping.frame();
+        match decode(&ping) {
+            Outcome::Frame { header, nfds, body } => {
+                assert_eq!(header.procedure, 1);
+                assert_eq!(nfds, None);
+                assert_eq!(body, None);
+            }
+            o => panic!("{o:?}"),
+        }
+        let l = Limits::default();
+        let err = ErrorBody::new(39, 7, "unknown procedure: 9999")
+            .to_bytes(&l)
+            .unwrap();
+        let f = FrameBuilder::new(Header::new(
+            REMOTE_PROGRAM,
+            1,
+            9999,
+            MessageType::Reply,
+            5,
+            MessageStatus::Error,
+        ))
+        .payload(err.clone())
+        .encode(&l)
+        .unwrap();
+        assert!(matches!(
+            decode(&f),
+            Outcome::Frame {
+                body: Some((Proc::Error, true)),
+                ..
+            }
+        ));
+        let f = FrameBuilder::new(Header::new(
+            REMOTE_PROGRAM,
+            1,
+            9999,
+            MessageType::Reply,
+            5,
+            MessageStatus::Error,
+        ))
+        .payload(&err[..err.len() - 4])
+        .encode(&l)
+        .unwrap();
+        assert!(matches!(
+            decode(&f),
+            Outcome::Frame {
+                body: Some((Proc::Error, false)),
+                ..
+            }
+        ));
+        let f = FrameBuilder::call(REMOTE_PROGRAM, 1, 1)
+            .msg_type(MessageType::CallWithFds)
+            .nfds(Some(33))
+            .build_unchecked();
+        assert_eq!(decode(&f), Outcome::FdsRejected);
+    }
+}

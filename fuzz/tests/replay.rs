@@ -1,0 +1,122 @@
+//! Replays every seed (`corpus/<target>/`) and every regression (`corpus/regressions/<target>/`)
+//! through the same harness the fuzz targets run, on stable, as part of `cargo test`.
+
+use std::path::{Path, PathBuf};
+
+use virtwire_protocol::fuzzing;
+
+fn corpus_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus")
+}
+
+/// Every file under `corpus/<target>/` and `corpus/regressions/<target>/`.
+fn inputs(target: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for dir in [
+        corpus_root().join(target),
+        corpus_root().join("regressions").join(target),
+    ] {
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in rd {
+            let p = e.expect("readable corpus dir").path();
+            if p.is_file()
+                && !p
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+            {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn replay(target: &str, min_seeds: usize, f: fn(&[u8])) {
+    let files = inputs(target);
+    assert!(
+        files.len() >= min_seeds,
+        "corpus/{target}/ holds {} inputs, expected at least {min_seeds}",
+        files.len()
+    );
+    for p in &files {
+        let data = std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        let r = std::panic::catch_unwind(|| f(&data));
+        assert!(
+            r.is_ok(),
+            "{target}: input {} fails the harness",
+            p.display()
+        );
+    }
+    eprintln!("{target}: replayed {} inputs", files.len());
+}
+
+#[test]
+fn replay_header() {
+    replay("header", 5, fuzzing::header);
+}
+
+#[test]
+fn replay_frame_stream() {
+    replay("frame_stream", 5, fuzzing::frame_stream);
+}
+
+#[test]
+fn replay_body() {
+    replay("body", 20, fuzzing::body);
+}
+
+#[test]
+fn replay_validate_vs_decode() {
+    replay("validate_vs_decode", 20, fuzzing::validate_vs_decode);
+}
+
+#[test]
+fn replay_roundtrip_structured() {
+    replay("roundtrip_structured", 3, fuzzing::roundtrip_structured);
+}
+
+/// Regenerates `corpus/roundtrip_structured/`: one small input per body shape, found by a seeded
+/// search over byte strings (run with `cargo test -- --ignored generate_structured_seeds`).
+#[test]
+#[ignore = "writes seed files; run by hand to regenerate"]
+fn generate_structured_seeds() {
+    use arbitrary::{Arbitrary, Unstructured};
+    use fuzzing::ArbMessage;
+    let dir = corpus_root().join("roundtrip_structured");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut found = std::collections::BTreeMap::new();
+    for _ in 0..200_000 {
+        let len = 8 + (x % 56) as usize;
+        let bytes: Vec<u8> = (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        let Ok(m) = ArbMessage::arbitrary_take_rest(Unstructured::new(&bytes)) else {
+            continue;
+        };
+        let shape = format!("{:?}", m.body);
+        let name = shape.split(['(', ' ', '{']).next().unwrap().to_lowercase();
+        found.entry(name).or_insert(bytes);
+    }
+    for (name, bytes) in &found {
+        std::fs::write(dir.join(format!("{name}.bin")), bytes).unwrap();
+    }
+    assert!(found.len() >= 10, "only {} shapes found", found.len());
+}
+
+/// The differential corpus through libvirt.so.0's decoder and ours (needs `--features libvirt`).
+#[cfg(feature = "libvirt")]
+#[test]
+fn replay_differential_libvirt() {
+    replay("differential_libvirt", 5, |d| {
+        fuzzing::differential_libvirt(d, &virtwire_libvirt_oracle::Libvirt)
+    });
+}

@@ -1,0 +1,723 @@
+//! Fuzz harnesses (only with `--cfg fuzzing`).
+//!
+//! Each public `fn name(data: &[u8])` is the whole logic of one fuzz target, oracle included; the
+//! targets in `fuzz/fuzz_targets/` are one-liners calling them, and `fuzz/tests/` replays every seed
+//! and regression file through the same functions on stable. A failed oracle panics (that is how
+//! libFuzzer learns of it); the message says which property broke.
+
+use arbitrary::{Arbitrary, Unstructured};
+
+use std::sync::OnceLock;
+
+use crate::body::{ErrorDomain, ErrorNetwork};
+use crate::header::PROGRAMS;
+use crate::schema::{Schema, Value};
+use crate::*;
+
+/// libvirt's schema, loaded once per process: from `VIRTWIRE_PROTOCOL_DIR`, else from a
+/// `libvirt-protocol/` directory beside the fuzz binary (where `.clusterfuzzlite/build.sh` puts the
+/// `.x` files), else from the repository's `.cache/libvirt-*/`. Panics with what to do when none is
+/// there: a fuzz run without the schema would test nothing.
+pub fn schema() -> &'static Schema {
+    static SCHEMA: OnceLock<Schema> = OnceLock::new();
+    SCHEMA.get_or_init(|| {
+        let beside_exe = std::env::current_exe()
+            .ok()
+            .and_then(|e| e.parent().map(|d| d.join("libvirt-protocol")))
+            .filter(|d| d.is_dir() && std::env::var_os("VIRTWIRE_PROTOCOL_DIR").is_none());
+        Schema::locate(beside_exe.as_deref())
+            .and_then(|dir| Schema::load_dir(&dir))
+            .unwrap_or_else(|e| panic!("fuzz harness: cannot load libvirt's .x files: {e}"))
+    })
+}
+
+/// Limits for fuzzing: index 0..=2 are the named profiles, 3 is a small custom profile whose edges a
+/// fuzzer reaches with short inputs.
+pub fn fuzz_limits(sel: u8) -> Limits {
+    match sel % 4 {
+        0 => Limits::LEGACY_256K,
+        1 => Limits::DYNAMIC_16M,
+        2 => Limits::CURRENT_32M,
+        _ => Limits::default()
+            .with_message_max(1024)
+            .with_stream_chunk(512)
+            .with_string_max(64)
+            .with_fds_max(4),
+    }
+}
+
+/// Target `header`: decode a header and a frame from raw bytes in both modes. Oracles: a decoded
+/// header re-encodes to the same 24 bytes; strict acceptance implies libvirt acceptance with the same
+/// values; a frame that decodes (and its body, in strict mode) re-encodes byte for byte.
+pub fn header(data: &[u8]) {
+    let strict = Header::decode(&mut Reader::new(data, Compat::Strict));
+    let lib = Header::decode(&mut Reader::new(data, Compat::Libvirt));
+    if let Ok(h) = &lib {
+        assert_eq!(&h.to_bytes()[..], &data[..24], "header re-encoding differs");
+    }
+    if let Ok(h) = &strict {
+        assert_eq!(
+            lib.as_ref().ok(),
+            Some(h),
+            "strict accepted a header libvirt mode refused"
+        );
+    }
+    let limits = fuzz_limits(data.first().copied().unwrap_or(0) >> 6);
+    for compat in [Compat::Strict, Compat::Libvirt] {
+        let Ok(Parsed::Complete {
+            value: frame,
+            consumed,
+        }) = parse_frame(data, &limits, compat)
+        else {
+            continue;
+        };
+        assert_eq!(frame.bytes.len(), consumed);
+        let mut again = Vec::new();
+        frame
+            .encode(&mut again, &limits)
+            .expect("a decoded frame must encode within the same limits");
+        assert_eq!(again, frame.bytes, "frame re-encoding differs");
+        match Message::decode(frame, &limits, compat) {
+            Ok(m) if compat == Compat::Strict => {
+                let mut again = Vec::new();
+                m.encode(&mut again, &limits)
+                    .expect("strict message must encode");
+                assert_eq!(again, frame.bytes, "strict message re-encoding differs");
+                let lib = Message::decode(frame, &limits, Compat::Libvirt)
+                    .expect("strict accepted a message libvirt mode refused");
+                assert_eq!(lib.body, m.body);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Deterministic cut points from a seed: a small xorshift so one input byte picks a whole chunking.
+fn cuts(len: usize, seed: u16, max_chunk: usize) -> Vec<usize> {
+    let mut x = (seed as u32) | 1;
+    let mut at = 0;
+    let mut out = Vec::new();
+    while at < len {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        at = (at + 1 + (x as usize % max_chunk.max(1))).min(len);
+        out.push(at);
+    }
+    out
+}
+
+/// Target `frame_stream`: `data[0]` picks limits and mode, `data[1..3]` seed the chunking, the rest
+/// is a byte stream. Oracles: feeding it in that chunking yields exactly the frames (and the error,
+/// at the same stream offset) of one-shot decoding; the decoder never holds more bytes than fed and
+/// not yet taken out; `needed()` is exact once the length word is in.
+pub fn frame_stream(data: &[u8]) {
+    if data.len() < 3 {
+        return;
+    }
+    let limits = fuzz_limits(data[0]);
+    let compat = if data[0] & 4 == 0 {
+        Compat::Strict
+    } else {
+        Compat::Libvirt
+    };
+    let max_chunk = 1 + (data[0] as usize >> 3) * 37;
+    let seed = u16::from_be_bytes([data[1], data[2]]);
+    let stream = &data[3..];
+
+    let mut one_shot = Vec::new();
+    let mut one_shot_err = None;
+    for r in frames(stream, limits, compat) {
+        match r {
+            Ok((at, f)) => one_shot.push((at as u64, f.bytes)),
+            Err(e) => one_shot_err = Some(e),
+        }
+    }
+
+    let mut dec = FrameDecoder::new(limits, compat);
+    let mut got = Vec::new();
+    let mut err = None;
+    let mut fed = 0usize;
+    'outer: for end in cuts(stream.len(), seed, max_chunk) {
+        dec.feed(&stream[fed..end]);
+        fed = end;
+        loop {
+            assert!(
+                dec.capacity() <= fed,
+                "decoder holds {} bytes after {} fed",
+                dec.capacity(),
+                fed
+            );
+            match dec.next_frame() {
+                Ok(Some(f)) => got.push((f.stream_offset(), f.into_bytes())),
+                Ok(None) => {
+                    assert_eq!(dec.buffered() as u64, fed as u64 - dec.consumed());
+                    break;
+                }
+                Err(e) => {
+                    err = Some(e);
+                    break 'outer;
+                }
+            }
+        }
+    }
+    assert_eq!(got.len(), one_shot.len(), "frame count differs by chunking");
+    for ((a_at, a), (b_at, b)) in got.iter().zip(&one_shot) {
+        assert_eq!(a_at, b_at, "frame offset differs");
+        assert_eq!(&a[..], *b, "frame bytes differ");
+    }
+    match (&err, &one_shot_err) {
+        (None, None) => {}
+        (Some(a), Some(b)) => {
+            assert_eq!(a.kind(), b.kind(), "error differs by chunking");
+            assert_eq!(a.offset(), b.offset(), "error offset differs by chunking");
+        }
+        (None, Some(b)) => {
+            // One-shot calls an unfinished tail truncated; the decoder is waiting for it.
+            assert!(
+                matches!(b.kind(), ErrorKind::Truncated { .. }) && b.path_string().is_empty(),
+                "only the decoder accepted: {b}"
+            );
+            assert!(dec.needed() > 0, "decoder waits but needs nothing");
+        }
+        (Some(a), None) => panic!("only the decoder failed: {a}"),
+    }
+}
+
+/// A program number for [`ArbMessage`]: mostly known ones.
+#[derive(Debug, Clone, Copy, Arbitrary)]
+pub enum ArbProg {
+    /// One of [`PROGRAMS`] by index.
+    Known(u8),
+    /// Anything.
+    Raw(u32),
+}
+
+/// An owned error body for [`ArbMessage`].
+#[derive(Debug, Clone, Arbitrary)]
+pub struct ArbError {
+    /// code, domain, level, int1, int2.
+    pub ints: [i32; 5],
+    /// The message.
+    pub message: Option<Vec<u8>>,
+    /// str1..3.
+    pub strs: [Option<Vec<u8>>; 3],
+    /// The `dom` member.
+    pub dom: Option<(Vec<u8>, [u8; 16], i32)>,
+    /// The `net` member.
+    pub net: Option<(Vec<u8>, [u8; 16])>,
+}
+
+impl ArbError {
+    /// As an [`ErrorBody`].
+    pub fn body(&self) -> ErrorBody<'_> {
+        ErrorBody {
+            code: self.ints[0],
+            domain: self.ints[1],
+            message: self.message.as_deref(),
+            level: self.ints[2],
+            dom: self.dom.as_ref().map(|(n, u, id)| ErrorDomain {
+                name: n,
+                uuid: *u,
+                id: *id,
+            }),
+            str1: self.strs[0].as_deref(),
+            str2: self.strs[1].as_deref(),
+            str3: self.strs[2].as_deref(),
+            int1: self.ints[3],
+            int2: self.ints[4],
+            net: self
+                .net
+                .as_ref()
+                .map(|(n, u)| ErrorNetwork { name: n, uuid: *u }),
+        }
+    }
+}
+
+/// The body of an [`ArbMessage`]: every valid (type, status) shape.
+#[derive(Debug, Clone, Arbitrary)]
+pub enum ArbBody {
+    /// CALL, or CALL_WITH_FDS with the count.
+    Call(Option<u8>, Vec<u8>),
+    /// REPLY/OK, or REPLY_WITH_FDS/OK.
+    Reply(Option<u8>, Vec<u8>),
+    /// REPLY/ERROR.
+    ReplyError(ArbError),
+    /// MESSAGE/OK (an event).
+    Event(Vec<u8>),
+    /// Keepalive PING (true) or PONG.
+    Keepalive(bool),
+    /// STREAM/CONTINUE.
+    StreamData(Vec<u8>),
+    /// STREAM/OK.
+    StreamEnd,
+    /// STREAM/ERROR, empty.
+    StreamAbort,
+    /// STREAM/ERROR with an error body.
+    StreamError(ArbError),
+    /// STREAM_HOLE/CONTINUE.
+    Hole(i64, u32),
+}
+
+/// A structured message for `roundtrip_structured`.
+#[derive(Debug, Clone, Arbitrary)]
+pub struct ArbMessage {
+    /// Program.
+    pub prog: ArbProg,
+    /// Version.
+    pub vers: u32,
+    /// Procedure.
+    pub procedure: i32,
+    /// Serial.
+    pub serial: u32,
+    /// Body.
+    pub body: ArbBody,
+}
+
+/// Target `roundtrip_structured`: an [`ArbMessage`] → encode → decode (strict) → the same header, FD
+/// count and body, and encoding again gives the same bytes; the frame decoder agrees. Messages over
+/// the (small) limits must be refused by the encoder, never half-written.
+pub fn roundtrip_structured(data: &[u8]) {
+    let Ok(m) = ArbMessage::arbitrary_take_rest(Unstructured::new(data)) else {
+        return;
+    };
+    use MessageStatus as S;
+    use MessageType as T;
+    let limits = fuzz_limits(3).with_string_max(256);
+    let mut prog = match m.prog {
+        ArbProg::Known(i) => PROGRAMS[i as usize % PROGRAMS.len()].number,
+        ArbProg::Raw(p) => p,
+    };
+    let mut procedure = m.procedure;
+    let err_bytes = |e: &ArbError| e.body().to_bytes(&limits);
+    let (t, s, nfds, payload, expect) = match &m.body {
+        ArbBody::Call(fds, p) => match fds {
+            Some(n) => (
+                T::CallWithFds,
+                S::Ok,
+                Some(*n as u32),
+                p.clone(),
+                BodyKind::Args,
+            ),
+            None => (T::Call, S::Ok, None, p.clone(), BodyKind::Args),
+        },
+        ArbBody::Reply(fds, p) => match fds {
+            Some(n) => (
+                T::ReplyWithFds,
+                S::Ok,
+                Some(*n as u32),
+                p.clone(),
+                BodyKind::Ret,
+            ),
+            None => (T::Reply, S::Ok, None, p.clone(), BodyKind::Ret),
+        },
+        ArbBody::ReplyError(e) => match err_bytes(e) {
+            Ok(b) => (T::Reply, S::Error, None, b, BodyKind::Error),
+            Err(err) => {
+                assert_eq!(err.category(), Category::OverLimit, "{err}");
+                return;
+            }
+        },
+        ArbBody::Event(p) => {
+            if prog == header::KEEPALIVE_PROGRAM {
+                prog = header::REMOTE_PROGRAM;
+            }
+            (T::Message, S::Ok, None, p.clone(), BodyKind::Msg)
+        }
+        ArbBody::Keepalive(ping) => {
+            prog = header::KEEPALIVE_PROGRAM;
+            procedure = if *ping { 1 } else { 2 };
+            (T::Message, S::Ok, None, Vec::new(), BodyKind::Keepalive)
+        }
+        ArbBody::StreamData(p) => (
+            T::Stream,
+            S::Continue,
+            None,
+            p.clone(),
+            BodyKind::StreamData,
+        ),
+        ArbBody::StreamEnd => (T::Stream, S::Ok, None, Vec::new(), BodyKind::StreamEnd),
+        ArbBody::StreamAbort => (T::Stream, S::Error, None, Vec::new(), BodyKind::StreamError),
+        ArbBody::StreamError(e) => match err_bytes(e) {
+            Ok(b) => (T::Stream, S::Error, None, b, BodyKind::StreamError),
+            Err(err) => {
+                assert_eq!(err.category(), Category::OverLimit, "{err}");
+                return;
+            }
+        },
+        ArbBody::Hole(length, flags) => (
+            T::StreamHole,
+            S::Continue,
+            None,
+            StreamHole {
+                length: *length,
+                flags: *flags,
+            }
+            .to_bytes()
+            .to_vec(),
+            BodyKind::StreamHole,
+        ),
+    };
+    let h = Header::new(prog, m.vers, procedure, t, m.serial, s);
+    let mut bytes = Vec::new();
+    match encode_frame(&mut bytes, &h, nfds, &payload, &limits) {
+        Ok(()) => {}
+        Err(e) => {
+            assert!(bytes.is_empty(), "encoder wrote part of a refused frame");
+            assert_eq!(e.category(), Category::OverLimit, "{e}");
+            let too_big = 32 + payload.len() as u64 > limits.frame_max();
+            let too_many = nfds.is_some_and(|n| n > limits.fds_max);
+            assert!(too_big || too_many, "encoder refused a legal frame: {e}");
+            return;
+        }
+    }
+    let frame = Frame::decode(&bytes, &limits, Compat::Strict).expect("own frame must decode");
+    assert_eq!(frame.header, h);
+    assert_eq!(frame.nfds, nfds);
+    assert_eq!(frame.payload, &payload[..]);
+    let msg = Message::decode(frame, &limits, Compat::Strict).expect("own message must decode");
+    assert_eq!(msg.kind, expect);
+    match (&m.body, &msg.body) {
+        (ArbBody::ReplyError(e) | ArbBody::StreamError(e), Body::Error(d)) => {
+            assert_eq!(&e.body(), d)
+        }
+        (ArbBody::Hole(l, f), Body::StreamHole(d)) => {
+            assert_eq!((d.length, d.flags), (*l, *f))
+        }
+        (ArbBody::Keepalive(p), Body::Keepalive(k)) => {
+            assert_eq!(
+                *k,
+                if *p {
+                    KeepaliveProc::Ping
+                } else {
+                    KeepaliveProc::Pong
+                }
+            )
+        }
+        (ArbBody::StreamAbort, Body::StreamAbort) | (ArbBody::StreamEnd, Body::StreamEnd) => {}
+        (ArbBody::StreamData(p), Body::StreamData(d)) => assert_eq!(&p[..], *d),
+        (_, Body::Procedure { payload: d, .. }) => assert_eq!(&payload[..], *d),
+        (a, b) => panic!("decoded {b:?} for {a:?}"),
+    }
+    let mut again = Vec::new();
+    msg.encode(&mut again, &limits).expect("re-encode");
+    assert_eq!(again, bytes, "re-encoding differs");
+    let mut dec = FrameDecoder::new(limits, Compat::Strict);
+    dec.feed(&bytes);
+    let f = dec.next_frame().expect("decoder").expect("a whole frame");
+    assert_eq!(f.bytes(), &bytes[..]);
+}
+
+/// An owned value tree that both libvirt's C structs and our decoders map to, for comparison.
+///
+/// Mapping: `int`/`hyper`/enum/bool → `I`; `unsigned`/`unsigned hyper` → `U`; `double` → `D` (bits);
+/// string and opaque → `Bytes`; optional → `Opt`; array → `List`; struct → `Rec` (fields in order);
+/// union → `Rec([discriminant, arm])` (`Rec([discriminant])` for a void arm).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OValue {
+    /// Signed integer.
+    I(i64),
+    /// Unsigned integer.
+    U(u64),
+    /// A double's bits.
+    D(u64),
+    /// String or opaque bytes.
+    Bytes(Vec<u8>),
+    /// Optional.
+    Opt(Option<Box<OValue>>),
+    /// Array.
+    List(Vec<OValue>),
+    /// Struct or union.
+    Rec(Vec<OValue>),
+}
+
+impl OValue {
+    /// Strings as libvirt's C code sees them: cut at the first NUL (`xdr_string` keeps the bytes, but
+    /// every consumer reads a C string). Applied to both sides before comparing.
+    pub fn c_strings(self) -> OValue {
+        match self {
+            OValue::Bytes(mut b) => {
+                if let Some(n) = b.iter().position(|&c| c == 0) {
+                    b.truncate(n);
+                }
+                OValue::Bytes(b)
+            }
+            OValue::Opt(o) => OValue::Opt(o.map(|v| Box::new(v.c_strings()))),
+            OValue::List(v) => OValue::List(v.into_iter().map(OValue::c_strings).collect()),
+            OValue::Rec(v) => OValue::Rec(v.into_iter().map(OValue::c_strings).collect()),
+            v => v,
+        }
+    }
+
+    /// The error body as an `OValue`.
+    pub fn from_error(e: &ErrorBody<'_>) -> OValue {
+        let s = |b: Option<&[u8]>| OValue::Opt(b.map(|b| Box::new(OValue::Bytes(b.to_vec()))));
+        OValue::Rec(vec![
+            OValue::I(e.code as i64),
+            OValue::I(e.domain as i64),
+            s(e.message),
+            OValue::I(e.level as i64),
+            OValue::Opt(e.dom.map(|d| {
+                Box::new(OValue::Rec(vec![
+                    OValue::Bytes(d.name.to_vec()),
+                    OValue::Bytes(d.uuid.to_vec()),
+                    OValue::I(d.id as i64),
+                ]))
+            })),
+            s(e.str1),
+            s(e.str2),
+            s(e.str3),
+            OValue::I(e.int1 as i64),
+            OValue::I(e.int2 as i64),
+            OValue::Opt(e.net.map(|n| {
+                Box::new(OValue::Rec(vec![
+                    OValue::Bytes(n.name.to_vec()),
+                    OValue::Bytes(n.uuid.to_vec()),
+                ]))
+            })),
+        ])
+    }
+
+    /// A schema value as an `OValue` (the mapping in the type's docs).
+    pub fn from_value(v: &Value<'_>) -> OValue {
+        match v {
+            Value::Void => OValue::Rec(Vec::new()),
+            Value::Int(i) => OValue::I(*i as i64),
+            Value::UInt(u) => OValue::U(*u as u64),
+            Value::Hyper(i) => OValue::I(*i),
+            Value::UHyper(u) => OValue::U(*u),
+            Value::Float(f) => OValue::D((*f as f64).to_bits()),
+            Value::Double(d) => OValue::D(d.to_bits()),
+            Value::Bool(b) => OValue::I(*b as i64),
+            Value::Enum { value, .. } => OValue::I(*value as i64),
+            Value::String(b) | Value::Opaque(b) => OValue::Bytes(b.to_vec()),
+            Value::Array(items) => OValue::List(items.iter().map(OValue::from_value).collect()),
+            Value::Struct(fields) => {
+                OValue::Rec(fields.iter().map(|(_, v)| OValue::from_value(v)).collect())
+            }
+            Value::Union {
+                discriminant,
+                value,
+                ..
+            } => match value.as_ref() {
+                Value::Void => OValue::Rec(vec![OValue::from_value(discriminant)]),
+                v => OValue::Rec(vec![OValue::from_value(discriminant), OValue::from_value(v)]),
+            },
+            Value::Optional(o) => OValue::Opt(o.as_ref().map(|v| Box::new(OValue::from_value(v)))),
+        }
+    }
+
+    /// A hole as an `OValue`.
+    pub fn from_hole(h: &StreamHole) -> OValue {
+        OValue::Rec(vec![OValue::I(h.length), OValue::U(h.flags as u64)])
+    }
+}
+
+/// What libvirt's own decoder made of a frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LibvirtVerdict {
+    /// `virNetMessageDecodeLength` failed.
+    LengthRejected,
+    /// The length word is fine but the input holds fewer bytes than it says.
+    Incomplete,
+    /// `virNetMessageDecodeHeader` failed.
+    HeaderRejected,
+    /// `virNetMessageDecodeNumFDs` failed (only called for `*_WITH_FDS`).
+    FdsRejected,
+    /// Header (and FD count) decoded; `body` is `None` when the oracle does not decode this body,
+    /// `Some(None)` when `virNetMessageDecodePayload` failed, `Some(Some(v))` when it succeeded.
+    Frame {
+        /// The header.
+        header: Header,
+        /// The FD count of `*_WITH_FDS` frames.
+        nfds: Option<u32>,
+        /// The body, if the oracle decodes this kind.
+        body: Option<Option<OValue>>,
+    },
+}
+
+/// libvirt's decoder, seen from the harness (implemented over FFI by `fuzz/libvirt-oracle`).
+pub trait LibvirtOracle {
+    /// Decode one frame (the input may be shorter or longer than its length word).
+    fn decode(&self, frame: &[u8]) -> LibvirtVerdict;
+}
+
+/// Largest frame the differential target pads a short input up to (bigger claims compare only the
+/// length verdict).
+pub const DIFFERENTIAL_PAD_MAX: usize = 1 << 16;
+
+/// Target `differential_libvirt`: the same bytes through libvirt.so's decoder and ours (libvirt-
+/// compatible mode, current limits). Oracles: same accept/reject at each stage (length, header, FD
+/// count, payload), same header fields and FD count, same body values (strings compared as C strings).
+pub fn differential_libvirt(data: &[u8], oracle: &dyn LibvirtOracle) {
+    let limits = Limits::default();
+    // Complete a short frame with zeros so both sides judge whole frames.
+    let mut buf = data.to_vec();
+    if buf.len() >= 4 {
+        let claimed = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+        if claimed > buf.len() && claimed <= DIFFERENTIAL_PAD_MAX {
+            buf.resize(claimed, 0);
+        }
+    }
+    let theirs = oracle.decode(&buf);
+    let ours = parse_frame(&buf, &limits, Compat::Libvirt);
+    match (&theirs, &ours) {
+        (LibvirtVerdict::LengthRejected, Err(e)) => assert!(
+            e.path_string() == "length",
+            "libvirt rejected the length word, we failed elsewhere: {e}"
+        ),
+        (LibvirtVerdict::HeaderRejected, Err(e)) => assert!(
+            e.path_string().starts_with("header"),
+            "libvirt rejected the header, we failed elsewhere: {e}"
+        ),
+        (LibvirtVerdict::FdsRejected, Err(e)) => assert!(
+            e.path_string() == "nfds",
+            "libvirt rejected the FD count, we failed elsewhere: {e}"
+        ),
+        (LibvirtVerdict::Incomplete, Ok(Parsed::Incomplete { .. })) => {}
+        (LibvirtVerdict::Incomplete, Err(e)) if buf.len() < 4 || e.path_string() == "nfds" => {}
+        (
+            LibvirtVerdict::Frame { header, nfds, body },
+            Ok(Parsed::Complete { value: frame, .. }),
+        ) => {
+            assert_eq!(&frame.header, header, "header fields differ");
+            assert_eq!(&frame.nfds, nfds, "FD count differs");
+            let Some(their_body) = body else { return };
+            let our_body = match Message::decode(*frame, &limits, Compat::Libvirt) {
+                Ok(Message {
+                    body: Body::Error(e),
+                    ..
+                }) => Some(Some(OValue::from_error(&e))),
+                Ok(Message {
+                    body: Body::StreamHole(h),
+                    ..
+                }) => Some(Some(OValue::from_hole(&h))),
+                Ok(Message {
+                    body: Body::Procedure { .. },
+                    ..
+                }) => Some(
+                    schema()
+                        .decode_body(
+                            &frame.header,
+                            frame.payload,
+                            frame.payload_offset() as u64,
+                            Compat::Libvirt,
+                            &limits,
+                        )
+                        .ok()
+                        .map(|v| OValue::from_value(&v)),
+                ),
+                Ok(_) => None,
+                Err(e)
+                    if e.path_string().starts_with("error")
+                        || e.path_string().starts_with("hole") =>
+                {
+                    Some(None)
+                }
+                Err(e) => panic!("our body decode failed outside the body: {e}"),
+            };
+            let Some(our_body) = our_body else { return };
+            match (their_body, our_body) {
+                (None, None) => {}
+                (Some(a), Some(b)) => assert_eq!(
+                    a.clone().c_strings(),
+                    b.c_strings(),
+                    "body values differ for {}",
+                    frame.header
+                ),
+                (a, b) => panic!(
+                    "libvirt {} the body of {}, we {}",
+                    if a.is_some() { "accepted" } else { "rejected" },
+                    frame.header,
+                    if b.is_some() {
+                        "accepted it"
+                    } else {
+                        "rejected it"
+                    }
+                ),
+            }
+        }
+        (t, o) => panic!("libvirt says {t:?}, we say {o:?}"),
+    }
+}
+
+/// Split a `body` / `validate_vs_decode` input: `data[0]` picks limits, bytes 1..25 are a header,
+/// the rest is the payload. Unless `data[0]` has bit 7 (resp. 6) set, an unknown program (resp.
+/// procedure) is folded onto a known one, so most inputs reach a real body type.
+fn body_input(data: &[u8]) -> Option<(Header, &[u8], Limits)> {
+    if data.len() < 25 {
+        return None;
+    }
+    let s = schema();
+    let mut h = Header::decode(&mut Reader::new(&data[1..25], Compat::Libvirt)).ok()?;
+    let programs = s.programs();
+    if data[0] & 0x80 == 0 && s.program(h.prog, h.vers).is_none() && !programs.is_empty() {
+        let p = &programs[h.prog as usize % programs.len()];
+        h.prog = p.number();
+        h.vers = p.version();
+    }
+    if data[0] & 0x40 == 0
+        && let Some(p) = s.program(h.prog, h.vers)
+        && p.procedure(h.procedure).is_none()
+        && !p.procedure_list().is_empty()
+    {
+        let list = p.procedure_list();
+        h.procedure = list[h.procedure.unsigned_abs() as usize % list.len()].number;
+    }
+    let mut limits = fuzz_limits(data[0]);
+    if data[0] & 0x20 != 0 {
+        limits = limits.with_nesting_max(3);
+    }
+    Some((h, &data[25..], limits))
+}
+
+/// Target `body`: a (program, procedure, type, status, payload) through the schema codec in both
+/// modes. Oracles: strict acceptance implies libvirt acceptance; a strictly accepted body re-encodes
+/// to the same bytes (from either mode's value); a libvirt-accepted body that encodes gives a
+/// canonical encoding that strict decoding accepts and that re-encodes identically.
+pub fn body(data: &[u8]) {
+    let Some((h, payload, limits)) = body_input(data) else {
+        return;
+    };
+    let s = schema();
+    let base = 28;
+    let strict = s.decode_body(&h, payload, base, Compat::Strict, &limits);
+    let lib = s.decode_body(&h, payload, base, Compat::Libvirt, &limits);
+    if let Ok(v) = &strict {
+        let Ok(lv) = &lib else {
+            panic!("strict accepted, libvirt mode refused: {}", lib.unwrap_err())
+        };
+        for (mode, value) in [("strict", v), ("libvirt", lv)] {
+            let mut out = Vec::new();
+            s.encode_body(&h, value, &mut out, &limits)
+                .unwrap_or_else(|e| panic!("{mode} value of a strict body does not encode: {e}"));
+            assert_eq!(out, payload, "{mode} value re-encodes differently");
+        }
+    }
+    if let Ok(v) = &lib {
+        let mut canon = Vec::new();
+        if s.encode_body(&h, v, &mut canon, &limits).is_ok() {
+            let v2 = s
+                .decode_body(&h, &canon, base, Compat::Strict, &limits)
+                .unwrap_or_else(|e| panic!("canonical encoding is not strict: {e}"));
+            let mut again = Vec::new();
+            s.encode_body(&h, &v2, &mut again, &limits)
+                .expect("a strict value encodes");
+            assert_eq!(canon, again, "canonical encoding is not stable");
+        }
+    }
+}
+
+/// Target `validate_vs_decode`: the validate-only walk and the full decoder give the same verdict
+/// (the same error, at the same offset and path) for every input, in both modes.
+pub fn validate_vs_decode(data: &[u8]) {
+    let Some((h, payload, limits)) = body_input(data) else {
+        return;
+    };
+    let s = schema();
+    for compat in [Compat::Strict, Compat::Libvirt] {
+        let d = s.decode_body(&h, payload, 28, compat, &limits).map(|_| ());
+        let v = s.validate_body(&h, payload, 28, compat, &limits);
+        assert_eq!(d, v, "validate and decode disagree ({})", compat.name());
+    }
+}

@@ -1,0 +1,623 @@
+//! The schema-driven codec: one walker, monomorphised twice — building a [`Value`] tree (decode) or
+//! building nothing (validate) — so both accept and reject exactly the same inputs with the same
+//! errors; and an encoder from [`Value`] trees.
+
+use std::borrow::Cow;
+
+use super::types::*;
+use super::value::Value;
+use crate::error::{ErrorKind, LimitKind, Result};
+use crate::xdr::{Compat, Reader, Writer};
+
+/// What the walker builds from what it reads.
+pub(crate) trait Build<'a> {
+    type V;
+    type Seq;
+    type Rec;
+    fn void() -> Self::V;
+    fn int(v: i32) -> Self::V;
+    fn uint(v: u32) -> Self::V;
+    fn hyper(v: i64) -> Self::V;
+    fn uhyper(v: u64) -> Self::V;
+    fn float(v: f32) -> Self::V;
+    fn double(v: f64) -> Self::V;
+    fn bool(v: bool) -> Self::V;
+    fn enumeration(t: &'a EnumType, v: i32) -> Self::V;
+    fn string(b: &'a [u8]) -> Self::V;
+    fn opaque(b: &'a [u8]) -> Self::V;
+    fn seq(cap: usize) -> Self::Seq;
+    fn seq_push(s: &mut Self::Seq, v: Self::V);
+    fn seq_end(s: Self::Seq) -> Self::V;
+    fn rec(cap: usize) -> Self::Rec;
+    fn rec_push(r: &mut Self::Rec, name: &'a str, v: Self::V);
+    fn rec_end(r: Self::Rec) -> Self::V;
+    fn union(disc: Self::V, arm: Option<&'a str>, v: Self::V) -> Self::V;
+    fn optional(v: Option<Self::V>) -> Self::V;
+}
+
+/// Builds [`Value`] trees.
+pub(crate) struct Tree;
+
+impl<'a> Build<'a> for Tree {
+    type V = Value<'a>;
+    type Seq = Vec<Value<'a>>;
+    type Rec = Vec<(&'a str, Value<'a>)>;
+    #[inline]
+    fn void() -> Value<'a> {
+        Value::Void
+    }
+    #[inline]
+    fn int(v: i32) -> Value<'a> {
+        Value::Int(v)
+    }
+    #[inline]
+    fn uint(v: u32) -> Value<'a> {
+        Value::UInt(v)
+    }
+    #[inline]
+    fn hyper(v: i64) -> Value<'a> {
+        Value::Hyper(v)
+    }
+    #[inline]
+    fn uhyper(v: u64) -> Value<'a> {
+        Value::UHyper(v)
+    }
+    #[inline]
+    fn float(v: f32) -> Value<'a> {
+        Value::Float(v)
+    }
+    #[inline]
+    fn double(v: f64) -> Value<'a> {
+        Value::Double(v)
+    }
+    #[inline]
+    fn bool(v: bool) -> Value<'a> {
+        Value::Bool(v)
+    }
+    #[inline]
+    fn enumeration(t: &'a EnumType, v: i32) -> Value<'a> {
+        Value::Enum {
+            value: v,
+            name: t.member_name(v),
+        }
+    }
+    #[inline]
+    fn string(b: &'a [u8]) -> Value<'a> {
+        Value::String(b)
+    }
+    #[inline]
+    fn opaque(b: &'a [u8]) -> Value<'a> {
+        Value::Opaque(b)
+    }
+    #[inline]
+    fn seq(cap: usize) -> Self::Seq {
+        Vec::with_capacity(cap)
+    }
+    #[inline]
+    fn seq_push(s: &mut Self::Seq, v: Value<'a>) {
+        s.push(v);
+    }
+    #[inline]
+    fn seq_end(s: Self::Seq) -> Value<'a> {
+        Value::Array(s)
+    }
+    #[inline]
+    fn rec(cap: usize) -> Self::Rec {
+        Vec::with_capacity(cap)
+    }
+    #[inline]
+    fn rec_push(r: &mut Self::Rec, name: &'a str, v: Value<'a>) {
+        r.push((name, v));
+    }
+    #[inline]
+    fn rec_end(r: Self::Rec) -> Value<'a> {
+        Value::Struct(r)
+    }
+    #[inline]
+    fn union(disc: Value<'a>, arm: Option<&'a str>, v: Value<'a>) -> Value<'a> {
+        Value::Union {
+            discriminant: Box::new(disc),
+            arm,
+            value: Box::new(v),
+        }
+    }
+    #[inline]
+    fn optional(v: Option<Value<'a>>) -> Value<'a> {
+        Value::Optional(v.map(Box::new))
+    }
+}
+
+/// Builds nothing: the validate-only walk.
+pub(crate) struct Check;
+
+impl<'a> Build<'a> for Check {
+    type V = ();
+    type Seq = ();
+    type Rec = ();
+    #[inline]
+    fn void() {}
+    #[inline]
+    fn int(_: i32) {}
+    #[inline]
+    fn uint(_: u32) {}
+    #[inline]
+    fn hyper(_: i64) {}
+    #[inline]
+    fn uhyper(_: u64) {}
+    #[inline]
+    fn float(_: f32) {}
+    #[inline]
+    fn double(_: f64) {}
+    #[inline]
+    fn bool(_: bool) {}
+    #[inline]
+    fn enumeration(_: &'a EnumType, _: i32) {}
+    #[inline]
+    fn string(_: &'a [u8]) {}
+    #[inline]
+    fn opaque(_: &'a [u8]) {}
+    #[inline]
+    fn seq(_: usize) {}
+    #[inline]
+    fn seq_push(_: &mut (), _: ()) {}
+    #[inline]
+    fn seq_end(_: ()) {}
+    #[inline]
+    fn rec(_: usize) {}
+    #[inline]
+    fn rec_push(_: &mut (), _: &'a str, _: ()) {}
+    #[inline]
+    fn rec_end(_: ()) {}
+    #[inline]
+    fn union(_: (), _: Option<&'a str>, _: ()) {}
+    #[inline]
+    fn optional(_: Option<()>) {}
+}
+
+/// The compiled graph the codec walks.
+#[derive(Clone, Copy)]
+pub(crate) struct Graph<'a> {
+    pub types: &'a [Type],
+    pub min_size: &'a [u32],
+    pub nesting_max: u32,
+}
+
+fn nesting_error(max: u32, depth: u32) -> ErrorKind {
+    ErrorKind::OverLimit {
+        limit: LimitKind::Nesting,
+        max: max as u64,
+        actual: depth as u64,
+    }
+}
+
+fn field_name(name: &str) -> Cow<'static, str> {
+    Cow::Owned(name.to_string())
+}
+
+impl<'a> Graph<'a> {
+    #[inline]
+    fn ty(&self, id: TypeId) -> &'a Type {
+        &self.types[id.index()]
+    }
+
+    /// Bytes each element of `elem` takes at least; at least 1 so that a count is always bounded
+    /// by the bytes left (zero-size elements would otherwise let a 4-byte count ask for 2³² items).
+    #[inline]
+    fn min_item(&self, elem: TypeId) -> usize {
+        (self.min_size[elem.index()] as usize).max(1)
+    }
+
+    /// A union discriminant, read according to its declared type; returned as its value and as
+    /// the lookup key in the discriminant's domain.
+    fn discriminant<B: Build<'a>>(&self, r: &mut Reader<'a>, ty: TypeId) -> Result<(B::V, i64)> {
+        let at = *r;
+        Ok(match self.ty(ty) {
+            Type::Int => {
+                let v = r.i32()?;
+                (B::int(v), v as i64)
+            }
+            Type::UInt => {
+                let v = r.u32()?;
+                (B::uint(v), v as i64)
+            }
+            Type::Bool => {
+                let v = r.bool()?;
+                (B::bool(v), v as i64)
+            }
+            Type::Enum(e) => {
+                let v = self.enum_value(r, e)?;
+                (B::enumeration(e, v), v as i64)
+            }
+            Type::Small(s) => {
+                let (lo, hi) = s.range();
+                let v = r.small_int(s.c_name(), lo, hi)?;
+                if s.is_unsigned() {
+                    (B::uint(v as u32), v as u32 as i64)
+                } else {
+                    (B::int(v), v as i64)
+                }
+            }
+            _ => {
+                return Err(at.error(ErrorKind::Invalid(
+                    "union discriminant of an unsupported type".into(),
+                )));
+            }
+        })
+    }
+
+    #[inline]
+    fn enum_value(&self, r: &mut Reader<'a>, e: &EnumType) -> Result<i32> {
+        let at = *r;
+        let v = r.i32()?;
+        if r.compat() == Compat::Strict && !e.contains(v) {
+            return Err(at.error(ErrorKind::InvalidEnum {
+                value: v,
+                enum_name: field_name(&e.name),
+            }));
+        }
+        Ok(v)
+    }
+
+    /// Walk one value of type `ty` at nesting `depth` (the body itself is depth 1).
+    pub(crate) fn walk<B: Build<'a>>(
+        &self,
+        r: &mut Reader<'a>,
+        ty: TypeId,
+        depth: u32,
+    ) -> Result<B::V> {
+        Ok(match self.ty(ty) {
+            Type::Void => B::void(),
+            Type::Int => B::int(r.i32()?),
+            Type::UInt => B::uint(r.u32()?),
+            Type::Hyper => B::hyper(r.i64()?),
+            Type::UHyper => B::uhyper(r.u64()?),
+            Type::Float => B::float(r.f32()?),
+            Type::Double => B::double(r.f64()?),
+            Type::Bool => B::bool(r.bool()?),
+            Type::Small(s) => {
+                let (lo, hi) = s.range();
+                let v = r.small_int(s.c_name(), lo, hi)?;
+                if s.is_unsigned() {
+                    B::uint(v as u32)
+                } else {
+                    B::int(v)
+                }
+            }
+            Type::Enum(e) => B::enumeration(e, self.enum_value(r, e)?),
+            Type::String { max } => B::string(r.string(*max)?),
+            Type::Opaque { max } => B::opaque(r.opaque_var(*max)?),
+            Type::OpaqueFixed { len } => B::opaque(r.opaque_fixed(*len as usize)?),
+            compound => {
+                if depth >= self.nesting_max {
+                    return Err(r.error(nesting_error(self.nesting_max, depth + 1)));
+                }
+                let inner = depth + 1;
+                match compound {
+                    Type::Array { elem, max } => {
+                        let n = r.count(*max, LimitKind::Array, self.min_item(*elem))?;
+                        self.elements::<B>(r, *elem, n, inner)?
+                    }
+                    Type::FixedArray { elem, len } => {
+                        let need = (*len as u64).saturating_mul(self.min_item(*elem) as u64);
+                        if need > r.remaining() as u64 {
+                            return Err(r.error(ErrorKind::Truncated {
+                                needed: need,
+                                available: r.remaining() as u64,
+                            }));
+                        }
+                        self.elements::<B>(r, *elem, *len, inner)?
+                    }
+                    Type::Optional(t) => {
+                        if r.optional()? {
+                            B::optional(Some(self.walk::<B>(r, *t, inner)?))
+                        } else {
+                            B::optional(None)
+                        }
+                    }
+                    Type::Struct(s) => {
+                        let mut rec = B::rec(s.fields.len());
+                        for f in &s.fields {
+                            let v = self
+                                .walk::<B>(r, f.ty, inner)
+                                .map_err(|e| e.in_field(field_name(&f.name)))?;
+                            B::rec_push(&mut rec, &f.name, v);
+                        }
+                        B::rec_end(rec)
+                    }
+                    Type::Union(u) => {
+                        let at = *r;
+                        let (disc, key) = self
+                            .discriminant::<B>(r, u.discriminant.ty)
+                            .map_err(|e| e.in_field(field_name(&u.discriminant.name)))?;
+                        let Some(arm) = u.arm_for(key) else {
+                            return Err(at
+                                .error(ErrorKind::InvalidDiscriminant(key))
+                                .in_field(field_name(&u.discriminant.name)));
+                        };
+                        let v = self
+                            .walk::<B>(r, arm.ty, inner)
+                            .map_err(|e| match &arm.name {
+                                Some(n) => e.in_field(field_name(n)),
+                                None => e,
+                            })?;
+                        B::union(disc, arm.name.as_deref(), v)
+                    }
+                    _ => unreachable!("scalar types are handled above"),
+                }
+            }
+        })
+    }
+
+    fn elements<B: Build<'a>>(
+        &self,
+        r: &mut Reader<'a>,
+        elem: TypeId,
+        n: u32,
+        depth: u32,
+    ) -> Result<B::V> {
+        // `n` is bounded by the bytes left (checked by the caller with the element's minimum size).
+        let mut seq = B::seq(n as usize);
+        for i in 0..n {
+            let v = self
+                .walk::<B>(r, elem, depth)
+                .map_err(|e| e.at_index(i as u64))?;
+            B::seq_push(&mut seq, v);
+        }
+        Ok(B::seq_end(seq))
+    }
+
+    /// Encode `v` as type `ty`.
+    pub(crate) fn encode(
+        &self,
+        w: &mut Writer<'_>,
+        ty: TypeId,
+        v: &Value<'_>,
+        depth: u32,
+    ) -> Result<()> {
+        let t = self.ty(ty);
+        let mismatch = |w: &Writer<'_>, expected: &str| {
+            w.error(ErrorKind::Invalid(
+                format!("expected {expected}, found {}", v.kind_name()).into(),
+            ))
+        };
+        match (t, v) {
+            (Type::Void, Value::Void) => {}
+            (Type::Int, Value::Int(x)) => w.i32(*x),
+            (Type::UInt, Value::UInt(x)) => w.u32(*x),
+            (Type::Hyper, Value::Hyper(x)) => w.i64(*x),
+            (Type::UHyper, Value::UHyper(x)) => w.u64(*x),
+            (Type::Float, Value::Float(x)) => w.f32(*x),
+            (Type::Double, Value::Double(x)) => w.f64(*x),
+            (Type::Bool, Value::Bool(x)) => w.bool(*x),
+            (Type::Small(s), Value::Int(_) | Value::UInt(_)) => {
+                let x = match (s.is_unsigned(), v) {
+                    (false, Value::Int(x)) => *x as i64,
+                    (true, Value::UInt(x)) => *x as i64,
+                    _ => {
+                        return Err(mismatch(
+                            w,
+                            if s.is_unsigned() {
+                                "unsigned int"
+                            } else {
+                                "int"
+                            },
+                        ));
+                    }
+                };
+                let (lo, hi) = s.range();
+                if !(lo..=hi).contains(&x) {
+                    return Err(w.error(ErrorKind::ValueOutOfRange {
+                        value: x,
+                        type_name: s.c_name(),
+                    }));
+                }
+                w.i32(x as i32);
+            }
+            (Type::Enum(e), Value::Enum { value, .. }) => {
+                if !e.contains(*value) {
+                    return Err(w.error(ErrorKind::InvalidEnum {
+                        value: *value,
+                        enum_name: field_name(&e.name),
+                    }));
+                }
+                w.i32(*value);
+            }
+            (Type::String { max }, Value::String(b)) => w.string(b, *max)?,
+            (Type::Opaque { max }, Value::Opaque(b)) => w.opaque_var(b, *max)?,
+            (Type::OpaqueFixed { len }, Value::Opaque(b)) => {
+                fixed_len(w, LimitKind::Opaque, *len, b.len())?;
+                w.opaque_fixed(b);
+            }
+            (
+                Type::Array { .. }
+                | Type::FixedArray { .. }
+                | Type::Optional(_)
+                | Type::Struct(_)
+                | Type::Union(_),
+                _,
+            ) => {
+                if depth >= self.nesting_max {
+                    return Err(w.error(nesting_error(self.nesting_max, depth + 1)));
+                }
+                self.encode_compound(w, t, v, depth + 1)?;
+            }
+            _ => return Err(mismatch(w, &self.describe(ty))),
+        }
+        Ok(())
+    }
+
+    fn encode_compound(
+        &self,
+        w: &mut Writer<'_>,
+        t: &Type,
+        v: &Value<'_>,
+        inner: u32,
+    ) -> Result<()> {
+        let mismatch = |w: &Writer<'_>, expected: &str| {
+            w.error(ErrorKind::Invalid(
+                format!("expected {expected}, found {}", v.kind_name()).into(),
+            ))
+        };
+        match (t, v) {
+            (Type::Array { elem, max }, Value::Array(items)) => {
+                w.count(items.len(), *max, LimitKind::Array)?;
+                for (i, item) in items.iter().enumerate() {
+                    self.encode(w, *elem, item, inner)
+                        .map_err(|e| e.at_index(i as u64))?;
+                }
+            }
+            (Type::FixedArray { elem, len }, Value::Array(items)) => {
+                fixed_len(w, LimitKind::Array, *len, items.len())?;
+                for (i, item) in items.iter().enumerate() {
+                    self.encode(w, *elem, item, inner)
+                        .map_err(|e| e.at_index(i as u64))?;
+                }
+            }
+            (Type::Optional(t), Value::Optional(o)) => {
+                w.optional(o.is_some());
+                if let Some(x) = o {
+                    self.encode(w, *t, x, inner)?;
+                }
+            }
+            (Type::Struct(s), Value::Struct(fields)) => {
+                if fields.len() != s.fields.len() {
+                    return Err(w.error(ErrorKind::Invalid(
+                        format!(
+                            "struct {} has {} fields, the value has {}",
+                            s.name,
+                            s.fields.len(),
+                            fields.len()
+                        )
+                        .into(),
+                    )));
+                }
+                for (f, (name, x)) in s.fields.iter().zip(fields) {
+                    if f.name != *name {
+                        return Err(w
+                            .error(ErrorKind::Invalid(
+                                format!("expected field `{}`, found `{name}`", f.name).into(),
+                            ))
+                            .in_field(field_name(&f.name)));
+                    }
+                    self.encode(w, f.ty, x, inner)
+                        .map_err(|e| e.in_field(field_name(&f.name)))?;
+                }
+            }
+            (
+                Type::Union(u),
+                Value::Union {
+                    discriminant,
+                    arm,
+                    value,
+                },
+            ) => {
+                let dname = || field_name(&u.discriminant.name);
+                let key = self
+                    .discriminant_key(w, u.discriminant.ty, discriminant)
+                    .map_err(|e| e.in_field(dname()))?;
+                let Some(a) = u.arm_for(key) else {
+                    return Err(w
+                        .error(ErrorKind::InvalidDiscriminant(key))
+                        .in_field(dname()));
+                };
+                if a.name.as_deref() != *arm {
+                    return Err(w.error(ErrorKind::Invalid(
+                        format!(
+                            "discriminant {key} selects arm `{}`, the value names `{}`",
+                            a.name.as_deref().unwrap_or("void"),
+                            arm.unwrap_or("void")
+                        )
+                        .into(),
+                    )));
+                }
+                self.encode(w, u.discriminant.ty, discriminant, inner)
+                    .map_err(|e| e.in_field(dname()))?;
+                self.encode(w, a.ty, value, inner)
+                    .map_err(|e| match &a.name {
+                        Some(n) => e.in_field(field_name(n)),
+                        None => e,
+                    })?;
+            }
+            (t, _) => {
+                return Err(mismatch(w, type_kind(t)));
+            }
+        }
+        Ok(())
+    }
+
+    fn discriminant_key(&self, w: &Writer<'_>, ty: TypeId, v: &Value<'_>) -> Result<i64> {
+        Ok(match (self.ty(ty), v) {
+            (Type::Int, Value::Int(x)) => *x as i64,
+            (Type::UInt, Value::UInt(x)) => *x as i64,
+            (Type::Bool, Value::Bool(x)) => *x as i64,
+            (Type::Enum(_), Value::Enum { value, .. }) => *value as i64,
+            (Type::Small(s), Value::Int(x)) if !s.is_unsigned() => *x as i64,
+            (Type::Small(s), Value::UInt(x)) if s.is_unsigned() => *x as i64,
+            _ => {
+                return Err(w.error(ErrorKind::Invalid(
+                    format!(
+                        "expected a {} discriminant, found {}",
+                        self.describe(ty),
+                        v.kind_name()
+                    )
+                    .into(),
+                )));
+            }
+        })
+    }
+
+    /// A short description of a type for messages.
+    pub(crate) fn describe(&self, ty: TypeId) -> String {
+        match self.ty(ty) {
+            Type::Enum(e) => format!("enum {}", e.name),
+            Type::Struct(s) => format!("struct {}", s.name),
+            Type::Union(u) => format!("union {}", u.name),
+            Type::Small(s) => s.c_name().to_string(),
+            Type::String { max } => format!("string<{max}>"),
+            Type::Opaque { max } => format!("opaque<{max}>"),
+            Type::OpaqueFixed { len } => format!("opaque[{len}]"),
+            Type::Array { max, .. } => format!("array<{max}>"),
+            Type::FixedArray { len, .. } => format!("array[{len}]"),
+            t => type_kind(t).to_string(),
+        }
+    }
+}
+
+fn type_kind(t: &Type) -> &'static str {
+    match t {
+        Type::Void => "void",
+        Type::Int => "int",
+        Type::UInt => "unsigned int",
+        Type::Hyper => "hyper",
+        Type::UHyper => "unsigned hyper",
+        Type::Float => "float",
+        Type::Double => "double",
+        Type::Bool => "bool",
+        Type::Small(s) => s.c_name(),
+        Type::Enum(_) => "enum",
+        Type::String { .. } => "string",
+        Type::OpaqueFixed { .. } | Type::Opaque { .. } => "opaque",
+        Type::FixedArray { .. } | Type::Array { .. } => "array",
+        Type::Optional(_) => "optional",
+        Type::Struct(_) => "struct",
+        Type::Union(_) => "union",
+    }
+}
+
+/// A fixed-size item with the wrong number of elements: too many is over the `[N]` limit, too few
+/// is a malformed value.
+fn fixed_len(w: &Writer<'_>, limit: LimitKind, len: u32, actual: usize) -> Result<()> {
+    if actual as u64 > len as u64 {
+        return Err(w.error(ErrorKind::OverLimit {
+            limit,
+            max: len as u64,
+            actual: actual as u64,
+        }));
+    }
+    if actual as u64 != len as u64 {
+        return Err(w.error(ErrorKind::Invalid(
+            format!("fixed size {len}, the value has {actual}").into(),
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,184 @@
+//! A peer's numbers are not allocation sizes: a counting global allocator shows that decoding any
+//! length word (up to u32::MAX) and any count allocates in proportion to the bytes actually given.
+//!
+//! Counters are per thread, so the test harness's other threads do not disturb the measurement.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+use proptest::prelude::*;
+use virtwire_protocol::*;
+
+struct Counting;
+
+thread_local! {
+    static LIVE: Cell<usize> = const { Cell::new(0) };
+    static PEAK: Cell<usize> = const { Cell::new(0) };
+}
+
+fn add(n: usize) {
+    let _ = LIVE.try_with(|l| {
+        let v = l.get() + n;
+        l.set(v);
+        let _ = PEAK.try_with(|p| p.set(p.get().max(v)));
+    });
+}
+
+fn sub(n: usize) {
+    let _ = LIVE.try_with(|l| l.set(l.get().saturating_sub(n)));
+}
+
+// SAFETY: every method forwards to the system allocator unchanged and only updates counters.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: same contract as the caller's.
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            add(layout.size());
+        }
+        p
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) };
+        sub(layout.size());
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: same contract as the caller's.
+        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        if !p.is_null() {
+            sub(layout.size());
+            add(new_size);
+        }
+        p
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Run `f` and return its result with the peak of live bytes it added on this thread.
+fn peak_during<T>(f: impl FnOnce() -> T) -> (T, usize) {
+    let base = LIVE.with(Cell::get);
+    PEAK.with(|p| p.set(base));
+    let r = f();
+    let peak = PEAK.with(Cell::get);
+    (r, peak - base)
+}
+
+/// Room for error values (a path segment or two) and the like.
+const SLACK: usize = 1024;
+
+fn header_bytes() -> impl Strategy<Value = Vec<u8>> {
+    (any::<u32>(), any::<i32>(), 0i32..8, any::<u32>(), 0i32..4).prop_map(|(p, pr, t, s, st)| {
+        Header::new(
+            p,
+            1,
+            pr,
+            MessageType::from_raw(t),
+            s,
+            MessageStatus::from_raw(st),
+        )
+        .to_bytes()
+        .to_vec()
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 4096, ..ProptestConfig::default() })]
+
+    /// Any length word, a header, some bytes, any chunking: the decoder's allocations stay within the
+    /// bytes fed (plus a small constant), never near the claimed length.
+    #[test]
+    fn frame_decoder_allocates_from_input_only(
+        len in prop_oneof![any::<u32>(), u32::MAX - 64..=u32::MAX, 33_554_400u32..33_554_500, 0u32..64],
+        header in header_bytes(),
+        tail in proptest::collection::vec(any::<u8>(), 0..2048),
+        chunk in 1usize..512,
+        profile in proptest::sample::select(Profile::NAMED.to_vec()),
+    ) {
+        let mut input = len.to_be_bytes().to_vec();
+        input.extend(&header);
+        input.extend(&tail);
+        let limits = profile.limits();
+        let ((frames, held), peak) = peak_during(|| {
+            let mut d = FrameDecoder::new(limits, Compat::Libvirt);
+            let mut frames = 0usize;
+            for c in input.chunks(chunk) {
+                d.feed(c);
+                while let Ok(Some(f)) = d.next_frame() {
+                    frames += 1;
+                    drop(f);
+                }
+            }
+            (frames, d.capacity())
+        });
+        prop_assert!(held <= input.len());
+        // Only when a frame completes is anything copied out; it is itself part of the input.
+        let bound = if frames == 0 { input.len() } else { 2 * input.len() };
+        prop_assert!(peak <= bound + SLACK, "peak {} for {} input bytes (len word {})", peak, input.len(), len);
+    }
+
+    /// One-shot decoding of arbitrary bytes allocates nothing on success and only an error on failure.
+    #[test]
+    fn one_shot_decoding_allocates_nothing(
+        len in prop_oneof![any::<u32>(), 28u32..200],
+        header in header_bytes(),
+        tail in proptest::collection::vec(any::<u8>(), 0..4096),
+    ) {
+        let mut input = len.to_be_bytes().to_vec();
+        input.extend(&header);
+        input.extend(&tail);
+        let limits = Limits::default();
+        let (ok, peak) = peak_during(|| {
+            let mut ok = 0;
+            for r in frames(&input, limits, Compat::Libvirt) {
+                let Ok((_, f)) = r else { break };
+                if Message::decode(f, &limits, Compat::Libvirt).is_ok() { ok += 1 }
+            }
+            ok
+        });
+        let _ = ok;
+        prop_assert!(peak <= SLACK, "peak {}", peak);
+    }
+
+    /// Counts inside bodies (error strings) claiming up to u32::MAX allocate nothing.
+    #[test]
+    fn hostile_counts_in_error_bodies(count in any::<u32>(), fill in proptest::collection::vec(any::<u8>(), 0..256)) {
+        let mut payload = vec![0, 0, 0, 1, 0, 0, 0, 7, 0, 0, 0, 1];
+        payload.extend(count.to_be_bytes());
+        payload.extend(&fill);
+        let bytes = FrameBuilder::new(Header::new(0x2000_8086, 1, 1, MessageType::Reply, 1, MessageStatus::Error))
+            .payload(payload)
+            .build_unchecked();
+        let limits = Limits::default();
+        let (_, peak) = peak_during(|| {
+            Frame::decode(&bytes, &limits, Compat::Libvirt).and_then(|f| Message::decode(f, &limits, Compat::Libvirt)).is_ok()
+        });
+        prop_assert!(peak <= SLACK, "peak {}", peak);
+    }
+}
+
+/// The classic: 28 bytes claiming a 4 GiB frame.
+#[test]
+fn four_gib_claim_allocates_nothing_big() {
+    let mut input = u32::MAX.to_be_bytes().to_vec();
+    input.extend(Header::call(0x2000_8086, 1, 1).to_bytes());
+    for limits in [
+        Limits::default(),
+        Limits::default().with_message_max(u32::MAX - 4),
+    ] {
+        let (r, peak) = peak_during(|| {
+            let mut d = FrameDecoder::new(limits, Compat::Libvirt);
+            d.feed(&input);
+            (d.next_frame().map(|f| f.is_some()), d.needed())
+        });
+        assert!(peak <= input.len() + SLACK, "peak {peak}");
+        match r {
+            (Err(e), _) => assert_eq!(e.category(), Category::OverLimit),
+            // With a custom 4 GiB limit the frame is legal: the decoder waits, holding 28 bytes.
+            (Ok(false), needed) => assert_eq!(needed, u32::MAX as usize - 28),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}

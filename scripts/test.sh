@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The test command (README.md): installs what the tests need, then runs every test of the workspace.
+#
+#   scripts/test.sh            setup + cargo test --workspace + the fuzz crate's corpus replay tests
+#   scripts/test.sh -- ARGS    extra arguments for cargo test (e.g. -- --nocapture)
+#
+# Environment: VIRTWIRE_SKIP_SETUP=1 skips the install step (packages and .x files already there).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+if [ "${VIRTWIRE_SKIP_SETUP:-0}" != 1 ]; then
+    scripts/setup.sh >/dev/null
+fi
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "test: cargo is not on PATH; install Rust (rustup) first" >&2
+    exit 2
+fi
+export VIRTWIRE_PROTOCOL_DIR=${VIRTWIRE_PROTOCOL_DIR:-$(ls -d "$PWD"/.cache/libvirt-* 2>/dev/null | sort -V | tail -n1)}
+echo "test: libvirt protocol files from ${VIRTWIRE_PROTOCOL_DIR:-<none>}" >&2
+[ "${1:-}" = "--" ] && shift
+cargo test --workspace --locked "$@"
+# The fuzz crate is its own workspace, built with --cfg fuzzing from fuzz/.cargo/config.toml (read only when
+# cargo runs inside fuzz/): this builds every target on stable and replays the seeds and regressions.
+# With libvirt.so.0 9.0.0 installed (setup.sh does it) the differential oracle and its corpus run too.
+fuzz_features=()
+if nm -D --defined-only /lib/x86_64-linux-gnu/libvirt.so.0 2>/dev/null |
+    grep 'virNetMessageDecodePayload@@LIBVIRT_PRIVATE_9.0.0' >/dev/null; then
+    fuzz_features=(--workspace --features libvirt)
+else
+    echo "test: libvirt.so.0 9.0.0 not found: the differential oracle tests are skipped" >&2
+fi
+(cd fuzz && cargo test --locked "${fuzz_features[@]}" "$@")
