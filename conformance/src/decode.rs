@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::io::{self, Read};
 use std::net::SocketAddr;
 
+use virtwire_protocol::schema::{Schema, Value};
 use virtwire_protocol::{
     Body, BodyKind, Compat, Error, Frame, Header, KeepaliveProc, Limits, Message, Parsed,
     header::KEEPALIVE_PROGRAM, parse_frame,
@@ -65,12 +66,18 @@ pub struct Origin<'a> {
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub enum BodyOut<'a> {
-    /// Nothing was decoded: the header or frame failed first (see the record's error).
-    Undecoded,
     /// A body the protocol core decodes (error struct, keepalive, stream data / end / abort / hole, or
     /// an unexpected (type, status) pair kept raw).
     Core(Body<'a>),
-    /// A procedure body (`_args` / `_ret` / `_msg`) not decoded by a schema: raw XDR bytes.
+    /// A procedure body (`_args` / `_ret` / `_msg`) decoded by the schema.
+    Value {
+        /// The body's `.x` type (`remote_connect_open_args`); `None` for a void body.
+        type_name: Option<&'a str>,
+        /// The value tree.
+        value: Value<'a>,
+    },
+    /// A body not decoded: a procedure body with no schema loaded, or any body whose message failed
+    /// to decode (see the record's error). The raw payload bytes.
     Raw(&'a [u8]),
 }
 
@@ -239,10 +246,12 @@ pub fn core_procedure_name(prog: u32, procedure: i32) -> Option<&'static str> {
     }
 }
 
-/// The decoder: options plus (later) the schema for procedure bodies.
-#[derive(Debug, Clone)]
+/// The decoder: options, and the schema that decodes procedure bodies (without one, procedure bodies
+/// are reported raw).
+#[derive(Debug)]
 pub struct Decoder {
     opts: Options,
+    schema: Option<Schema>,
 }
 
 /// Bytes of one direction waiting to become frames.
@@ -265,9 +274,17 @@ struct Ctx<'s, 'f> {
 }
 
 impl Decoder {
-    /// A decoder with these options.
+    /// A decoder with these options and no schema: procedure bodies stay raw.
     pub fn new(opts: Options) -> Self {
-        Decoder { opts }
+        Decoder { opts, schema: None }
+    }
+
+    /// A decoder that decodes procedure bodies with `schema`.
+    pub fn with_schema(opts: Options, schema: Schema) -> Self {
+        Decoder {
+            opts,
+            schema: Some(schema),
+        }
     }
 
     /// The options.
@@ -275,12 +292,52 @@ impl Decoder {
         &self.opts
     }
 
+    /// The schema, if one was given.
+    pub fn schema(&self) -> Option<&Schema> {
+        self.schema.as_ref()
+    }
+
+    /// The procedure's name (`CONNECT_OPEN`): from the schema's program of this number and version,
+    /// else from the protocol core (keepalive PING / PONG).
+    pub fn procedure_name(&self, prog: u32, vers: u32, procedure: i32) -> Option<&str> {
+        self.schema
+            .as_ref()
+            .and_then(|s| s.program(prog, vers))
+            .and_then(|p| p.procedure(procedure))
+            .map(|p| p.name.as_str())
+            .or_else(|| {
+                (vers == 1)
+                    .then(|| core_procedure_name(prog, procedure))
+                    .flatten()
+            })
+    }
+
+    /// The `.x` type name of a procedure body of this kind, if the schema has it.
+    fn body_type_name(&self, h: &Header, kind: BodyKind) -> Option<&str> {
+        let p = self
+            .schema
+            .as_ref()?
+            .program(h.prog, h.vers)?
+            .procedure(h.procedure)?;
+        let t = match kind {
+            BodyKind::Args => &p.args,
+            BodyKind::Ret => &p.ret,
+            BodyKind::Msg | BodyKind::Keepalive => &p.msg,
+            _ => return None,
+        };
+        t.as_ref().map(|(name, _)| name.as_str())
+    }
+
     /// Decode one frame, as framed in libvirt mode (length accepted, header decoded leniently), into
     /// a record: the chosen mode then judges the header and the body.
-    pub fn message<'a>(&self, origin: Origin<'a>, lenient: Frame<'a>) -> MessageRecord<'a> {
+    pub fn message<'a>(&'a self, origin: Origin<'a>, lenient: Frame<'a>) -> MessageRecord<'a> {
         let limits = &self.opts.limits;
         let bytes = lenient.bytes;
-        let proc_name = core_procedure_name(lenient.header.prog, lenient.header.procedure);
+        let proc_name = self.procedure_name(
+            lenient.header.prog,
+            lenient.header.vers,
+            lenient.header.procedure,
+        );
         let kind = BodyKind::of(&lenient.header);
         let fail = |error: Error, body: BodyOut<'a>| MessageRecord {
             origin,
@@ -292,15 +349,30 @@ impl Decoder {
         };
         let frame = match Frame::decode(bytes, limits, self.opts.compat) {
             Ok(f) => f,
-            Err(e) => return fail(e, BodyOut::Undecoded),
+            Err(e) => return fail(e, BodyOut::Raw(lenient.payload)),
         };
         let msg = match Message::decode(frame, limits, self.opts.compat) {
             Ok(m) => m,
-            Err(e) => return fail(e, BodyOut::Undecoded),
+            Err(e) => return fail(e, BodyOut::Raw(lenient.payload)),
         };
-        let body = match msg.body {
-            Body::Procedure { payload, .. } => BodyOut::Raw(payload),
-            other => BodyOut::Core(other),
+        let body = match (msg.body, &self.schema) {
+            (Body::Procedure { payload, kind }, Some(schema)) => {
+                let base = frame.payload_offset() as u64;
+                match schema.decode_body(&frame.header, payload, base, self.opts.compat, limits) {
+                    Ok(value) => BodyOut::Value {
+                        type_name: self.body_type_name(&frame.header, kind),
+                        value,
+                    },
+                    Err(e) => {
+                        return MessageRecord {
+                            frame,
+                            ..fail(e, BodyOut::Raw(payload))
+                        };
+                    }
+                }
+            }
+            (Body::Procedure { payload, .. }, None) => BodyOut::Raw(payload),
+            (other, _) => BodyOut::Core(other),
         };
         MessageRecord {
             origin,

@@ -13,6 +13,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use virtwire_conformance::decode::{Decoder, Options};
 use virtwire_conformance::render::{Format, Writer};
+use virtwire_protocol::schema::Schema;
 use virtwire_protocol::{Compat, Profile};
 
 #[derive(Parser, Debug)]
@@ -126,16 +127,23 @@ fn decode(args: DecodeArgs) -> ExitCode {
         limits: args.limits.limits(),
         max_pending: args.reassembly_max,
     };
-    if let Some(dir) = &args.protocol_dir
-        && !dir.is_dir()
-    {
-        eprintln!(
-            "virtwire: --protocol-dir {}: not a directory",
-            dir.display()
-        );
-        return ExitCode::from(2);
-    }
-    let decoder = Decoder::new(opts);
+    // The schema: an explicit --protocol-dir / $VIRTWIRE_PROTOCOL_DIR must load; the default
+    // location (the repository's .cache) is optional, without it procedure bodies stay hex.
+    let located = Schema::locate(args.protocol_dir.as_deref());
+    let decoder = match located.and_then(|dir| Schema::load_dir(&dir)) {
+        Ok(schema) => Decoder::with_schema(opts, schema),
+        Err(e) if args.protocol_dir.is_some() => {
+            eprintln!("virtwire: cannot load the protocol files: {e}");
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            eprintln!(
+                "virtwire: warning: {e}; procedure bodies are shown as hex \
+                 (scripts/setup.sh --xdr-only fetches the files, or pass --protocol-dir DIR)"
+            );
+            Decoder::new(opts)
+        }
+    };
     let format = match args.format {
         FormatArg::Text => Format::Text,
         FormatArg::Json => Format::Json,

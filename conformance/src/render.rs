@@ -17,6 +17,7 @@
 
 use std::io::{self, Write};
 
+use virtwire_protocol::schema::Value;
 use virtwire_protocol::{Body, BodyKind, Category, Error, ErrorBody, Header};
 
 use crate::decode::{BodyOut, MessageRecord, Origin, Record};
@@ -100,6 +101,17 @@ fn body_kind_name(k: BodyKind) -> &'static str {
         BodyKind::StreamError => "stream_error",
         BodyKind::StreamHole => "stream_hole",
         _ => "unexpected",
+    }
+}
+
+/// The `.x` type of a message's body: the procedure's struct, or the protocol's own for error and
+/// hole bodies.
+fn body_type_name<'a>(m: &MessageRecord<'a>) -> Option<&'a str> {
+    match &m.body {
+        BodyOut::Value { type_name, .. } => *type_name,
+        BodyOut::Core(Body::Error(_)) => Some("virNetMessageError"),
+        BodyOut::Core(Body::StreamHole(_)) => Some("virNetStreamHole"),
+        _ => None,
     }
 }
 
@@ -227,9 +239,82 @@ pub fn json_error_body(w: &mut impl Write, e: &ErrorBody<'_>) -> io::Result<()> 
     w.write_all(b"}")
 }
 
+fn jfloat(w: &mut impl Write, v: f64) -> io::Result<()> {
+    if v.is_nan() {
+        w.write_all(b"\"NaN\"")
+    } else if v.is_infinite() {
+        w.write_all(if v > 0.0 { b"\"inf\"" } else { b"\"-inf\"" })
+    } else {
+        serde_json::to_writer(&mut *w, &v).map_err(io::Error::other)
+    }
+}
+
+/// A schema value as JSON: structs as objects keyed by `.x` field names (in `.x` order), arrays as
+/// arrays, absent optionals as null, opaque as a hex string, strings as strings (or `{"hex": …}` when
+/// not UTF-8), enums as the member's name (the number when not a member), unions as
+/// `{"discriminant": D, "<arm>": value}` (no arm key for a void arm), void as null.
+pub fn json_value(w: &mut impl Write, v: &Value<'_>) -> io::Result<()> {
+    match v {
+        Value::Void => w.write_all(b"null"),
+        Value::Int(i) => write!(w, "{i}"),
+        Value::UInt(i) => write!(w, "{i}"),
+        Value::Hyper(i) => write!(w, "{i}"),
+        Value::UHyper(i) => write!(w, "{i}"),
+        Value::Float(f) => jfloat(w, f64::from(*f)),
+        Value::Double(f) => jfloat(w, *f),
+        Value::Bool(b) => write!(w, "{b}"),
+        Value::Enum { value, name } => match name {
+            Some(n) => js(w, n),
+            None => write!(w, "{value}"),
+        },
+        Value::String(b) => jbytes_str(w, b),
+        Value::Opaque(b) => write!(w, "\"{}\"", hex(b)),
+        Value::Array(items) => {
+            w.write_all(b"[")?;
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    w.write_all(b",")?;
+                }
+                json_value(w, item)?;
+            }
+            w.write_all(b"]")
+        }
+        Value::Struct(fields) => {
+            w.write_all(b"{")?;
+            for (i, (name, item)) in fields.iter().enumerate() {
+                if i > 0 {
+                    w.write_all(b",")?;
+                }
+                js(w, name)?;
+                w.write_all(b":")?;
+                json_value(w, item)?;
+            }
+            w.write_all(b"}")
+        }
+        Value::Union {
+            discriminant,
+            arm,
+            value,
+        } => {
+            w.write_all(b"{\"discriminant\":")?;
+            json_value(w, discriminant)?;
+            if let Some(arm) = arm {
+                w.write_all(b",")?;
+                js(w, arm)?;
+                w.write_all(b":")?;
+                json_value(w, value)?;
+            }
+            w.write_all(b"}")
+        }
+        Value::Optional(None) => w.write_all(b"null"),
+        Value::Optional(Some(v)) => json_value(w, v),
+        _ => w.write_all(b"null"),
+    }
+}
+
 fn json_body(w: &mut impl Write, b: &BodyOut<'_>) -> io::Result<()> {
     match b {
-        BodyOut::Undecoded => w.write_all(b"null"),
+        BodyOut::Value { value, .. } => json_value(w, value),
         BodyOut::Raw(p) => write!(w, "{{\"hex\":\"{}\"}}", hex(p)),
         BodyOut::Core(body) => match body {
             Body::Error(e) => json_error_body(w, e),
@@ -251,7 +336,13 @@ pub fn json_message(w: &mut impl Write, m: &MessageRecord<'_>) -> io::Result<()>
     json_header_fields(w, h, m.proc_name)?;
     w.write_all(b",\"nfds\":")?;
     jopt(w, m.frame.nfds)?;
-    write!(w, ",\"body_kind\":\"{}\",\"body\":", body_kind_name(m.kind))?;
+    write!(
+        w,
+        ",\"body_kind\":\"{}\",\"body_type\":",
+        body_kind_name(m.kind)
+    )?;
+    jopt_name(w, body_type_name(m))?;
+    w.write_all(b",\"body\":")?;
     json_body(w, &m.body)?;
     w.write_all(b",\"error\":")?;
     match &m.error {
@@ -473,6 +564,86 @@ pub fn text_error_body(w: &mut impl Write, e: &ErrorBody<'_>, ind: &str) -> io::
     }
 }
 
+fn scalar_text(v: &Value<'_>) -> Option<String> {
+    Some(match v {
+        Value::Void => "(void)".into(),
+        Value::Int(i) => i.to_string(),
+        Value::UInt(i) => i.to_string(),
+        Value::Hyper(i) => i.to_string(),
+        Value::UHyper(i) => i.to_string(),
+        Value::Float(f) => f.to_string(),
+        Value::Double(f) => f.to_string(),
+        Value::Bool(b) => b.to_string(),
+        Value::Enum { value, name } => match name {
+            Some(n) => format!("{n} ({value})"),
+            None => format!("{value} (not a member)"),
+        },
+        Value::String(b) => tbytes(b),
+        Value::Opaque([]) => "(0 bytes)".into(),
+        Value::Opaque(b) => hex(b),
+        Value::Optional(None) => "(absent)".into(),
+        Value::Array(items) if items.is_empty() => "(0 items)".into(),
+        Value::Struct(fields) if fields.is_empty() => "(empty struct)".into(),
+        _ => return None,
+    })
+}
+
+/// A schema value as an indented tree: `name: value` for scalars, nested blocks for structs, arrays
+/// (`name: N items` then `[i]` entries) and unions (`name: arm (discriminant D)`).
+pub fn text_value(w: &mut impl Write, name: &str, v: &Value<'_>, depth: usize) -> io::Result<()> {
+    let ind = "    ".repeat(depth);
+    if let (Value::Opaque(b), true) = (v, name.ends_with("uuid"))
+        && b.len() == 16
+    {
+        let h = hex(b);
+        return writeln!(
+            w,
+            "{ind}{name}: {}-{}-{}-{}-{}",
+            &h[..8],
+            &h[8..12],
+            &h[12..16],
+            &h[16..20],
+            &h[20..]
+        );
+    }
+    if let Some(s) = scalar_text(v) {
+        return writeln!(w, "{ind}{name}: {s}");
+    }
+    match v {
+        Value::Optional(Some(inner)) => text_value(w, name, inner, depth),
+        Value::Array(items) => {
+            writeln!(w, "{ind}{name}: {} items", items.len())?;
+            for (i, item) in items.iter().enumerate() {
+                text_value(w, &format!("[{i}]"), item, depth + 1)?;
+            }
+            Ok(())
+        }
+        Value::Struct(fields) => {
+            writeln!(w, "{ind}{name}:")?;
+            for (n, item) in fields {
+                text_value(w, n, item, depth + 1)?;
+            }
+            Ok(())
+        }
+        Value::Union {
+            discriminant,
+            arm,
+            value,
+        } => {
+            let d = scalar_text(discriminant).unwrap_or_default();
+            match (arm, scalar_text(value)) {
+                (None, _) => writeln!(w, "{ind}{name}: (void arm, discriminant {d})"),
+                (Some(arm), Some(s)) => writeln!(w, "{ind}{name}: {arm} = {s} (discriminant {d})"),
+                (Some(arm), None) => {
+                    writeln!(w, "{ind}{name}: {arm} (discriminant {d})")?;
+                    text_value(w, arm, value, depth + 1)
+                }
+            }
+        }
+        _ => writeln!(w, "{ind}{name}: (not shown)"),
+    }
+}
+
 fn text_hexdump(w: &mut impl Write, b: &[u8], ind: &str) -> io::Result<()> {
     for (i, chunk) in b.chunks(16).enumerate() {
         writeln!(w, "{ind}{:04x}  {}", i * 16, hex(chunk))?;
@@ -501,13 +672,28 @@ pub fn text_message(w: &mut impl Write, m: &MessageRecord<'_>) -> io::Result<()>
     }
     let ind = "        ";
     match &m.body {
-        BodyOut::Undecoded => {
-            writeln!(w, "    Body: not decoded ({} bytes)", m.frame.payload.len())?
+        BodyOut::Value { type_name, value } => {
+            let label = format!("Body ({})", type_name.unwrap_or(body_kind_name(m.kind)));
+            match value {
+                Value::Void => writeln!(w, "    {label}: (void)")?,
+                Value::Struct(fields) => {
+                    writeln!(w, "    {label}:")?;
+                    for (n, item) in fields {
+                        text_value(w, n, item, 2)?;
+                    }
+                }
+                other => text_value(w, &label, other, 1)?,
+            }
         }
         BodyOut::Raw(p) => {
+            let why = if m.error.is_some() {
+                "not decoded (see the error)"
+            } else {
+                "not decoded (no schema loaded)"
+            };
             writeln!(
                 w,
-                "    Body ({}): {} bytes of XDR, not decoded (no schema for this procedure)",
+                "    Body ({}): {} bytes of XDR, {why}",
                 body_kind_name(m.kind),
                 p.len()
             )?;
