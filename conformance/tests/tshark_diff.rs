@@ -2,12 +2,23 @@
 //! traces: the same messages in the same packets, the same header fields, and the same body values
 //! where the dissector has them.
 //!
-//! Known dissector faults (PROTOCOL.md §9), accepted here and counted separately:
+//! Bodies are compared leaf by leaf in `.x` order (numbers, strings, opaque bytes, absent optionals),
+//! for every message both sides decode; union discriminants are not compared (the dissector does not
+//! show them, only the arm).
+//!
+//! Known dissector faults (PROTOCOL.md §9 and found here), accepted and counted separately:
 //! - stream data (STREAM/CONTINUE) is shown 28 bytes short: the dissector subtracts the header twice;
-//! - absent optionals (`opt<string>`, `dom`, `net` of the error struct) are shown as "" — equal to our
-//!   null for this comparison;
+//! - every field named `type` is registered as an unsigned int whatever its XDR type, so a `string`
+//!   named `type` (CONNECT_GET_TYPE, DOMAIN_GET_OS_TYPE, DOMAIN_GET_SCHEDULER_TYPE… replies) is shown
+//!   as its length word, not its text (`tshark -G fields`: `libvirt.remote_connect_get_type_ret.type
+//!   FT_UINT32`);
+//! - a variable-length opaque (`opaque x<N>`, e.g. DOMAIN_GET_VCPUS's `cpumaps`, NODE_GET_CPU_MAP's
+//!   `cpumap`) is shown as its whole XDR encoding — length word, data and padding — not as its data;
 //! - the FD count of `*_WITH_FDS` frames is never dissected (it compares the status with type values);
 //!   TCP captures carry no such frames, so this fault cannot show here.
+//!
+//! Representation differences (not faults): absent optionals and empty arrays are "" in tshark's
+//! JSON, enums are numbers, opaque bytes are colon-separated hex.
 //!
 //! Runs only when `tshark` and the libvirt dissector are installed; otherwise it says SKIPPED and passes.
 
@@ -18,6 +29,7 @@ use std::process::Command;
 use serde_json::Value as J;
 use virtwire_conformance::decode::{BodyOut, Decoder, Options, Record};
 use virtwire_protocol::Body;
+use virtwire_protocol::schema::{Schema, Value};
 
 fn traces() -> Vec<PathBuf> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../corpus/traces");
@@ -54,7 +66,82 @@ struct Seen {
     error: Option<BTreeMap<String, String>>,
     /// Stream data bytes.
     stream_len: Option<usize>,
+    /// Body leaves in order, (tshark key, value); our side has no keys. `None`: not compared (no
+    /// schema body on our side, or a message that did not decode).
+    leaves: Option<Vec<(String, String)>>,
 }
+
+/// Our leaves, normalised to tshark's representation.
+fn value_leaves(v: &Value<'_>, out: &mut Vec<(String, String)>) {
+    let mut push = |s: String| out.push((String::new(), s));
+    match v {
+        Value::Void => {}
+        Value::Int(i) => push(i.to_string()),
+        Value::UInt(i) => push(i.to_string()),
+        Value::Hyper(i) => push(i.to_string()),
+        Value::UHyper(i) => push(i.to_string()),
+        Value::Float(f) => push(f.to_string()),
+        Value::Double(f) => push(f.to_string()),
+        Value::Bool(b) => push(u8::from(*b).to_string()),
+        Value::Enum { value, .. } => push(value.to_string()),
+        Value::String(b) => push(String::from_utf8_lossy(b).into_owned()),
+        Value::Opaque(b) => push(
+            b.iter()
+                .map(|x| format!("{x:02x}"))
+                .collect::<Vec<_>>()
+                .join(":"),
+        ),
+        Value::Optional(None) => push(String::new()),
+        Value::Optional(Some(v)) => value_leaves(v, out),
+        Value::Array(items) if items.is_empty() => push(String::new()),
+        Value::Array(items) => items.iter().for_each(|i| value_leaves(i, out)),
+        Value::Struct(fields) => fields.iter().for_each(|(_, f)| value_leaves(f, out)),
+        Value::Union { value, .. } => value_leaves(value, out),
+        other => panic!("value kind {} not handled", other.kind_name()),
+    }
+}
+
+/// The colon-hex of an `opaque<>`'s XDR encoding, from the colon-hex of its data.
+fn xdr_opaque_hex(data_hex: &str) -> String {
+    let n = if data_hex.is_empty() {
+        0
+    } else {
+        data_hex.split(':').count()
+    };
+    let mut parts: Vec<String> = (n as u32)
+        .to_be_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    parts.extend(
+        data_hex
+            .split(':')
+            .filter(|s| !s.is_empty())
+            .map(str::to_string),
+    );
+    parts.extend(std::iter::repeat_n("00".to_string(), (4 - n % 4) % 4));
+    parts.join(":")
+}
+
+fn json_leaves(key: &str, v: &J, out: &mut Vec<(String, String)>) {
+    match v {
+        J::Object(m) => m.iter().for_each(|(k, v)| json_leaves(k, v, out)),
+        J::Array(a) => a.iter().for_each(|v| json_leaves(key, v, out)),
+        J::String(s) => out.push((key.to_string(), s.clone())),
+        other => out.push((key.to_string(), other.to_string())),
+    }
+}
+
+const HEADER_KEYS: [&str; 8] = [
+    "libvirt.length",
+    "libvirt.program",
+    "libvirt.version",
+    "libvirt.procedure",
+    "libvirt.type",
+    "libvirt.serial",
+    "libvirt.status",
+    "libvirt.stream",
+];
 
 fn tshark_messages(path: &Path) -> Vec<Seen> {
     let out = Command::new("tshark")
@@ -99,6 +186,12 @@ fn tshark_messages(path: &Path) -> Vec<Seen> {
                     })
                     .collect()
             });
+            let mut leaves = Vec::new();
+            if let J::Object(m) = &l {
+                for (k, v) in m.iter().filter(|(k, _)| !HEADER_KEYS.contains(&k.as_str())) {
+                    json_leaves(k, v, &mut leaves);
+                }
+            }
             let stream_len = l["libvirt.stream"].as_str().map(|s| {
                 if s.is_empty() {
                     0
@@ -119,15 +212,19 @@ fn tshark_messages(path: &Path) -> Vec<Seen> {
                 ],
                 error,
                 stream_len,
+                leaves: Some(leaves),
             });
         }
     }
     v
 }
 
-fn our_messages(path: &Path) -> Vec<Seen> {
+fn our_messages(path: &Path, schema: Option<Schema>) -> Vec<Seen> {
     let bytes = std::fs::read(path).unwrap();
-    let decoder = Decoder::new(Options::default());
+    let decoder = match schema {
+        Some(s) => Decoder::with_schema(Options::default(), s),
+        None => Decoder::new(Options::default()),
+    };
     let mut v = Vec::new();
     let mut sink = |r: &Record<'_>| -> std::io::Result<()> {
         if let Record::Message(m) = r {
@@ -171,6 +268,14 @@ fn our_messages(path: &Path) -> Vec<Seen> {
                     BodyOut::Core(Body::StreamData(d)) => Some(d.len()),
                     _ => None,
                 },
+                leaves: match (&m.body, &m.error) {
+                    (BodyOut::Value { value, .. }, None) => {
+                        let mut l = Vec::new();
+                        value_leaves(value, &mut l);
+                        Some(l)
+                    }
+                    _ => None,
+                },
             });
         }
         Ok(())
@@ -191,13 +296,24 @@ fn same_messages_headers_and_bodies_as_tshark() {
         eprintln!("SKIPPED: differential test against tshark: {why}");
         return;
     }
+    let schema = match Schema::load_default() {
+        Ok(s) => Some(s),
+        Err(e) => {
+            eprintln!("SKIPPED (bodies only): no schema to decode procedure bodies: {e}");
+            None
+        }
+    };
     let mut compared = 0;
     let mut error_bodies = 0;
+    let mut bodies = 0;
+    let mut leaves_compared = 0;
     let mut known_stream_short = 0;
+    let mut known_type_as_length = 0;
+    let mut known_opaque_xdr = 0;
     let mut report = String::new();
     for path in traces() {
         let theirs = tshark_messages(&path);
-        let ours = our_messages(&path);
+        let ours = our_messages(&path, schema.clone());
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         assert_eq!(
             ours.len(),
@@ -225,16 +341,59 @@ fn same_messages_headers_and_bodies_as_tshark() {
                 (Some(0), None) => {} // empty data: the dissector shows no stream field at all
                 (a, b) => assert_eq!(a, b, "{name} packet {}: stream data length", o.frame),
             }
+            if let (Some(a), Some(b)) = (&o.leaves, &t.leaves)
+                && o.error.is_none()
+            {
+                let b: Vec<_> = b.iter().filter(|(k, _)| !k.starts_with("_ws.")).collect();
+                assert_eq!(
+                    a.len(),
+                    b.len(),
+                    "{name} packet {}: {} leaves, tshark {}\n ours {a:?}\n tshark {b:?}",
+                    o.frame,
+                    a.len(),
+                    b.len()
+                );
+                for ((_, ours), (key, theirs)) in a.iter().zip(&b) {
+                    if ours == theirs {
+                        continue;
+                    }
+                    if key.ends_with(".type") && theirs.parse() == Ok(ours.len()) {
+                        known_type_as_length += 1;
+                        continue;
+                    }
+                    if theirs == &xdr_opaque_hex(ours) {
+                        known_opaque_xdr += 1;
+                        continue;
+                    }
+                    let same_float = matches!(
+                        (ours.parse::<f64>(), theirs.parse::<f64>()),
+                        (Ok(x), Ok(y)) if x == y
+                    );
+                    assert!(
+                        same_float,
+                        "{name} packet {}: field {key}: ours {ours:?}, tshark {theirs:?}",
+                        o.frame
+                    );
+                }
+                leaves_compared += a.len();
+                bodies += 1;
+            }
             compared += 1;
         }
         report.push_str(&format!("  {name}: {} messages\n", ours.len()));
     }
     eprintln!(
         "tshark differential: {compared} messages, identical headers; {error_bodies} error structs \
-         identical; {known_stream_short} stream data packets shown 28 bytes short by the dissector \
-         (known fault)\n{report}"
+         identical; {bodies} procedure bodies with {leaves_compared} leaf values identical; known \
+         dissector faults: {known_stream_short} stream data packets shown 28 bytes short, \
+         {known_type_as_length} `type` strings shown as their length, {known_opaque_xdr} variable \
+         opaques shown with their length word and padding\n{report}"
     );
     assert!(compared > 500);
+    if schema.is_some() {
+        assert!(bodies > 400, "{bodies}");
+        assert!(known_type_as_length >= 2);
+    }
     assert!(error_bodies >= 7);
     assert!(known_stream_short >= 1);
 }
