@@ -8,6 +8,10 @@
 #                                                   (default 2000 × 64: a 14.5 MB reply, 390,000 typed
 #                                                   params); NOT for committing
 #   scripts/capture.sh all DIR                      every committed scenario into DIR/<scenario>.pcapng
+#   scripts/capture.sh measure [FILE]               time and peak RSS of `virtwire decode` (release build;
+#                                                   JSON and text) and of tshark's libvirt dissector on
+#                                                   the big capture FILE (made first if missing; default
+#                                                   ${TMPDIR:-/tmp}/virtwire-big.pcapng)
 #
 # Scenarios (what the committed traces in corpus/traces/ hold):
 #   lifecycle   virsh and python-libvirt: open, list, dominfo, XML, suspend/resume, destroy/start,
@@ -120,8 +124,36 @@ one() {
     "$here/libvirtd.sh" run --port "$(pick_port)" --timeout 300 -- "$0" _inner "$scenario" "$out"
 }
 
+measure() {
+    local file=${1:-${TMPDIR:-/tmp}/virtwire-big.pcapng} root
+    root=$(cd "$here/.." && pwd)
+    [ -s "$file" ] || { CAPTURE_BIG_DOMAINS=2000 CAPTURE_BIG_IOTHREADS=64 one big "$file"; }
+    (cd "$root" && cargo build --release -q -p virtwire-conformance)
+    local out; out=$(mktemp -d)
+    # shellcheck disable=SC2064
+    trap "rm -rf '$out'" RETURN
+    run() {  # label, command...
+        local label=$1; shift
+        /usr/bin/time -v "$@" >"$out/stdout" 2>"$out/time" || true
+        printf '%-28s %8s s  %8s KB peak RSS  %10s bytes out\n' "$label" \
+            "$(awk -F': ' '/Elapsed/ {print $2}' "$out/time")" \
+            "$(awk -F': ' '/Maximum resident/ {print $2}' "$out/time")" "$(stat -c %s "$out/stdout")"
+    }
+    echo "capture: $file ($(stat -c %s "$file") bytes)"
+    run "virtwire decode --format json" "$root/target/release/virtwire" decode --format json "$file"
+    local ours; ours=$(grep -o '"field":' "$out/stdout" | wc -l)
+    run "virtwire decode --format text" "$root/target/release/virtwire" decode --format text "$file"
+    if command -v tshark >/dev/null; then
+        run "tshark -T json -J libvirt" tshark -r "$file" -T json --no-duplicate-keys -J libvirt
+        local theirs; theirs=$(grep -o 'remote_typed_param.field' "$out/stdout" | wc -l)
+        run "tshark -V -O libvirt" tshark -r "$file" -V -O libvirt
+        echo "typed params decoded: virtwire $ours, tshark $theirs"
+    fi
+}
+
 case ${1:-} in
     _inner) shift; inner "$@" ;;
+    measure) shift; measure "$@" ;;
     all)
         dir=${2:?usage: capture.sh all DIR}
         for s in lifecycle domstats screenshot events keepalive errors; do
@@ -136,5 +168,5 @@ case ${1:-} in
     lifecycle|domstats|screenshot|events|keepalive|errors)
         one "$1" "${2:?usage: capture.sh $1 OUT.pcapng}"
         ;;
-    *) sed -n '2,32p' "$0" >&2; exit 2 ;;
+    *) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0" >&2; exit 2 ;;
 esac

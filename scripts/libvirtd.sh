@@ -97,5 +97,5 @@ case ${1:-} in
     start) shift; start "$@" ;;
     stop) shift; stop "$@" ;;
     run) shift; run "$@" ;;
-    *) sed -n '2,13p' "$0" >&2; exit 2 ;;
+    *) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0" >&2; exit 2 ;;
 esac
