@@ -129,10 +129,12 @@ fn decode(args: DecodeArgs) -> ExitCode {
     };
     // The schema: an explicit --protocol-dir / $VIRTWIRE_PROTOCOL_DIR must load; the default
     // location (the repository's .cache) is optional, without it procedure bodies stay hex.
-    let located = Schema::locate(args.protocol_dir.as_deref());
+    // An empty $VIRTWIRE_PROTOCOL_DIR counts as unset, as Schema::locate does.
+    let explicit = args.protocol_dir.filter(|p| !p.as_os_str().is_empty());
+    let located = Schema::locate(explicit.as_deref());
     let decoder = match located.and_then(|dir| Schema::load_dir(&dir)) {
         Ok(schema) => Decoder::with_schema(opts, schema),
-        Err(e) if args.protocol_dir.is_some() => {
+        Err(e) if explicit.is_some() => {
             eprintln!("virtwire: cannot load the protocol files: {e}");
             return ExitCode::from(2);
         }

@@ -440,6 +440,29 @@ fn usage_errors_exit_2() {
 }
 
 #[test]
+fn protocol_dir_that_does_not_load_exits_2() {
+    let d = tmpdir("protodir");
+    let o = virtwire(&[
+        "decode",
+        "--protocol-dir",
+        &d.display().to_string(),
+        &trace("keepalive.pcapng"),
+    ]);
+    no_panic(&o);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("cannot load the protocol files"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        stderr(&o).contains("remote_protocol.x"),
+        "names what is missing: {}",
+        stderr(&o)
+    );
+}
+
+#[test]
 fn limits_profile_applies_to_framing() {
     // The 19.5 KB domstats replies fit every profile; a 300 KB frame does not fit legacy-256k.
     let big = call(1, 344, &vec![0u8; 300_000]);
