@@ -20,6 +20,7 @@
 #   screenshot  virsh screenshot: a STREAM of PNG data (about 33 KB) and its end
 #   events      virsh event --all --loop while a second client suspends/resumes/destroys/starts
 #   keepalive   virsh -k 1 event --timeout 4: keepalive PING/PONG every second
+#   list        one short virsh session (list, dominfo): the smallest trace, used for link-type variants
 #   errors      failing calls from virsh (no such domain, QEMU program on the test driver…) and raw
 #               frames from python: unknown procedure, unknown program, wrong version, a body that does
 #               not decode, trailing bytes, a REPLY sent by a client
@@ -27,6 +28,8 @@
 # Each run: scripts/libvirtd.sh starts a daemon on a free 127.0.0.1 port, dumpcap captures
 # "tcp port PORT" on lo with a 256 MiB buffer (-B 256: the default buffer drops packets of big replies),
 # the clients run, dumpcap is stopped with SIGTERM, the daemon is stopped. Only 127.0.0.1 is contacted.
+# CAPTURE_IFACE=any CAPTURE_LINKTYPE=LINUX_SLL2 (dumpcap -y) and CAPTURE_PCAP=1 (classic pcap instead of
+# pcapng) make the other link types and the other file format.
 # Needs: libvirtd, virsh, dumpcap, /usr/bin/python3 with python3-libvirt (scripts/setup.sh).
 set -euo pipefail
 
@@ -48,6 +51,9 @@ scenario_clients() {
             local wuri="test+tcp://127.0.0.1:$port$tmp/world.xml"
             virsh -c "$wuri" 'domstats; domstats --list-active --state dom1 dom2' >/dev/null
             /usr/bin/python3 "$here/capture-client.py" domstats "$wuri"
+            ;;
+        list)
+            virsh -c "$uri" 'list --all; dominfo test' >/dev/null
             ;;
         screenshot)
             virsh -c "$uri" screenshot test "$tmp/shot.png" >/dev/null
@@ -81,7 +87,10 @@ scenario_clients() {
 inner() {
     local scenario=$1 out=$2
     rm -f "$out"
-    dumpcap -q -i lo -f "tcp port $VIRTWIRE_LIBVIRTD_PORT" -B 256 -w "$out" 2>"$VIRTWIRE_LIBVIRTD_RUNDIR/dumpcap.err" &
+    local opts=(-q -i "${CAPTURE_IFACE:-lo}" -f "tcp port $VIRTWIRE_LIBVIRTD_PORT" -B 256 -w "$out")
+    [ -n "${CAPTURE_LINKTYPE:-}" ] && opts+=(-y "$CAPTURE_LINKTYPE")
+    [ "${CAPTURE_PCAP:-0}" = 1 ] && opts+=(-P)
+    dumpcap "${opts[@]}" 2>"$VIRTWIRE_LIBVIRTD_RUNDIR/dumpcap.err" &
     local dc=$!
     # shellcheck disable=SC2064
     trap "kill -TERM $dc 2>/dev/null || true" EXIT
@@ -165,7 +174,7 @@ case ${1:-} in
         export CAPTURE_BIG_DOMAINS=${3:-2000} CAPTURE_BIG_IOTHREADS=${4:-64}
         one big "$out"
         ;;
-    lifecycle|domstats|screenshot|events|keepalive|errors)
+    lifecycle|domstats|screenshot|events|keepalive|errors|list)
         one "$1" "${2:?usage: capture.sh $1 OUT.pcapng}"
         ;;
     *) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0" >&2; exit 2 ;;

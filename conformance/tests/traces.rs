@@ -27,7 +27,9 @@ fn trace(name: &str) -> PathBuf {
         .join(name)
 }
 
-const TRACES: [&str; 6] = [
+const TRACES: [&str; 8] = [
+    "list-sll.pcap",
+    "list-sll2.pcap",
     "lifecycle.pcapng",
     "domstats-small.pcapng",
     "screenshot-stream.pcapng",
