@@ -440,6 +440,34 @@ fn usage_errors_exit_2() {
 }
 
 #[test]
+fn fd_counts_are_shown() {
+    // DOMAIN_OPEN_GRAPHICS_FD (remote 319) returns an FD: REPLY_WITH_FDS with a count after the header.
+    let h = Header::new(
+        REMOTE_PROGRAM,
+        1,
+        319,
+        MessageType::ReplyWithFds,
+        4,
+        MessageStatus::Ok,
+    );
+    let f = FrameBuilder::new(h)
+        .nfds(Some(1))
+        .encode(&Limits::default())
+        .unwrap();
+    assert_eq!(f.len(), 32);
+    let d = tmpdir("fds");
+    let file = write(&d, "fds.bin", &f);
+    let o = virtwire(&["decode", "--raw", "--format", "json", &file]);
+    no_panic(&o);
+    let lines = json_lines(&o);
+    assert_eq!(lines[0]["nfds"], 1);
+    assert_eq!(lines[0]["type_name"], "REPLY_WITH_FDS");
+    assert_eq!(lines[0]["len"], 32);
+    let o = virtwire(&["decode", "--raw", &file]);
+    assert!(stdout(&o).contains("    FD count: 1\n"), "{}", stdout(&o));
+}
+
+#[test]
 fn protocol_dir_that_does_not_load_exits_2() {
     let d = tmpdir("protodir");
     let o = virtwire(&[
