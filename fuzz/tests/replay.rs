@@ -74,6 +74,16 @@ fn replay_validate_vs_decode() {
 }
 
 #[test]
+fn replay_stream() {
+    replay("stream", 8, fuzzing::stream);
+}
+
+#[test]
+fn replay_stream_reassembly() {
+    replay("stream_reassembly", 8, fuzzing::stream_reassembly);
+}
+
+#[test]
 fn replay_roundtrip_structured() {
     replay("roundtrip_structured", 3, fuzzing::roundtrip_structured);
 }
@@ -110,6 +120,76 @@ fn generate_structured_seeds() {
         std::fs::write(dir.join(format!("{name}.bin")), bytes).unwrap();
     }
     assert!(found.len() >= 10, "only {} shapes found", found.len());
+}
+
+/// Regenerates `corpus/stream/` (scripts that upload or download on several streams with data,
+/// holes and ends) and `corpus/stream_reassembly/` (operation programs), by a seeded search.
+#[test]
+#[ignore = "writes seed files; run by hand to regenerate"]
+fn generate_stream_seeds() {
+    use arbitrary::{Arbitrary, Unstructured};
+    use fuzzing::{StreamScript, StreamStep};
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = |len: usize| -> Vec<u8> {
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    };
+    let dir = corpus_root().join("stream");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut found = std::collections::BTreeMap::new();
+    for _ in 0..100_000 {
+        let bytes = next(24 + 40);
+        let Ok(s) = StreamScript::arbitrary_take_rest(Unstructured::new(&bytes)) else {
+            continue;
+        };
+        let has = |f: fn(&StreamStep) -> bool| s.steps.iter().any(f);
+        let (d, h, e) = (
+            has(|s| matches!(s, StreamStep::Data { .. })),
+            has(|s| matches!(s, StreamStep::Hole { .. })),
+            has(|s| matches!(s, StreamStep::End { .. })),
+        );
+        let sparse = s.sparse.iter().any(|b| *b);
+        let name = format!(
+            "{}{}{}{}{}",
+            if s.server_sends { "download" } else { "upload" },
+            if d { "-data" } else { "" },
+            if h {
+                if sparse {
+                    "-sparse-holes"
+                } else {
+                    "-refused-holes"
+                }
+            } else {
+                ""
+            },
+            if e { "-end" } else { "" },
+            if s.steps.len() > 4 {
+                "-interleaved"
+            } else {
+                ""
+            },
+        );
+        found.entry(name).or_insert(bytes);
+    }
+    for (name, bytes) in &found {
+        std::fs::write(dir.join(format!("{name}.bin")), bytes).unwrap();
+    }
+    assert!(
+        found.len() >= 8,
+        "only {} stream scripts found",
+        found.len()
+    );
+    let dir = corpus_root().join("stream_reassembly");
+    std::fs::create_dir_all(&dir).unwrap();
+    for i in 0..8 {
+        std::fs::write(dir.join(format!("program-{i}.bin")), next(64 + 16 * i)).unwrap();
+    }
 }
 
 /// The differential corpus through libvirt.so.0's decoder and ours (needs `--features libvirt`).

@@ -411,7 +411,12 @@ impl FrameDecoder {
             }
         };
         let bytes = if self.start == 0 && self.buf.len() == len {
+            // The buffer is exactly this frame: hand it over.
             std::mem::take(&mut self.buf)
+        } else if self.start == 0 && self.buf.len() - len <= len {
+            // The frame is the larger part: keep its allocation, copy the (smaller) tail out.
+            let tail = self.buf.split_off(len);
+            std::mem::replace(&mut self.buf, tail)
         } else {
             let b = self.buf[self.start..self.start + len].to_vec();
             self.start += len;

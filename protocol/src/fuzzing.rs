@@ -501,7 +501,10 @@ impl OValue {
                 ..
             } => match value.as_ref() {
                 Value::Void => OValue::Rec(vec![OValue::from_value(discriminant)]),
-                v => OValue::Rec(vec![OValue::from_value(discriminant), OValue::from_value(v)]),
+                v => OValue::Rec(vec![
+                    OValue::from_value(discriminant),
+                    OValue::from_value(v),
+                ]),
             },
             Value::Optional(o) => OValue::Opt(o.as_ref().map(|v| Box::new(OValue::from_value(v)))),
         }
@@ -685,7 +688,10 @@ pub fn body(data: &[u8]) {
     let lib = s.decode_body(&h, payload, base, Compat::Libvirt, &limits);
     if let Ok(v) = &strict {
         let Ok(lv) = &lib else {
-            panic!("strict accepted, libvirt mode refused: {}", lib.unwrap_err())
+            panic!(
+                "strict accepted, libvirt mode refused: {}",
+                lib.unwrap_err()
+            )
         };
         for (mode, value) in [("strict", v), ("libvirt", lv)] {
             let mut out = Vec::new();
@@ -720,4 +726,230 @@ pub fn validate_vs_decode(data: &[u8]) {
         let v = s.validate_body(&h, payload, 28, compat, &limits);
         assert_eq!(d, v, "validate and decode disagree ({})", compat.name());
     }
+}
+
+/// One step of a [`StreamScript`].
+#[derive(Debug, Clone, Arbitrary)]
+pub enum StreamStep {
+    /// `len` bytes of value `fill` on stream `stream % 4`.
+    Data {
+        /// Stream index.
+        stream: u8,
+        /// Bytes.
+        len: u16,
+        /// Their value.
+        fill: u8,
+    },
+    /// A hole of `len` bytes (refused by the splitter unless the stream is sparse and len > 0, as
+    /// libvirt refuses holes of length 0).
+    Hole {
+        /// Stream index.
+        stream: u8,
+        /// Hole length.
+        len: u16,
+    },
+    /// The sender's end of the stream (finish from a client, EOF from a server).
+    End {
+        /// Stream index.
+        stream: u8,
+    },
+}
+
+/// Input of the `stream` target: interleaved streams sent by one side and received by the other.
+#[derive(Debug, Clone, Arbitrary)]
+pub struct StreamScript {
+    /// True: the server sends (downloads); false: the client sends (uploads).
+    pub server_sends: bool,
+    /// Which of the four streams are sparse.
+    pub sparse: [bool; 4],
+    /// Chunk size selector (1..=2048 bytes).
+    pub chunk: u16,
+    /// Reassembler buffer cap in 16-byte units (0 = 0 bytes).
+    pub cap: u16,
+    /// How the wire is cut into reads (cycled; each 1..=4096 bytes).
+    pub reads: Vec<u16>,
+    /// The operations, in send order.
+    pub steps: Vec<StreamStep>,
+}
+
+/// Target `stream`: an `Arbitrary` [`StreamScript`] → one splitter per stream → frames on one wire
+/// → read in arbitrary pieces by a [`FrameDecoder`] → a reassembler (assembling) on the other side.
+/// Oracles: the splitter refuses exactly holes on non-sparse streams, zero-length holes and anything
+/// after the end; every frame is within the limits and the chunk; the reassembler's memory never
+/// passes its cap and it refuses only with the buffer cap, and never while the data sent stays well
+/// within it; when nothing was refused, each stream's data and holes come back exactly and every
+/// ended stream is seen as ended.
+pub fn stream(data: &[u8]) {
+    use crate::stream::{
+        Assembled, HoleAt, Reassembler, Side, StreamError, StreamKey, StreamOptions, StreamSplitter,
+    };
+    let Ok(script) = StreamScript::arbitrary_take_rest(Unstructured::new(data)) else {
+        return;
+    };
+    let sender = if script.server_sends {
+        Side::Server
+    } else {
+        Side::Client
+    };
+    let cap = script.cap as u64 * 16;
+    let limits = Limits::default()
+        .with_message_max(24 + 4096)
+        .with_stream_chunk(2048)
+        .with_stream_buffer_max(cap)
+        .with_streams_max(4);
+    let chunk = 1 + script.chunk as usize % 2048;
+    let keys: Vec<StreamKey> = (0..4u32)
+        .map(|i| StreamKey::new(header::REMOTE_PROGRAM, 1, 209, 10 + i))
+        .collect();
+    let mut splitters: Vec<StreamSplitter> = keys
+        .iter()
+        .zip(script.sparse)
+        .map(|(k, sparse)| {
+            StreamSplitter::new(*k, sender, &limits)
+                .and_then(|s| s.with_chunk(chunk, &limits))
+                .map(|s| s.sparse(sparse))
+                .expect("chunk within limits")
+        })
+        .collect();
+    let mut model: Vec<Assembled> = vec![Assembled::default(); 4];
+    let mut ended = [false; 4];
+    let mut wire = Vec::new();
+    let mut frames_sent = 0usize;
+    for step in &script.steps {
+        let (i, packets) = match *step {
+            StreamStep::Data { stream, len, fill } => {
+                let i = stream as usize % 4;
+                let bytes = vec![fill; len as usize % 3000];
+                let r = splitters[i].data(&bytes).map(|p| {
+                    p.map(|p| p.to_bytes(&limits).expect("data packet encodes"))
+                        .collect::<Vec<_>>()
+                });
+                match (r, ended[i]) {
+                    (Ok(p), false) => {
+                        assert_eq!(
+                            p.len(),
+                            bytes.len().div_ceil(chunk),
+                            "ceil(len / chunk) frames"
+                        );
+                        model[i].data.extend_from_slice(&bytes);
+                        (i, p)
+                    }
+                    (Err(_), true) => continue,
+                    (r, e) => panic!("data on stream {i} (ended {e}): {r:?}"),
+                }
+            }
+            StreamStep::Hole { stream, len } => {
+                let i = stream as usize % 4;
+                let r = splitters[i].hole(len as i64);
+                let legal = script.sparse[i] && len > 0 && !ended[i];
+                match r {
+                    Ok(p) if legal => {
+                        let offset = model[i].data.len() as u64;
+                        model[i].holes.push(HoleAt {
+                            offset,
+                            length: len as u64,
+                        });
+                        (i, vec![p.to_bytes(&limits).expect("hole encodes")])
+                    }
+                    Err(_) if !legal => continue,
+                    r => panic!(
+                        "hole of {len} on stream {i} (sparse {}, ended {}): {r:?}",
+                        script.sparse[i], ended[i]
+                    ),
+                }
+            }
+            StreamStep::End { stream } => {
+                let i = stream as usize % 4;
+                match (splitters[i].end(), ended[i]) {
+                    (Ok(p), false) => {
+                        ended[i] = true;
+                        (i, vec![p.to_bytes(&limits).expect("end encodes")])
+                    }
+                    (Err(_), true) => continue,
+                    (r, e) => panic!("end of stream {i} (ended {e}): {r:?}"),
+                }
+            }
+        };
+        let _ = i;
+        for p in packets {
+            assert!(p.len() as u64 <= limits.frame_max(), "frame over the limit");
+            assert!(
+                p.len() <= 28 + chunk.max(StreamHole::LEN),
+                "frame over the chunk"
+            );
+            frames_sent += 1;
+            wire.extend_from_slice(&p);
+        }
+    }
+
+    let mut rx = Reassembler::new(sender.peer(), limits, Compat::Strict);
+    for (k, sparse) in keys.iter().zip(script.sparse) {
+        rx.open(*k, StreamOptions::new().sparse(sparse).assemble(true))
+            .expect("four streams fit streams_max");
+    }
+    let mut dec = FrameDecoder::new(limits, Compat::Strict);
+    let (mut at, mut n, mut refused) = (0usize, 0usize, None::<StreamError>);
+    let mut frames_got = 0usize;
+    'wire: while at < wire.len() {
+        let step = if script.reads.is_empty() {
+            wire.len()
+        } else {
+            1 + script.reads[n % script.reads.len()] as usize % 4096
+        };
+        n += 1;
+        let end = (at + step).min(wire.len());
+        dec.feed(&wire[at..end]);
+        at = end;
+        while let Some(f) = dec.next_frame().expect("own frames decode") {
+            frames_got += 1;
+            match rx.receive(f.frame()) {
+                Ok(Some(_)) => {}
+                Ok(None) => panic!("a stream frame was not taken as one"),
+                Err(e) => {
+                    refused = Some(e);
+                    break 'wire;
+                }
+            }
+            assert!(
+                rx.memory() <= cap,
+                "reassembler memory {} over cap {cap}",
+                rx.memory()
+            );
+        }
+    }
+    let sent_bytes: u64 = model
+        .iter()
+        .map(|m| m.data.len() as u64 + 16 * m.holes.len() as u64)
+        .sum();
+    if let Some(e) = refused {
+        assert_eq!(
+            e.limit(),
+            Some(LimitKind::StreamBuffer),
+            "refused a valid stream for another reason: {e}"
+        );
+        assert!(
+            sent_bytes * 2 > cap,
+            "refused {sent_bytes} bytes with a cap of {cap}: {e}"
+        );
+        return;
+    }
+    assert_eq!(frames_got, frames_sent, "frame count");
+    for (i, k) in keys.iter().enumerate() {
+        let got = rx.take_assembled(*k).expect("stream is open");
+        let dense = |a: &Assembled| a.to_dense(1 << 24).expect("dense form");
+        assert_eq!(
+            dense(&got),
+            dense(&model[i]),
+            "stream {i} data/holes differ"
+        );
+        assert_eq!(got.data, model[i].data, "stream {i} data differs");
+        let status = rx.status(*k).expect("stream is open");
+        assert_eq!(status.received_end.is_some(), ended[i], "stream {i} end");
+    }
+}
+
+/// Target `stream_reassembly`: a byte program of operations against one reassembler (see
+/// [`crate::stream::fuzz::reassembly`]).
+pub fn stream_reassembly(data: &[u8]) {
+    crate::stream::fuzz::reassembly(data)
 }

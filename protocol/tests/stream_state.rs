@@ -303,6 +303,29 @@ fn bad_holes_are_refused() {
         recv(&mut sparse, &neg),
         Err(StreamError::InvalidHole { length: -5, .. })
     ));
+    // Zero length: libvirt refuses it on both sides (virCheckPositiveArgReturn); found by the
+    // `stream` fuzz target, which expected libvirt's rule while the splitter accepted 0.
+    let zero = frame(
+        UPLOAD,
+        MessageType::StreamHole,
+        MessageStatus::Continue,
+        &StreamHole {
+            length: 0,
+            flags: 0,
+        }
+        .to_bytes(),
+    );
+    assert!(matches!(
+        recv(&mut sparse, &zero),
+        Err(StreamError::InvalidHole { length: 0, .. })
+    ));
+    let mut s = StreamSplitter::new(UPLOAD, Side::Client, &limits())
+        .unwrap()
+        .sparse(true);
+    assert!(matches!(
+        s.hole(0),
+        Err(StreamError::InvalidHole { length: 0, .. })
+    ));
     let mut payload = 5i64.to_be_bytes().to_vec();
     payload.extend_from_slice(&1u32.to_be_bytes());
     let flags = frame(

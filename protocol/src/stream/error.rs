@@ -33,9 +33,9 @@ pub enum StreamError {
         /// The stream.
         key: StreamKey,
     },
-    /// A hole with flags other than 0 (libvirt's client refuses them: `virCheckFlags(0)` in
-    /// `virNetClientStreamSetHole`), or with a negative length (refused by us: a hole of negative
-    /// size has no meaning; libvirt's own handling of it is not verified).
+    /// A hole with flags other than 0 (`virCheckFlags(0)`) or a length that is not positive: libvirt
+    /// 9.0 refuses both on either side (`virCheckPositiveArgReturn` in `virFDStreamSendHole` on the
+    /// daemon, `virNetClientStreamSetHole` on the client).
     #[error("invalid hole on stream {key}: length {length}, flags {flags:#x}")]
     InvalidHole {
         /// The stream.

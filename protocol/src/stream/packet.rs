@@ -171,7 +171,7 @@ impl<'a> StreamPacket<'a> {
     ///
     /// Refused ([`StreamError`]): STREAM with an unknown status or STREAM_HOLE with a status other
     /// than CONTINUE; a hole payload that does not decode, a hole with non-zero flags (libvirt
-    /// refuses them) or a negative length ([`StreamError::InvalidHole`]); a server's STREAM/ERROR
+    /// refuses them) or a length that is not positive ([`StreamError::InvalidHole`], as libvirt); a server's STREAM/ERROR
     /// without a decodable error body (libvirt's client cannot decode it either). Strict mode also refuses payload bytes on finish, abort and
     /// confirmation, and trailing bytes after a hole or error body; libvirt mode ignores them, as
     /// libvirt does.
@@ -247,9 +247,10 @@ impl<'a> StreamPacket<'a> {
     }
 }
 
-/// Non-zero flags are refused as libvirt's client does (`virCheckFlags(0)`); negative lengths by us.
+/// libvirt 9.0 refuses a hole whose length is not positive on both sides (`virCheckPositiveArgReturn`
+/// in `virFDStreamSendHole` and `virNetClientStreamSetHole`) and flags other than 0 (`virCheckFlags`).
 pub(crate) fn check_hole(key: StreamKey, hole: StreamHole) -> Result<(), StreamError> {
-    if hole.length < 0 || hole.flags != 0 {
+    if hole.length <= 0 || hole.flags != 0 {
         return Err(StreamError::InvalidHole {
             key,
             length: hole.length,

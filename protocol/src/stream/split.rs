@@ -140,7 +140,7 @@ impl StreamSplitter {
     }
 
     /// A hole of `length` bytes (STREAM_HOLE). Refused on a stream not opened sparse, and for a
-    /// negative length.
+    /// length that is not positive (libvirt refuses those).
     pub fn hole(&mut self, length: i64) -> Result<StreamPacket<'static>, StreamError> {
         self.check_open("hole")?;
         if !self.sparse {
