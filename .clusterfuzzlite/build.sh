@@ -42,6 +42,13 @@ target_dir=${target_dir:-$repo/fuzz/target}
 triple=$(rustc -vV | sed -n 's/^host: //p')
 
 cargo "${toolchain[@]}" fuzz build -O --sanitizer "$san" --target-dir "$target_dir"
+# differential_libvirt needs libvirt.so.0 9.0.0 (feature libvirt): build it only where that is installed,
+# and never ship a binary left over from an earlier build.
+rm -f "$target_dir/$triple/release/differential_libvirt"
+if nm -D --defined-only /lib/x86_64-linux-gnu/libvirt.so.0 2>/dev/null |
+    grep 'virNetMessageDecodePayload@@LIBVIRT_PRIVATE_9.0.0' >/dev/null; then
+    cargo "${toolchain[@]}" fuzz build -O --sanitizer "$san" --target-dir "$target_dir" --features libvirt differential_libvirt
+fi
 mapfile -t targets < <(cargo "${toolchain[@]}" fuzz list)
 
 zip_dirs() {  # zip_dirs OUT.zip DIR... (flat, files only; python3 so no zip binary is needed)
@@ -66,4 +73,19 @@ for t in "${targets[@]}"; do
     cp "$repo/fuzz/virtwire.dict" "$OUT/$t.dict"
     printf '[libfuzzer]\ndict = %s.dict\nmax_len = 65536\ntimeout = 10\n' "$t" > "$OUT/$t.options"
 done
+# The schema-backed targets load libvirt's .x files at run time from libvirt-protocol/ beside the binary
+# (protocol/src/fuzzing.rs). They are libvirt's files, fetched into .cache by scripts/setup.sh --xdr-only
+# (or given with VIRTWIRE_PROTOCOL_DIR); they are copied into $OUT, never committed.
+xdr_src=${VIRTWIRE_PROTOCOL_DIR:-$(ls -d "$repo"/.cache/libvirt-* 2>/dev/null | sort -V | tail -n1)}
+if [ -z "$xdr_src" ] && "$repo/scripts/setup.sh" --xdr-only >/dev/null 2>&1; then
+    xdr_src=$(ls -d "$repo"/.cache/libvirt-* 2>/dev/null | sort -V | tail -n1)
+fi
+if [ -n "$xdr_src" ] && [ -f "$xdr_src/src/remote/remote_protocol.x" ]; then
+    (cd "$xdr_src" && find . -name '*.x' -print0 | while IFS= read -r -d '' f; do
+        mkdir -p "$OUT/libvirt-protocol/$(dirname "$f")" && cp "$f" "$OUT/libvirt-protocol/$f"
+    done)
+    echo "build.sh: libvirt .x files from $xdr_src in $OUT/libvirt-protocol" >&2
+else
+    echo "build.sh: WARNING: no libvirt .x files (set VIRTWIRE_PROTOCOL_DIR); body, validate_vs_decode and differential_libvirt will stop at start-up" >&2
+fi
 echo "build.sh: ${#targets[@]} targets in $OUT (sanitizer $san)" >&2
