@@ -99,8 +99,8 @@ fn generate_structured_seeds() {
     std::fs::create_dir_all(&dir).unwrap();
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut found = std::collections::BTreeMap::new();
-    for _ in 0..200_000 {
-        let len = 8 + (x % 56) as usize;
+    for _ in 0..400_000 {
+        let len = 8 + (x % 120) as usize;
         let bytes: Vec<u8> = (0..len)
             .map(|_| {
                 x ^= x << 13;
@@ -109,11 +109,15 @@ fn generate_structured_seeds() {
                 x as u8
             })
             .collect();
-        let Ok(m) = ArbMessage::arbitrary_take_rest(Unstructured::new(&bytes)) else {
+        let Ok(m) = ArbMessage::arbitrary(&mut Unstructured::new(&bytes)) else {
             continue;
         };
         let shape = format!("{:?}", m.body);
-        let name = shape.split(['(', ' ', '{']).next().unwrap().to_lowercase();
+        let mut name = shape.split(['(', ' ', '{']).next().unwrap().to_lowercase();
+        if let fuzzing::ArbBody::Typed(prog, _, role) = m.body {
+            // Typed bodies: one seed per (program, role), so every program's schema is reached.
+            name = format!("typed-program{}-role{}", prog % 8, role % 3);
+        }
         found.entry(name).or_insert(bytes);
     }
     for (name, bytes) in &found {

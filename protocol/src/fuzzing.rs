@@ -257,6 +257,9 @@ pub enum ArbBody {
     StreamError(ArbError),
     /// STREAM_HOLE/CONTINUE.
     Hole(i64, u32),
+    /// A schema-typed body: program and procedure indices (folded onto the schema's lists) and the
+    /// role (args, ret, msg); the value itself is generated from the rest of the input.
+    Typed(u8, u16, u8),
 }
 
 /// A structured message for `roundtrip_structured`.
@@ -278,9 +281,13 @@ pub struct ArbMessage {
 /// count and body, and encoding again gives the same bytes; the frame decoder agrees. Messages over
 /// the (small) limits must be refused by the encoder, never half-written.
 pub fn roundtrip_structured(data: &[u8]) {
-    let Ok(m) = ArbMessage::arbitrary_take_rest(Unstructured::new(data)) else {
+    let mut u = Unstructured::new(data);
+    let Ok(m) = ArbMessage::arbitrary(&mut u) else {
         return;
     };
+    if let ArbBody::Typed(prog, procedure, role) = m.body {
+        return roundtrip_typed(prog, procedure, role, m.serial, &mut u);
+    }
     use MessageStatus as S;
     use MessageType as T;
     let limits = fuzz_limits(3).with_string_max(256);
@@ -345,6 +352,7 @@ pub fn roundtrip_structured(data: &[u8]) {
                 return;
             }
         },
+        ArbBody::Typed(..) => unreachable!("handled above"),
         ArbBody::Hole(length, flags) => (
             T::StreamHole,
             S::Continue,
@@ -952,4 +960,212 @@ pub fn stream(data: &[u8]) {
 /// [`crate::stream::fuzz::reassembly`]).
 pub fn stream_reassembly(data: &[u8]) {
     crate::stream::fuzz::reassembly(data)
+}
+
+/// Zeros for fixed-length opaques when the input runs out.
+static ZEROS: [u8; 4096] = [0; 4096];
+
+/// Elements and nesting a generated value may use (keeps executions fast).
+struct Budget {
+    elems: u32,
+}
+
+/// A strictly valid value of type `ty`, driven by `u`: every bound respected, enums members,
+/// small ints in range, union discriminants naming an arm. Byte data borrows the input.
+fn arbitrary_value<'a>(
+    s: &'static Schema,
+    ty: crate::schema::TypeId,
+    u: &mut Unstructured<'a>,
+    budget: &mut Budget,
+    depth: u32,
+) -> arbitrary::Result<Value<'a>> {
+    use crate::schema::Type;
+    let deep = depth > 16;
+    Ok(match s.ty(ty) {
+        Type::Void => Value::Void,
+        Type::Int => Value::Int(u.arbitrary()?),
+        Type::UInt => Value::UInt(u.arbitrary()?),
+        Type::Hyper => Value::Hyper(u.arbitrary()?),
+        Type::UHyper => Value::UHyper(u.arbitrary()?),
+        Type::Float => Value::Float(f32::from_bits(u.arbitrary()?)),
+        Type::Double => Value::Double(f64::from_bits(u.arbitrary()?)),
+        Type::Bool => Value::Bool(u.arbitrary()?),
+        Type::Small(k) => {
+            let (lo, hi) = k.range();
+            let v = u.int_in_range(lo..=hi)?;
+            if k.is_unsigned() {
+                Value::UInt(v as u32)
+            } else {
+                Value::Int(v as i32)
+            }
+        }
+        Type::Enum(e) => match e.members.is_empty() {
+            true => Value::Enum {
+                value: 0,
+                name: None,
+            },
+            false => {
+                let (name, value) = u.choose(&e.members)?;
+                Value::Enum {
+                    value: *value,
+                    name: Some(name.as_str()),
+                }
+            }
+        },
+        Type::String { max } => {
+            let n = u.int_in_range(0..=(*max).min(64))? as usize;
+            Value::String(u.bytes(n.min(u.len()))?)
+        }
+        Type::Opaque { max } => {
+            let n = u.int_in_range(0..=(*max).min(64))? as usize;
+            Value::Opaque(u.bytes(n.min(u.len()))?)
+        }
+        Type::OpaqueFixed { len } => {
+            let n = *len as usize;
+            Value::Opaque(match u.bytes(n) {
+                Ok(b) => b,
+                Err(_) if n <= ZEROS.len() => &ZEROS[..n],
+                Err(e) => return Err(e),
+            })
+        }
+        Type::Array { elem, max } => {
+            let cap = if deep {
+                0
+            } else {
+                (*max).min(8).min(budget.elems)
+            };
+            let n = u.int_in_range(0..=cap)?;
+            budget.elems -= n;
+            let mut v = Vec::with_capacity(n as usize);
+            for _ in 0..n {
+                v.push(arbitrary_value(s, *elem, u, budget, depth + 1)?);
+            }
+            Value::Array(v)
+        }
+        Type::FixedArray { elem, len } => {
+            budget.elems = budget.elems.saturating_sub(*len);
+            let mut v = Vec::with_capacity((*len).min(4096) as usize);
+            for _ in 0..*len {
+                v.push(arbitrary_value(s, *elem, u, budget, depth + 1)?);
+            }
+            Value::Array(v)
+        }
+        Type::Optional(t) => {
+            if !deep && budget.elems > 0 && u.arbitrary::<bool>()? {
+                budget.elems -= 1;
+                Value::Optional(Some(Box::new(arbitrary_value(
+                    s,
+                    *t,
+                    u,
+                    budget,
+                    depth + 1,
+                )?)))
+            } else {
+                Value::Optional(None)
+            }
+        }
+        Type::Struct(st) => {
+            let mut fields = Vec::with_capacity(st.fields.len());
+            for f in &st.fields {
+                fields.push((
+                    f.name.as_str(),
+                    arbitrary_value(s, f.ty, u, budget, depth + 1)?,
+                ));
+            }
+            Value::Struct(fields)
+        }
+        Type::Union(un) => {
+            // Discriminant values a strict decoder accepts for each arm: its cases, or for the
+            // default arm any value no case names (an enum member, for enum discriminants).
+            let disc_ty = s.ty(un.discriminant.ty);
+            let named = |v: i64| un.arms.iter().any(|a| a.cases.contains(&v));
+            let free = match disc_ty {
+                Type::Enum(e) => e.members.iter().map(|m| m.1 as i64).find(|v| !named(*v)),
+                Type::Bool => [0, 1].into_iter().find(|v| !named(*v)),
+                _ => (0..).take(64).find(|v| !named(*v)),
+            };
+            let choices: Vec<(usize, i64)> = un
+                .arms
+                .iter()
+                .enumerate()
+                .flat_map(|(i, a)| {
+                    let keys: Vec<i64> = if a.cases.is_empty() {
+                        free.into_iter().collect()
+                    } else {
+                        a.cases.clone()
+                    };
+                    keys.into_iter().map(move |k| (i, k))
+                })
+                .collect();
+            let &(ai, key) = u.choose(&choices)?;
+            let arm = &un.arms[ai];
+            let discriminant = match disc_ty {
+                Type::Enum(e) => Value::Enum {
+                    value: key as i32,
+                    name: e.member_name(key as i32),
+                },
+                Type::Bool => Value::Bool(key != 0),
+                Type::UInt => Value::UInt(key as u32),
+                Type::Small(k) if k.is_unsigned() => Value::UInt(key as u32),
+                _ => Value::Int(key as i32),
+            };
+            Value::Union {
+                discriminant: Box::new(discriminant),
+                arm: arm.name.as_deref(),
+                value: Box::new(arbitrary_value(s, arm.ty, u, budget, depth + 1)?),
+            }
+        }
+    })
+}
+
+/// The typed half of `roundtrip_structured`: a generated value for one procedure body → encode →
+/// frame → decode (strict) → the same value, and the same bytes again.
+fn roundtrip_typed(prog: u8, procedure: u16, role: u8, serial: u32, u: &mut Unstructured<'_>) {
+    use MessageStatus as S;
+    use MessageType as T;
+    let s = schema();
+    let programs = s.programs();
+    let p = &programs[prog as usize % programs.len()];
+    let procs = p.procedure_list();
+    if procs.is_empty() {
+        return;
+    }
+    let pr = &procs[procedure as usize % procs.len()];
+    let roles = [
+        (T::Call, S::Ok, pr.args.as_ref()),
+        (T::Reply, S::Ok, pr.ret.as_ref()),
+        (T::Message, S::Ok, pr.msg.as_ref()),
+    ];
+    let (t, st, body) = roles[role as usize % 3];
+    let h = Header::new(p.number(), p.version(), pr.number, t, serial, st);
+    let value = match body {
+        Some((_, ty)) => {
+            let mut budget = Budget { elems: 256 };
+            match arbitrary_value(s, *ty, u, &mut budget, 0) {
+                Ok(v) => v,
+                Err(_) => return,
+            }
+        }
+        None => Value::Void,
+    };
+    let limits = Limits::default();
+    let mut payload = Vec::new();
+    s.encode_body(&h, &value, &mut payload, &limits)
+        .unwrap_or_else(|e| panic!("generated value for {} does not encode: {e}", pr.name));
+    let mut bytes = Vec::new();
+    encode_frame(&mut bytes, &h, None, &payload, &limits).expect("small frame encodes");
+    let frame = Frame::decode(&bytes, &limits, Compat::Strict).expect("own frame decodes");
+    let back = s
+        .decode_body(&frame.header, frame.payload, 28, Compat::Strict, &limits)
+        .unwrap_or_else(|e| panic!("{} body does not decode strictly: {e}", pr.name));
+    assert_eq!(
+        OValue::from_value(&back),
+        OValue::from_value(&value),
+        "{} value differs after a round trip",
+        pr.name
+    );
+    let mut again = Vec::new();
+    s.encode_body(&h, &back, &mut again, &limits)
+        .expect("decoded value encodes");
+    assert_eq!(again, payload, "{} re-encoding differs", pr.name);
 }
