@@ -2,7 +2,9 @@
 //! CONNECT_OPEN call: told truthfully the harness passes; every kind of lie makes it fail with the
 //! message that names the difference. (No libvirt needed: this checks the harness, not libvirt.)
 
-use virtwire_protocol::fuzzing::{LibvirtOracle, LibvirtVerdict, OValue, differential_libvirt};
+use virtwire_protocol::fuzzing::{
+    LibvirtOracle, LibvirtVerdict, OValue, TheirBody, differential_libvirt,
+};
 use virtwire_protocol::{Header, MessageStatus, MessageType};
 
 /// CONNECT_OPEN("qemu:///system", 0), serial 1 (PROTOCOL.md §6).
@@ -16,7 +18,7 @@ fn truth() -> LibvirtVerdict {
     LibvirtVerdict::Frame {
         header: Header::new(0x2000_8086, 1, 1, MessageType::Call, 1, MessageStatus::Ok),
         nfds: None,
-        body: Some(Some(OValue::Rec(vec![
+        body: Some(TheirBody::Value(OValue::Rec(vec![
             OValue::Opt(Some(Box::new(OValue::Bytes(b"qemu:///system".to_vec())))),
             OValue::U(0),
         ]))),
@@ -62,7 +64,10 @@ fn a_different_body_value_is_caught() {
         &CONNECT_OPEN,
         &with(|v| {
             if let LibvirtVerdict::Frame { body, .. } = v {
-                *body = Some(Some(OValue::Rec(vec![OValue::Opt(None), OValue::U(0)])));
+                *body = Some(TheirBody::Value(OValue::Rec(vec![
+                    OValue::Opt(None),
+                    OValue::U(0),
+                ])));
             }
         }),
     );
@@ -75,7 +80,19 @@ fn a_body_only_libvirt_rejects_is_caught() {
         &CONNECT_OPEN,
         &with(|v| {
             if let LibvirtVerdict::Frame { body, .. } = v {
-                *body = Some(None);
+                *body = Some(TheirBody::Rejected);
+            }
+        }),
+    );
+}
+
+#[test]
+fn accept_only_verdicts_pass_when_both_accept() {
+    differential_libvirt(
+        &CONNECT_OPEN,
+        &with(|v| {
+            if let LibvirtVerdict::Frame { body, .. } = v {
+                *body = Some(TheirBody::Accepted);
             }
         }),
     );

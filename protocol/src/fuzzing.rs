@@ -535,16 +535,26 @@ pub enum LibvirtVerdict {
     HeaderRejected,
     /// `virNetMessageDecodeNumFDs` failed (only called for `*_WITH_FDS`).
     FdsRejected,
-    /// Header (and FD count) decoded; `body` is `None` when the oracle does not decode this body,
-    /// `Some(None)` when `virNetMessageDecodePayload` failed, `Some(Some(v))` when it succeeded.
+    /// Header (and FD count) decoded; `body` is `None` when the oracle does not decode this body.
     Frame {
         /// The header.
         header: Header,
         /// The FD count of `*_WITH_FDS` frames.
         nfds: Option<u32>,
-        /// The body, if the oracle decodes this kind.
-        body: Option<Option<OValue>>,
+        /// What `virNetMessageDecodePayload` made of the body, if the oracle decodes this kind.
+        body: Option<TheirBody>,
     },
+}
+
+/// libvirt's verdict on a body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TheirBody {
+    /// The filter failed.
+    Rejected,
+    /// The filter succeeded; the oracle does not map this struct's value (accept/reject only).
+    Accepted,
+    /// The filter succeeded, with the value it decoded.
+    Value(OValue),
 }
 
 /// libvirt's decoder, seen from the harness (implemented over FFI by `fuzz/libvirt-oracle`).
@@ -594,6 +604,7 @@ pub fn differential_libvirt(data: &[u8], oracle: &dyn LibvirtOracle) {
             assert_eq!(&frame.header, header, "header fields differ");
             assert_eq!(&frame.nfds, nfds, "FD count differs");
             let Some(their_body) = body else { return };
+            let mut our_error: Option<Error> = None;
             let our_body = match Message::decode(*frame, &limits, Compat::Libvirt) {
                 Ok(Message {
                     body: Body::Error(e),
@@ -607,30 +618,34 @@ pub fn differential_libvirt(data: &[u8], oracle: &dyn LibvirtOracle) {
                     body: Body::Procedure { .. },
                     ..
                 }) => Some(
-                    schema()
-                        .decode_body(
-                            &frame.header,
-                            frame.payload,
-                            frame.payload_offset() as u64,
-                            Compat::Libvirt,
-                            &limits,
-                        )
-                        .ok()
-                        .map(|v| OValue::from_value(&v)),
+                    match schema().decode_body(
+                        &frame.header,
+                        frame.payload,
+                        frame.payload_offset() as u64,
+                        Compat::Libvirt,
+                        &limits,
+                    ) {
+                        Ok(v) => Some(OValue::from_value(&v)),
+                        Err(e) => {
+                            our_error = Some(e);
+                            None
+                        }
+                    },
                 ),
                 Ok(_) => None,
                 Err(e)
                     if e.path_string().starts_with("error")
                         || e.path_string().starts_with("hole") =>
                 {
+                    our_error = Some(e);
                     Some(None)
                 }
                 Err(e) => panic!("our body decode failed outside the body: {e}"),
             };
             let Some(our_body) = our_body else { return };
             match (their_body, our_body) {
-                (None, None) => {}
-                (Some(a), Some(b)) => assert_eq!(
+                (TheirBody::Rejected, None) | (TheirBody::Accepted, Some(_)) => {}
+                (TheirBody::Value(a), Some(b)) => assert_eq!(
                     a.clone().c_strings(),
                     b.c_strings(),
                     "body values differ for {}",
@@ -638,12 +653,18 @@ pub fn differential_libvirt(data: &[u8], oracle: &dyn LibvirtOracle) {
                 ),
                 (a, b) => panic!(
                     "libvirt {} the body of {}, we {}",
-                    if a.is_some() { "accepted" } else { "rejected" },
-                    frame.header,
-                    if b.is_some() {
-                        "accepted it"
+                    if matches!(a, TheirBody::Rejected) {
+                        "rejected"
                     } else {
-                        "rejected it"
+                        "accepted"
+                    },
+                    frame.header,
+                    match b {
+                        Some(_) => "accepted it".to_string(),
+                        None => format!(
+                            "rejected it: {}",
+                            our_error.map_or_else(String::new, |e| e.to_string())
+                        ),
                     }
                 ),
             }

@@ -11,12 +11,15 @@
 
 #![allow(unsafe_code)]
 
-use std::ffi::{c_char, c_int, c_uint, c_void};
-use std::sync::Once;
+use std::collections::HashMap;
+use std::ffi::{CString, c_char, c_int, c_uint, c_void};
+use std::sync::{Mutex, Once, OnceLock};
 
 #[cfg(fuzzing)]
-use virtwire_protocol::fuzzing::{LibvirtOracle, LibvirtVerdict, OValue};
+use virtwire_protocol::fuzzing::{LibvirtOracle, LibvirtVerdict, OValue, TheirBody};
 use virtwire_protocol::header::REMOTE_PROGRAM;
+use virtwire_protocol::header::{LXC_PROGRAM, QEMU_PROGRAM};
+use virtwire_protocol::schema::Schema;
 use virtwire_protocol::{Header, MessageStatus, MessageType};
 
 /// `virNetMessageHeader`.
@@ -63,6 +66,7 @@ unsafe extern "C" {
     fn virNetMessageDecodePayload(msg: *mut CMessage, filter: XdrProc, data: *mut c_void) -> c_int;
     fn xdr_free(filter: XdrProc, data: *mut c_void);
     fn g_malloc0(n: usize) -> *mut c_void;
+    fn dlsym(handle: *mut c_void, symbol: *const c_char) -> *mut c_void;
 
     fn xdr_virNetMessageError(xdr: *mut c_void, obj: *mut c_void) -> c_int;
     fn xdr_virNetStreamHole(xdr: *mut c_void, obj: *mut c_void) -> c_int;
@@ -118,6 +122,41 @@ pub enum Proc {
     AllDomainStatsArgs,
     /// CONNECT_GET_ALL_DOMAIN_STATS (344) ret.
     AllDomainStatsRet,
+    /// Any other remote, qemu or lxc body, by the name of its `xdr_*` filter in libvirt.so
+    /// (found with `dlsym`): accepted or rejected, its value not mapped.
+    Other(&'static str),
+}
+
+/// libvirt's schema, for the names of body structs (`None` when no `.x` files are found: then only
+/// the bodies with hand-written mappings are judged).
+fn schema() -> Option<&'static Schema> {
+    static S: OnceLock<Option<Schema>> = OnceLock::new();
+    S.get_or_init(|| Schema::locate(None).and_then(|d| Schema::load_dir(&d)).ok())
+        .as_ref()
+}
+
+/// `xdr_<name>` from libvirt.so, looked up once per name (the names are leaked: at most one per body
+/// type of the schema).
+fn filter_named(name: &str) -> Option<(&'static str, XdrProc)> {
+    static CACHE: OnceLock<Mutex<HashMap<String, Option<(&'static str, usize)>>>> = OnceLock::new();
+    let mut cache = CACHE
+        .get_or_init(Default::default)
+        .lock()
+        .expect("cache lock");
+    let hit = cache.entry(name.to_string()).or_insert_with(|| {
+        let sym = CString::new(format!("xdr_{name}")).ok()?;
+        // SAFETY: dlsym with RTLD_DEFAULT (null) searches the loaded objects; libvirt.so is linked.
+        let p = unsafe { dlsym(std::ptr::null_mut(), sym.as_ptr()) };
+        (!p.is_null()).then(|| (&*Box::leak(name.to_string().into_boxed_str()), p as usize))
+    });
+    // SAFETY: the address is an `xdr_*` filter of the form bool_t f(XDR *, T *).
+    hit.map(|(n, p)| (n, unsafe { std::mem::transmute::<usize, XdrProc>(p) }))
+}
+
+fn filter_by_name(name: &str) -> XdrProc {
+    filter_named(name)
+        .expect("resolved when the Proc was made")
+        .1
 }
 
 impl Proc {
@@ -131,23 +170,34 @@ impl Proc {
             (T::StreamHole, S::Continue) => return Some(Proc::Hole),
             _ => {}
         }
-        if h.prog != REMOTE_PROGRAM || h.vers != 1 {
+        if ![REMOTE_PROGRAM, QEMU_PROGRAM, LXC_PROGRAM].contains(&h.prog) || h.vers != 1 {
             return None;
         }
         let call = matches!((h.msg_type, h.status), (T::Call | T::CallWithFds, S::Ok));
         let ret = matches!((h.msg_type, h.status), (T::Reply | T::ReplyWithFds, S::Ok));
-        Some(match (h.procedure, call, ret) {
-            (1, true, _) => Proc::ConnectOpenArgs,
-            (66, _, true) => Proc::AuthListRet,
-            (60, true, _) => Proc::SupportsFeatureArgs,
-            (60, _, true) => Proc::SupportsFeatureRet,
-            (110, _, true) => Proc::GetUriRet,
-            (157, _, true) => Proc::GetLibVersionRet,
-            (273, true, _) => Proc::ListAllDomainsArgs,
-            (273, _, true) => Proc::ListAllDomainsRet,
-            (344, true, _) => Proc::AllDomainStatsArgs,
-            (344, _, true) => Proc::AllDomainStatsRet,
-            _ => return None,
+        let remote = h.prog == REMOTE_PROGRAM;
+        Some(match (remote, h.procedure, call, ret) {
+            (true, 1, true, _) => Proc::ConnectOpenArgs,
+            (true, 66, _, true) => Proc::AuthListRet,
+            (true, 60, true, _) => Proc::SupportsFeatureArgs,
+            (true, 60, _, true) => Proc::SupportsFeatureRet,
+            (true, 110, _, true) => Proc::GetUriRet,
+            (true, 157, _, true) => Proc::GetLibVersionRet,
+            (true, 273, true, _) => Proc::ListAllDomainsArgs,
+            (true, 273, _, true) => Proc::ListAllDomainsRet,
+            (true, 344, true, _) => Proc::AllDomainStatsArgs,
+            (true, 344, _, true) => Proc::AllDomainStatsRet,
+            _ => {
+                let p = schema()?.program(h.prog, h.vers)?.procedure(h.procedure)?;
+                let body = match (h.msg_type, h.status) {
+                    (T::Call | T::CallWithFds, S::Ok) => &p.args,
+                    (T::Reply | T::ReplyWithFds, S::Ok) => &p.ret,
+                    (T::Message, S::Ok) => &p.msg,
+                    _ => return None,
+                };
+                let (name, _) = body.as_ref()?;
+                return filter_named(name).map(|(n, _)| Proc::Other(n));
+            }
         })
     }
 
@@ -165,6 +215,7 @@ impl Proc {
             Proc::ListAllDomainsRet => xdr_remote_connect_list_all_domains_ret,
             Proc::AllDomainStatsArgs => xdr_remote_connect_get_all_domain_stats_args,
             Proc::AllDomainStatsRet => xdr_remote_connect_get_all_domain_stats_ret,
+            Proc::Other(name) => filter_by_name(name),
         }
     }
 }
@@ -318,6 +369,7 @@ mod read {
                     OValue::U(at::<c_uint>(p, 20) as u64),
                 ]),
                 Proc::AllDomainStatsRet => OValue::Rec(vec![list(p, 0, 48, stats_record)]),
+                Proc::Other(_) => unreachable!("values of other bodies are not read"),
             }
         }
     }
@@ -393,10 +445,12 @@ fn run(frame: &[u8], visit: &mut dyn FnMut(Proc, *const u8)) -> Outcome {
             };
             let payload_len = total - (*msg).buffer_offset;
             let body = Proc::of(&header, payload_len).map(|which| {
-                let mut obj = [0u64; 16]; // 128 bytes, 8-aligned: larger than every struct above
+                // Zeroed, 8-aligned, far larger than any libvirt body struct (the largest hold a few
+                // fixed arrays of 4-byte chars, well under 4 KiB).
+                let mut obj = vec![0u64; 2048];
                 let p = obj.as_mut_ptr() as *mut c_void;
                 let ok = virNetMessageDecodePayload(msg, which.filter(), p) == 0;
-                if ok {
+                if ok && !matches!(which, Proc::Other(_)) {
                     visit(which, p as *const u8);
                 }
                 xdr_free(which.filter(), p);
@@ -434,7 +488,11 @@ impl LibvirtOracle for Libvirt {
             Outcome::Frame { header, nfds, body } => LibvirtVerdict::Frame {
                 header,
                 nfds,
-                body: body.map(|(_, ok)| if ok { value.take() } else { None }),
+                body: body.map(|(_, ok)| match (ok, value.take()) {
+                    (false, _) => TheirBody::Rejected,
+                    (true, Some(v)) => TheirBody::Value(v),
+                    (true, None) => TheirBody::Accepted,
+                }),
             },
         }
     }
@@ -506,6 +564,32 @@ mod tests {
             decode(&f),
             Outcome::Frame {
                 body: Some((Proc::Error, false)),
+                ..
+            }
+        ));
+        // DOMAIN_GET_INFO (16) args: remote_nonnull_domain; judged through dlsym'd xdr_remote_*.
+        let mut args = vec![0, 0, 0, 3, b'v', b'm', b'1', 0];
+        args.extend([0u8; 16]);
+        args.extend((-1i32).to_be_bytes());
+        let f = FrameBuilder::call(REMOTE_PROGRAM, 16, 2)
+            .payload(args.clone())
+            .encode(&l)
+            .unwrap();
+        assert!(matches!(
+            decode(&f),
+            Outcome::Frame {
+                body: Some((Proc::Other("remote_domain_get_info_args"), true)),
+                ..
+            }
+        ));
+        let f = FrameBuilder::call(REMOTE_PROGRAM, 16, 2)
+            .payload(&args[..20])
+            .encode(&l)
+            .unwrap();
+        assert!(matches!(
+            decode(&f),
+            Outcome::Frame {
+                body: Some((Proc::Other(_), false)),
                 ..
             }
         ));
