@@ -138,7 +138,9 @@ fn schema() -> Option<&'static Schema> {
 /// `xdr_<name>` from libvirt.so, looked up once per name (the names are leaked: at most one per body
 /// type of the schema).
 fn filter_named(name: &str) -> Option<(&'static str, XdrProc)> {
-    static CACHE: OnceLock<Mutex<HashMap<String, Option<(&'static str, usize)>>>> = OnceLock::new();
+    /// Filter name → (leaked name, filter address), `None` when libvirt.so has no such filter.
+    type Cache = HashMap<String, Option<(&'static str, usize)>>;
+    static CACHE: OnceLock<Mutex<Cache>> = OnceLock::new();
     let mut cache = CACHE
         .get_or_init(Default::default)
         .lock()
