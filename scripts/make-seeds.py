@@ -9,8 +9,8 @@ gives the byte stream of each direction. From those:
                                                    a whole frame (the smallest seen)
   corpus/frame_stream/<capture>-<conn>-<dir>.bin    3-byte prefix + the direction's byte stream, cut at a
                                                    frame boundary to at most --max-stream bytes
-The frame_stream prefix: byte 0 = 0x06 (current 32 MiB limits, libvirt mode, byte-wise chunking grows with
-the high bits), bytes 1-2 = chunking seed. See protocol/src/fuzzing.rs.
+The frame_stream prefix: byte 0 = 0x06 | (conn % 8) << 3 (current 32 MiB limits, libvirt mode, reads of up to
+1 + 37 * (conn % 8) bytes), bytes 1-2 = chunking seed. See protocol/src/fuzzing.rs.
 
 Needs tshark. Procedure names come from the libvirt .x files (--protocol-dir or VIRTWIRE_PROTOCOL_DIR or
 .cache/libvirt-*), numbers are used when they are missing.
@@ -109,7 +109,8 @@ def main():
                     end = at + len(f)
             if end:
                 with open(os.path.join(sdir, f"{base}-c{conn}-{d}.bin"), "wb") as fh:
-                    fh.write(bytes([0x06, conn & 0xff, 0x5a]) + data[:end])
+                    # Chunk sizes up to 1 + 37 * (conn % 8): byte-wise for conn 0, up to 260 bytes.
+                    fh.write(bytes([0x06 | (conn % 8) << 3, conn & 0xff, 0x5a]) + data[:end])
                 nstreams += 1
     # Hostile frames seen in the field or built to sit on an edge (PROTOCOL.md §2, §11).
     hdr = lambda prog, proc, t, serial, st: struct.pack(">IIiiIi", prog, 1, proc, t, serial, st)
