@@ -273,6 +273,36 @@ impl<R: Read> CaptureReader<R> {
         Ok(())
     }
 
+    /// Read the fixed header of the next record or block: `Ok(None)` at a clean end of file,
+    /// `Truncated` (at the record's offset) when the file ends inside it.
+    fn read_record_header(
+        &mut self,
+        n: u64,
+        what: &'static str,
+    ) -> Result<Option<Vec<u8>>, CaptureError> {
+        let at = self.offset;
+        let mut h = Vec::new();
+        let got = read_up_to(&mut self.inner, n, &mut h).map_err(|e| CaptureError {
+            offset: at,
+            kind: CaptureErrorKind::Io(e),
+        })?;
+        self.offset += got;
+        if got == 0 {
+            return Ok(None);
+        }
+        if got < n {
+            return Err(CaptureError {
+                offset: at,
+                kind: CaptureErrorKind::Truncated {
+                    what,
+                    needed: n,
+                    available: got,
+                },
+            });
+        }
+        Ok(Some(h))
+    }
+
     fn read(&mut self, n: u64, buf: &mut Vec<u8>, what: &'static str) -> Result<u64, CaptureError> {
         let at = self.offset;
         self.read_exact_rec(n, buf, what, at, 0)?;
@@ -346,25 +376,9 @@ impl<R: Read> CaptureReader<R> {
         linktype: u32,
     ) -> Result<bool, CaptureError> {
         let at = self.offset;
-        let mut h = Vec::new();
-        let got = read_up_to(&mut self.inner, 16, &mut h).map_err(|e| CaptureError {
-            offset: at,
-            kind: CaptureErrorKind::Io(e),
-        })?;
-        self.offset += got;
-        if got == 0 {
+        let Some(h) = self.read_record_header(16, "pcap record header")? else {
             return Ok(false);
-        }
-        if got < 16 {
-            return Err(CaptureError {
-                offset: at,
-                kind: CaptureErrorKind::Truncated {
-                    what: "pcap record header",
-                    needed: 16,
-                    available: got,
-                },
-            });
-        }
+        };
         let sec = u64::from(u32_at(&h, 0, big));
         let frac = u64::from(u32_at(&h, 4, big));
         let incl = u32_at(&h, 8, big);
@@ -394,25 +408,9 @@ impl<R: Read> CaptureReader<R> {
     fn next_pcapng(&mut self, pkt: &mut Packet) -> Result<bool, CaptureError> {
         loop {
             let at = self.offset;
-            let mut h = Vec::new();
-            let got = read_up_to(&mut self.inner, 8, &mut h).map_err(|e| CaptureError {
-                offset: at,
-                kind: CaptureErrorKind::Io(e),
-            })?;
-            self.offset += got;
-            if got == 0 {
+            let Some(h) = self.read_record_header(8, "pcapng block header")? else {
                 return Ok(false);
-            }
-            if got < 8 {
-                return Err(CaptureError {
-                    offset: at,
-                    kind: CaptureErrorKind::Truncated {
-                        what: "pcapng block header",
-                        needed: 8,
-                        available: got,
-                    },
-                });
-            }
+            };
             let big = match &self.state {
                 State::PcapNg { big, .. } => *big,
                 State::Pcap { .. } => unreachable!("pcapng reader in pcap state"),
