@@ -45,9 +45,10 @@
 //!    split_reply`, one run on a shared 2-core VM, so ± 10–30 %): sending, one message 3.4 ms and
 //!    split 3.3 ms (one copy either way); receiving from a buffer, one message 35 ns (a slice) and
 //!    split 29 ms (the assembly copy: a plain 64 MiB copy into a fresh buffer costs about the same);
-//!    receiving through the incremental `FrameDecoder` in 256 KiB reads, one message 34 ms and
-//!    split 121 ms — the decoder copies each 32 MiB part out of its buffer when the next part's
-//!    bytes are already behind it, and then the parts are assembled: two extra passes.
+//!    receiving through the incremental `FrameDecoder` in 256 KiB reads, one message 32 ms and
+//!    split 63 ms — one extra pass, the assembly (121 ms before the decoder learnt to hand a
+//!    completed frame its own buffer instead of copying it out when the next part's bytes were
+//!    already behind it).
 //!
 //! A payload that fits one part is sent as one ordinary REPLY/OK, byte for byte what libvirt sends,
 //! so the codec differs from libvirt only where libvirt would fail with "Unable to encode message
