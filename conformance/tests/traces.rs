@@ -342,3 +342,58 @@ fn domstats_reply_is_large() {
     assert_eq!(replies.len(), 4);
     assert!(replies.iter().filter(|m| m.payload_len > 19_000).count() == 2);
 }
+
+/// Without any `.x` file (Decoder::new, as the CLI falls back to when none is found), headers, the
+/// error struct, keepalive and stream bodies still decode; procedure bodies stay raw, not failed.
+#[test]
+fn core_bodies_decode_without_any_schema() {
+    let mut errors = Vec::new();
+    let (mut keepalives, mut stream_bytes, mut stream_ends, mut raw, mut failed) = (0, 0, 0, 0, 0);
+    for name in [
+        "errors.pcapng",
+        "keepalive.pcapng",
+        "screenshot-stream.pcapng",
+    ] {
+        let bytes = std::fs::read(trace(name)).expect("trace present");
+        let decoder = Decoder::new(Options::default());
+        let mut sink = |r: &Record<'_>| -> std::io::Result<()> {
+            if let Record::Message(m) = r {
+                if m.error.is_some() {
+                    failed += 1;
+                }
+                match &m.body {
+                    BodyOut::Core(Body::Error(e)) => errors.push(e.message_lossy().into_owned()),
+                    BodyOut::Core(Body::Keepalive(_)) => keepalives += 1,
+                    BodyOut::Core(Body::StreamData(d)) => stream_bytes += d.len(),
+                    BodyOut::Core(Body::StreamEnd) => stream_ends += 1,
+                    BodyOut::Raw(_) => raw += 1,
+                    BodyOut::Value { .. } => panic!("{name}: a schema value without a schema"),
+                    _ => {}
+                }
+            }
+            Ok(())
+        };
+        let stats = decoder
+            .decode_capture(name, std::io::Cursor::new(bytes), &mut sink)
+            .unwrap();
+        assert!(stats.messages > 0, "{name}");
+    }
+    assert!(
+        errors.iter().any(|m| m.contains("unknown procedure: 9999")),
+        "{errors:?}"
+    );
+    assert!(
+        errors.iter().any(|m| m.contains("Domain not found")),
+        "{errors:?}"
+    );
+    assert_eq!(keepalives, 8, "4 PINGs and 4 PONGs");
+    assert_eq!(stream_bytes, 33_443, "the screenshot's PNG bytes");
+    assert_eq!(
+        stream_ends, 2,
+        "the client's finish and the server's confirmation"
+    );
+    assert!(raw > 20, "procedure bodies kept raw: {raw}");
+    // Unknown programs and procedures, and the body that does not decode, can only be judged with
+    // a schema: without one nothing fails, those bodies are kept raw.
+    assert_eq!(failed, 0);
+}
