@@ -70,7 +70,10 @@ SRC
     fi
     apt_update
     say "downloading libvirt source package ($libvirt_version)"
-    (cd "$tmp" && apt-get source --download-only -qq "libvirt=$libvirt_version*" >/dev/null 2>&1 \
+    # 9.0.0 is bookworm's own version: pin the suite, so a configured bookworm-backports (11.x) does
+    # not win; other versions are looked up by name across the configured suites.
+    suite=${VIRTWIRE_LIBVIRT_SUITE:-bookworm}
+    (cd "$tmp" && apt-get source --download-only -qq "libvirt/$suite" >/dev/null 2>&1 \
         || apt-get source --download-only -qq libvirt >/dev/null)
     orig=$(ls "$tmp"/libvirt_"$libvirt_version"*.orig.tar.* 2>/dev/null | head -n1 || true)
     [ -n "$orig" ] || { say "no libvirt_$libvirt_version orig tarball was downloaded"; ls "$tmp" >&2; exit 1; }
