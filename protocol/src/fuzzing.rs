@@ -760,7 +760,7 @@ pub fn validate_vs_decode(data: &[u8]) {
 /// One step of a [`StreamScript`].
 #[derive(Debug, Clone, Arbitrary)]
 pub enum StreamStep {
-    /// `len` bytes of value `fill` on stream `stream % 4`.
+    /// `len % 1024` bytes of value `fill` on stream `stream % 4` (16 KiB a script at most).
     Data {
         /// Stream index.
         stream: u8,
@@ -848,7 +848,11 @@ pub fn stream(data: &[u8]) {
         let (i, packets) = match *step {
             StreamStep::Data { stream, len, fill } => {
                 let i = stream as usize % 4;
-                let bytes = vec![fill; len as usize % 3000];
+                // At most 1 KiB a step and 16 KiB a script: chunks of 1 byte stay reachable without
+                // turning one input into tens of thousands of frames.
+                let budget =
+                    (16usize << 10).saturating_sub(model.iter().map(|m| m.data.len()).sum());
+                let bytes = vec![fill; (len as usize % 1024).min(budget)];
                 let r = splitters[i].data(&bytes).map(|p| {
                     p.map(|p| p.to_bytes(&limits).expect("data packet encodes"))
                         .collect::<Vec<_>>()
