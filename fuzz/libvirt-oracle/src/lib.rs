@@ -129,6 +129,15 @@ pub enum Proc {
 
 /// libvirt's schema, for the names of body structs (`None` when no `.x` files are found: then only
 /// the bodies with hand-written mappings are judged).
+/// In a fuzz build this is the harness's own schema (loaded once per process, found where the
+/// harness finds it, beside the binary included); elsewhere (the anchor example, unit tests) it is
+/// looked up the usual way.
+#[cfg(fuzzing)]
+fn schema() -> Option<&'static Schema> {
+    Some(virtwire_protocol::fuzzing::schema())
+}
+
+#[cfg(not(fuzzing))]
 fn schema() -> Option<&'static Schema> {
     static S: OnceLock<Option<Schema>> = OnceLock::new();
     S.get_or_init(|| Schema::locate(None).and_then(|d| Schema::load_dir(&d)).ok())
