@@ -45,8 +45,7 @@ cargo "${toolchain[@]}" fuzz build -O --sanitizer "$san" --target-dir "$target_d
 # differential_libvirt needs libvirt.so.0 9.0.0 (feature libvirt): build it only where that is installed,
 # and never ship a binary left over from an earlier build.
 rm -f "$target_dir/$triple/release/differential_libvirt"
-if nm -D --defined-only /lib/x86_64-linux-gnu/libvirt.so.0 2>/dev/null |
-    grep 'virNetMessageDecodePayload@@LIBVIRT_PRIVATE_9.0.0' >/dev/null; then
+if "$repo/scripts/have-libvirt-oracle.sh"; then
     cargo "${toolchain[@]}" fuzz build -O --sanitizer "$san" --target-dir "$target_dir" --features libvirt differential_libvirt
 fi
 mapfile -t targets < <(cargo "${toolchain[@]}" fuzz list)

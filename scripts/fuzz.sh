@@ -44,8 +44,7 @@ targets=("$@")
 [ ${#targets[@]} -gt 0 ] || mapfile -t targets < <(cargo "${toolchain[@]}" fuzz list)
 # differential_libvirt links libvirt.so.0 9.0.0 (private symbols): only where that library is installed.
 have_libvirt=0
-if nm -D --defined-only "$(ldconfig -p 2>/dev/null | awk '/libvirt.so.0 /{print $NF; exit}')" 2>/dev/null |
-    grep 'virNetMessageDecodePayload@@LIBVIRT_PRIVATE_9.0.0' >/dev/null; then
+if "$root/scripts/have-libvirt-oracle.sh"; then
     have_libvirt=1
 fi
 features_for() { [ "$1" = differential_libvirt ] && echo "--features=libvirt"; }

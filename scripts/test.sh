@@ -23,8 +23,7 @@ cargo test --workspace --locked "$@"
 # cargo runs inside fuzz/): this builds every target on stable and replays the seeds and regressions.
 # With libvirt.so.0 9.0.0 installed (setup.sh does it) the differential oracle and its corpus run too.
 fuzz_features=()
-if nm -D --defined-only /lib/x86_64-linux-gnu/libvirt.so.0 2>/dev/null |
-    grep 'virNetMessageDecodePayload@@LIBVIRT_PRIVATE_9.0.0' >/dev/null; then
+if scripts/have-libvirt-oracle.sh; then
     fuzz_features=(--workspace --features libvirt)
 else
     echo "test: libvirt.so.0 9.0.0 not found: the differential oracle tests are skipped" >&2
