@@ -299,6 +299,12 @@ impl Error {
         self.offset = self.offset.saturating_add(base);
         self
     }
+    /// The same error with its offset counted from `base` instead (the inverse of
+    /// [`Error::offset_by`]): e.g. from a frame's first byte rather than from the stream's.
+    pub fn relative_to(mut self, base: u64) -> Self {
+        self.offset = self.offset.saturating_sub(base);
+        self
+    }
 }
 
 impl fmt::Display for Error {
@@ -343,6 +349,8 @@ mod tests {
             e.to_string(),
             "decode error at byte 120 in retStats[17].params[3].value.s: string limit exceeded: 5 > 4"
         );
-        assert_eq!(e.offset_by(8).offset(), 128);
+        let e = e.offset_by(8);
+        assert_eq!(e.offset(), 128);
+        assert_eq!(e.relative_to(100).offset(), 28);
     }
 }

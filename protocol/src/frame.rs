@@ -362,6 +362,13 @@ impl FrameDecoder {
         self.buf.len() - self.start
     }
 
+    /// The bytes held and not yet returned as frames: the start of the next frame. After an error,
+    /// the bytes of the frame that failed (what was held when it failed), so that a caller can say
+    /// what the peer sent; nothing more is ever added to them.
+    pub fn pending(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+
     /// Bytes of memory the buffer holds (its capacity).
     pub fn capacity(&self) -> usize {
         self.buf.capacity()
@@ -405,7 +412,9 @@ impl FrameDecoder {
             Err(e) => {
                 let e = e.offset_by(self.consumed);
                 self.error = Some(e.clone());
-                self.buf = Vec::new();
+                // Keep the failed frame's bytes for `pending`, without the frames before it.
+                self.buf.drain(..self.start);
+                self.buf.shrink_to_fit();
                 self.start = 0;
                 return Err(e);
             }
@@ -664,10 +673,26 @@ mod tests {
         d.feed(&[0xff, 0xff]);
         let e = d.next_frame().unwrap_err();
         assert_eq!(e.category(), Category::OverLimit);
-        // poisoned
+        // poisoned: input is dropped, the failed frame's bytes stay readable
         d.feed(&[0; 100]);
         assert_eq!(d.next_frame().unwrap_err(), e);
-        assert_eq!(d.buffered(), 0);
+        assert_eq!(d.pending(), &[0xff; 4]);
+    }
+
+    #[test]
+    fn decoder_keeps_only_the_failed_frame_after_an_error() {
+        let l = Limits::default();
+        let mut d = FrameDecoder::new(Limits::default(), Compat::Libvirt);
+        let good = FrameBuilder::call(REMOTE_PROGRAM, 1, 7).encode(&l).unwrap();
+        let mut bytes = good.clone();
+        bytes.extend_from_slice(&[0, 0, 0, 3, 0xaa]);
+        d.feed(&bytes);
+        assert_eq!(d.pending(), &bytes[..]);
+        assert_eq!(d.next_frame().unwrap().unwrap().bytes(), &good[..]);
+        let e = d.next_frame().unwrap_err();
+        assert_eq!(e.offset(), good.len() as u64);
+        assert_eq!(e.clone().relative_to(good.len() as u64).offset(), 0);
+        assert_eq!(d.pending(), &[0, 0, 0, 3, 0xaa]);
     }
 
     #[test]
