@@ -1,15 +1,21 @@
 //! # virtwire-conformance
 //!
-//! The `virtwire` command line and what it is built from: capture reading ([`capture`]), link/IP/TCP
-//! headers ([`net`]), TCP reassembly ([`reassembly`]), and the decoder of libvirt RPC traffic in
-//! captures ([`decode`]) with its text and JSON output ([`render`]). All parsing of libvirt bytes goes
-//! through `virtwire_protocol`.
+//! The `virtwire` command line and what it is built from (map and import rules: conformance/README.md):
+//!
+//! - [`cli`]: one file per subcommand;
+//! - [`capture`], [`net`], [`reassembly`]: capture files, link/IP/TCP headers and TCP reassembly,
+//!   which feed [`wire`] only;
+//! - [`wire`]: the only module that reads libvirt bytes (through `virtwire_protocol`): framing,
+//!   judging each message, the record model and its JSON form;
+//! - [`render`]: records as text or JSON lines;
+//! - [`synth`]: synthetic captures for tests.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod capture;
-pub mod decode;
+pub mod cli;
 pub mod net;
 pub mod reassembly;
 pub mod render;
 pub mod synth;
+pub mod wire;

@@ -4,8 +4,8 @@
 //! 330,000 params (its 1,000,000 tree-item cap). The real capture is not committed; this builds the
 //! same reply with the schema encoder. `scripts/capture.sh big FILE` makes the real one.
 
-use virtwire_conformance::decode::{BodyOut, Decoder, Options, Record};
 use virtwire_conformance::synth::Conversation;
+use virtwire_conformance::wire::{BodyOut, Decoder, Options, Record};
 use virtwire_protocol::schema::{Schema, Value};
 use virtwire_protocol::{FrameBuilder, Header, Limits, MessageStatus, header::REMOTE_PROGRAM};
 

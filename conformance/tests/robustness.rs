@@ -4,7 +4,7 @@
 use std::sync::OnceLock;
 
 use proptest::prelude::*;
-use virtwire_conformance::decode::{Decoder, Options, Record};
+use virtwire_conformance::wire::{Decoder, Options, Record};
 use virtwire_protocol::Compat;
 use virtwire_protocol::schema::Schema;
 
@@ -56,16 +56,16 @@ fn run(bytes: &[u8], raw: bool, compat: Compat) -> u64 {
     let mut n = 0;
     let mut sink = |r: &Record<'_>| -> std::io::Result<()> {
         n += 1;
-        let mut t = virtwire_conformance::render::Writer::new(
+        let mut t = virtwire_conformance::render::RecordWriter::new(
             &mut out,
             virtwire_conformance::render::Format::Text,
         );
-        virtwire_conformance::decode::Sink::record(&mut t, r)?;
-        let mut j = virtwire_conformance::render::Writer::new(
+        virtwire_conformance::wire::Sink::record(&mut t, r)?;
+        let mut j = virtwire_conformance::render::RecordWriter::new(
             Vec::new(),
             virtwire_conformance::render::Format::Json,
         );
-        virtwire_conformance::decode::Sink::record(&mut j, r)?;
+        virtwire_conformance::wire::Sink::record(&mut j, r)?;
         let line = j.into_inner();
         serde_json::from_slice::<serde_json::Value>(&line).expect("valid JSON");
         out.clear();

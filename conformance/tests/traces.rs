@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use virtwire_conformance::decode::{BodyOut, Decoder, Options, Record, Stats};
+use virtwire_conformance::wire::{BodyOut, Decoder, Options, Record, Stats};
 use virtwire_protocol::schema::Schema;
 use virtwire_protocol::{Body, Compat, Frame, Limits, Message, MessageStatus, MessageType};
 

@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value as J;
-use virtwire_conformance::decode::{BodyOut, Decoder, Options, Record};
+use virtwire_conformance::wire::{BodyOut, Decoder, Options, Record};
 use virtwire_protocol::Body;
 use virtwire_protocol::schema::{Schema, Value};
 

@@ -1,0 +1,287 @@
+//! How protocol values look in JSON: serde adapters for the header, bodies, schema values and errors
+//! of `virtwire_protocol`, used by the record model ([`super::record`]).
+//!
+//! - Strings are JSON strings when valid UTF-8, otherwise `{"hex": "…"}` (lossless).
+//! - Opaque data is a lowercase hex string; 64-bit integers are exact JSON numbers.
+//! - Floats JSON cannot hold are the strings `"NaN"`, `"inf"`, `"-inf"`.
+//! - Structs are objects keyed by their `.x` field names in `.x` order; absent optionals and void are
+//!   null; enums are the member's name (the number when not a member); unions are
+//!   `{"discriminant": D, "<arm>": value}` with no arm key for a void arm.
+//! - The error struct uses `virNetMessageError`'s field names; stream data is `{"len": N}`; a hole is
+//!   `{"length": N, "flags": F}`; bodies not decoded are `{"hex": "…"}`.
+
+use std::fmt::{self, Write as _};
+
+use serde::Serialize;
+use serde::ser::{SerializeMap, SerializeSeq, Serializer};
+use serde_json::value::RawValue;
+use virtwire_protocol::schema::Value;
+use virtwire_protocol::{Body, Category, Error, ErrorBody, Header};
+
+use super::record::BodyOut;
+
+/// Bytes as lowercase hex, written without an intermediate `String`.
+#[derive(Clone, Copy, Debug)]
+pub struct Hex<'a>(pub &'a [u8]);
+
+impl fmt::Display for Hex<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const D: &[u8; 16] = b"0123456789abcdef";
+        let mut buf = [0u8; 128];
+        for chunk in self.0.chunks(buf.len() / 2) {
+            for (i, b) in chunk.iter().enumerate() {
+                buf[2 * i] = D[usize::from(b >> 4)];
+                buf[2 * i + 1] = D[usize::from(b & 15)];
+            }
+            // Only ASCII hex digits were written.
+            f.write_str(std::str::from_utf8(&buf[..2 * chunk.len()]).map_err(|_| fmt::Error)?)?;
+        }
+        Ok(())
+    }
+}
+
+/// Lowercase hex as a `String`.
+pub fn hex(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() * 2);
+    let _ = write!(s, "{}", Hex(bytes));
+    s
+}
+
+/// Anything `Display` as a JSON string.
+pub(crate) struct Displayed<'r, T: fmt::Display>(pub &'r T);
+
+impl<T: fmt::Display> Serialize for Displayed<'_, T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self.0)
+    }
+}
+
+/// A capture timestamp as a JSON number of seconds with nine decimals (exact, not a float).
+pub(crate) fn ts_raw(ns: u64) -> Box<RawValue> {
+    let text = format!("{}.{:09}", ns / 1_000_000_000, ns % 1_000_000_000);
+    // Digits, a dot and digits are always a valid JSON number.
+    RawValue::from_string(text).unwrap_or_else(|_| Box::<RawValue>::default())
+}
+
+/// A string value: a JSON string when valid UTF-8, else `{"hex": "…"}`.
+struct BytesStr<'a>(&'a [u8]);
+
+impl Serialize for BytesStr<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match std::str::from_utf8(self.0) {
+            Ok(text) => s.serialize_str(text),
+            Err(_) => HexObject(self.0).serialize(s),
+        }
+    }
+}
+
+/// `{"hex": "…"}`.
+struct HexObject<'a>(&'a [u8]);
+
+impl Serialize for HexObject<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(1))?;
+        m.serialize_entry("hex", &Displayed(&Hex(self.0)))?;
+        m.end()
+    }
+}
+
+/// A float, with NaN and the infinities as strings.
+fn float<S: Serializer>(s: S, v: f64) -> Result<S::Ok, S::Error> {
+    if v.is_nan() {
+        s.serialize_str("NaN")
+    } else if v.is_infinite() {
+        s.serialize_str(if v > 0.0 { "inf" } else { "-inf" })
+    } else {
+        s.serialize_f64(v)
+    }
+}
+
+/// A schema value (see the module docs for the mapping).
+#[derive(Clone, Copy, Debug)]
+pub struct ValueJson<'r, 'a>(pub &'r Value<'a>);
+
+impl Serialize for ValueJson<'_, '_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Value::Void | Value::Optional(None) => s.serialize_unit(),
+            Value::Int(i) => s.serialize_i32(*i),
+            Value::UInt(i) => s.serialize_u32(*i),
+            Value::Hyper(i) => s.serialize_i64(*i),
+            Value::UHyper(i) => s.serialize_u64(*i),
+            Value::Float(f) => float(s, f64::from(*f)),
+            Value::Double(f) => float(s, *f),
+            Value::Bool(b) => s.serialize_bool(*b),
+            Value::Enum { value, name } => match name {
+                Some(n) => s.serialize_str(n),
+                None => s.serialize_i32(*value),
+            },
+            Value::String(b) => BytesStr(b).serialize(s),
+            Value::Opaque(b) => s.collect_str(&Hex(b)),
+            Value::Array(items) => {
+                let mut seq = s.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    seq.serialize_element(&ValueJson(item))?;
+                }
+                seq.end()
+            }
+            Value::Struct(fields) => {
+                let mut m = s.serialize_map(Some(fields.len()))?;
+                for (name, item) in fields {
+                    m.serialize_entry(name, &ValueJson(item))?;
+                }
+                m.end()
+            }
+            Value::Union {
+                discriminant,
+                arm,
+                value,
+            } => {
+                let mut m = s.serialize_map(Some(1 + usize::from(arm.is_some())))?;
+                m.serialize_entry("discriminant", &ValueJson(discriminant))?;
+                if let Some(arm) = arm {
+                    m.serialize_entry(arm, &ValueJson(value))?;
+                }
+                m.end()
+            }
+            Value::Optional(Some(v)) => ValueJson(v).serialize(s),
+            _ => s.serialize_unit(),
+        }
+    }
+}
+
+/// The error struct (`virNetMessageError`) by its `.x` field names.
+#[derive(Clone, Copy, Debug)]
+pub struct ErrorBodyJson<'r, 'a>(pub &'r ErrorBody<'a>);
+
+impl Serialize for ErrorBodyJson<'_, '_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Named<'a> {
+            name: BytesStr<'a>,
+            uuid: Displayed<'a, Hex<'a>>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            id: Option<i32>,
+        }
+        let e = self.0;
+        fn opt(b: Option<&[u8]>) -> Option<BytesStr<'_>> {
+            b.map(BytesStr)
+        }
+        let dom_uuid = e.dom.as_ref().map(|d| Hex(&d.uuid));
+        let net_uuid = e.net.as_ref().map(|n| Hex(&n.uuid));
+        let mut m = s.serialize_map(Some(11))?;
+        m.serialize_entry("code", &e.code)?;
+        m.serialize_entry("domain", &e.domain)?;
+        m.serialize_entry("message", &opt(e.message))?;
+        m.serialize_entry("level", &e.level)?;
+        let dom = e.dom.as_ref().zip(dom_uuid.as_ref()).map(|(d, u)| Named {
+            name: BytesStr(d.name),
+            uuid: Displayed(u),
+            id: Some(d.id),
+        });
+        m.serialize_entry("dom", &dom)?;
+        m.serialize_entry("str1", &opt(e.str1))?;
+        m.serialize_entry("str2", &opt(e.str2))?;
+        m.serialize_entry("str3", &opt(e.str3))?;
+        m.serialize_entry("int1", &e.int1)?;
+        m.serialize_entry("int2", &e.int2)?;
+        let net = e.net.as_ref().zip(net_uuid.as_ref()).map(|(n, u)| Named {
+            name: BytesStr(n.name),
+            uuid: Displayed(u),
+            id: None,
+        });
+        m.serialize_entry("net", &net)?;
+        m.end()
+    }
+}
+
+/// A message body as far as it was decoded.
+pub(crate) struct BodyJson<'r, 'a>(pub &'r BodyOut<'a>);
+
+impl Serialize for BodyJson<'_, '_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            BodyOut::Value { value, .. } => ValueJson(value).serialize(s),
+            BodyOut::Raw(p) => HexObject(p).serialize(s),
+            BodyOut::Core(body) => match body {
+                Body::Error(e) => ErrorBodyJson(e).serialize(s),
+                Body::StreamData(d) => {
+                    let mut m = s.serialize_map(Some(1))?;
+                    m.serialize_entry("len", &d.len())?;
+                    m.end()
+                }
+                Body::StreamHole(h) => {
+                    let mut m = s.serialize_map(Some(2))?;
+                    m.serialize_entry("length", &h.length)?;
+                    m.serialize_entry("flags", &h.flags)?;
+                    m.end()
+                }
+                Body::Unexpected(p) | Body::Procedure { payload: p, .. } => {
+                    HexObject(p).serialize(s)
+                }
+                _ => s.serialize_unit(),
+            },
+        }
+    }
+}
+
+/// The JSON name of an error category.
+pub(crate) fn category_name(c: Category) -> &'static str {
+    match c {
+        Category::Malformed => "malformed",
+        Category::OverLimit => "over-limit",
+        Category::Unknown => "unknown",
+        _ => "other",
+    }
+}
+
+/// A decode error: `{"message", "category", "offset" (in the frame), "stream_offset", "path"}`.
+pub(crate) struct ErrorJson<'r> {
+    /// The error, its offset counted from the frame's first byte.
+    pub error: &'r Error,
+    /// Stream offset of the frame's first byte.
+    pub frame_at: u64,
+}
+
+impl Serialize for ErrorJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let e = self.error;
+        let mut m = s.serialize_map(Some(5))?;
+        m.serialize_entry("message", &Displayed(e))?;
+        m.serialize_entry("category", category_name(e.category()))?;
+        m.serialize_entry("offset", &e.offset())?;
+        m.serialize_entry("stream_offset", &self.frame_at.saturating_add(e.offset()))?;
+        m.serialize_entry("path", &e.path_string())?;
+        m.end()
+    }
+}
+
+/// The header's fields as map entries: `prog`, `prog_name`, `vers`, `proc`, `proc_name`, `type`,
+/// `type_name`, `serial`, `status`, `status_name` (names null when not known).
+pub(crate) struct HeaderJson<'r> {
+    header: &'r Header,
+    proc_name: Option<&'r str>,
+}
+
+impl<'r> HeaderJson<'r> {
+    pub(crate) fn new(header: &'r Header, proc_name: Option<&'r str>) -> Self {
+        HeaderJson { header, proc_name }
+    }
+
+    pub(crate) fn entries<M: SerializeMap>(&self, m: &mut M) -> Result<(), M::Error> {
+        let h = self.header;
+        m.serialize_entry("prog", &h.prog)?;
+        m.serialize_entry("prog_name", &h.prog_name())?;
+        m.serialize_entry("vers", &h.vers)?;
+        m.serialize_entry("proc", &h.procedure)?;
+        m.serialize_entry("proc_name", &self.proc_name)?;
+        m.serialize_entry("type", &h.msg_type.raw())?;
+        m.serialize_entry(
+            "type_name",
+            &h.msg_type.is_known().then(|| h.msg_type.name()),
+        )?;
+        m.serialize_entry("serial", &h.serial)?;
+        m.serialize_entry("status", &h.status.raw())?;
+        m.serialize_entry("status_name", &h.status.is_known().then(|| h.status.name()))
+    }
+}

@@ -1,0 +1,42 @@
+//! The wire layer: the one place in this crate where libvirt bytes are read, always through
+//! `virtwire_protocol`.
+//!
+//! - [`session`]: per connection and direction, bytes → frames with protocol's `FrameDecoder`;
+//!   a framing error, a gap or the end stops a direction.
+//! - [`judge`]: one frame → header and body decoded in the chosen mode, with the schema → a record.
+//! - [`record`]: the record model, serde-serialisable (the JSON schema of `decode --format json`).
+//! - [`json`]: how protocol values (schema values, the error struct, errors) look in JSON.
+//! - [`decoder`]: captures and raw streams driven through sessions into a [`Sink`].
+//!
+//! Framing always uses libvirt's own rule (length word checked against the limits profile, header
+//! read leniently), so that one bad message does not lose the framing: the chosen mode then judges
+//! each frame's header and body. A message that fails to decode is still reported with its header
+//! and the error, and decoding goes on with the next frame. Only a bad length word (or a hole in
+//! the TCP stream) stops a direction: there is no way to find the next frame without guessing.
+
+use std::io;
+
+pub mod decoder;
+pub mod json;
+pub mod judge;
+pub mod record;
+pub mod session;
+
+pub use decoder::{Decoder, Options};
+pub use judge::Judge;
+pub use record::{BodyOut, MessageRecord, Origin, Record, Stats};
+
+/// libvirtd's TCP ports: 16509 (plain TCP, `LIBVIRTD_TCP_PORT`) and 16514 (TLS, `LIBVIRTD_TLS_PORT`).
+pub const DEFAULT_PORTS: [u16; 2] = [16509, 16514];
+
+/// Where records go.
+pub trait Sink {
+    /// Take one record.
+    fn record(&mut self, r: &Record<'_>) -> io::Result<()>;
+}
+
+impl<F: FnMut(&Record<'_>) -> io::Result<()>> Sink for F {
+    fn record(&mut self, r: &Record<'_>) -> io::Result<()> {
+        self(r)
+    }
+}
