@@ -17,5 +17,6 @@ pub mod cli;
 pub mod net;
 pub mod reassembly;
 pub mod render;
+pub mod runner;
 pub mod synth;
 pub mod wire;

@@ -277,6 +277,48 @@ impl Decoder {
         }
     }
 
+    /// Decode the traffic of one live connection (a [`WireLog`](super::peer::WireLog)'s chunks, both
+    /// directions in the order they crossed): records as for a capture, with `conn` = `conn`, `pkt` =
+    /// the chunk's number (1-based) and `ts` = its time since the connection opened.
+    pub fn decode_chunks(
+        &self,
+        file: &str,
+        conn: ConnId,
+        chunks: &[super::peer::Chunk],
+        sink: &mut dyn Sink,
+    ) -> io::Result<Stats> {
+        let mut out = Out {
+            file,
+            sink,
+            stats: Stats::default(),
+        };
+        let mut session = Session::new(false);
+        for (i, c) in chunks.iter().enumerate() {
+            let at = Packet {
+                number: Some(i as u64 + 1),
+                ts_ns: Some(u64::try_from(c.at.as_nanos()).unwrap_or(u64::MAX)),
+            };
+            out.stats.packets += 1;
+            session.direction_at(&self.judge, conn, c.dir, 0).feed(
+                &self.judge,
+                &mut out,
+                at,
+                &c.bytes,
+            )?;
+        }
+        for dir in [crate::reassembly::Dir::C2s, crate::reassembly::Dir::S2c] {
+            if let Some(d) = session.direction(dir) {
+                d.stop(&mut out, "the connection ended")?;
+            }
+        }
+        let stats = out.stats.clone();
+        out.emit(&Record::Summary {
+            file,
+            stats: &stats,
+        })?;
+        Ok(stats)
+    }
+
     /// Decode a raw byte stream of frames (e.g. a file written by a proxy): no TCP, no directions.
     pub fn decode_raw(
         &self,

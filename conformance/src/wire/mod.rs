@@ -19,6 +19,7 @@ use std::io;
 pub mod decoder;
 pub mod json;
 pub mod judge;
+pub mod peer;
 pub mod record;
 pub mod session;
 

@@ -1,0 +1,480 @@
+//! The runner: selects cases, runs them against a target (in parallel with `jobs`), respects their
+//! dependencies, bounds every case by a deadline, and turns outcomes into verdicts and an exit code.
+//!
+//! It may import `wire` (connections, judging) and `runner`'s own parts; it never imports `target`
+//! (it is handed a [`Connector`] and, for a server it controls, a [`ServerHooks`]) nor `report`.
+
+pub mod case;
+pub mod ctx;
+pub mod lists;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+pub use case::{Case, CaseResult, Level, Outcome, Verdict};
+pub use ctx::{Connector, Ctx, Env};
+pub use lists::{Known, ListError, Pattern};
+
+use crate::wire::Judge;
+use crate::wire::peer::Chunk;
+
+/// Exit status: everything as expected.
+pub const EXIT_OK: u8 = 0;
+/// Exit status: a case failed that is not listed as known-failing.
+pub const EXIT_FAILURES: u8 = 1;
+/// Exit status: a case listed as known-failing passed (update the list).
+pub const EXIT_STALE_KNOWN: u8 = 2;
+/// Exit status: the harness could not do its job (target unreachable, bad list, a case errored).
+pub const EXIT_HARNESS: u8 = 3;
+
+/// Hooks into a server process the runner controls (the self-started libvirtd).
+pub trait ServerHooks: Send + Sync {
+    /// A position in the server's log, to take what a case made it write.
+    fn log_mark(&self) -> u64;
+    /// The server's log since `mark` (bounded in size).
+    fn log_since(&self, mark: u64) -> String;
+    /// Called after each case: `None` when the server is fine; otherwise what happened to it
+    /// (it died, and was restarted for the next case).
+    fn after_case(&self) -> Option<String>;
+}
+
+/// How a run goes.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Longest wait for one answer.
+    pub read_timeout: Duration,
+    /// Longest a case may take in all.
+    pub case_timeout: Duration,
+    /// How long "the server sends nothing" is watched for.
+    pub silence: Duration,
+    /// Longest wait for a connection.
+    pub connect_timeout: Duration,
+    /// Cases run at once, each on its own connections.
+    pub jobs: usize,
+    /// SHOULD-level lenience ("non-strict") counts as a failure.
+    pub strict: bool,
+    /// Only cases matching one of these (all when empty); their needs are run too.
+    pub run: Vec<Pattern>,
+    /// Cases matching one of these are not run.
+    pub skip: Vec<Pattern>,
+    /// Cases expected to fail, with the reason.
+    pub known_failing: Vec<Known>,
+    /// Cases whose failure is not counted, with the reason.
+    pub known_flaky: Vec<Known>,
+    /// The command that reruns one case (the case's ID pattern is appended): shown with failures.
+    pub rerun: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            read_timeout: Duration::from_secs(5),
+            case_timeout: Duration::from_secs(30),
+            silence: Duration::from_millis(1000),
+            connect_timeout: Duration::from_secs(10),
+            jobs: 1,
+            strict: false,
+            run: Vec::new(),
+            skip: Vec::new(),
+            known_failing: Vec::new(),
+            known_flaky: Vec::new(),
+            rerun: "virtwire check --run".into(),
+        }
+    }
+}
+
+/// Whether a case is on a known list, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "list", content = "reason", rename_all = "kebab-case")]
+pub enum KnownAs {
+    /// Expected to fail.
+    Failing(String),
+    /// Its failures are not counted.
+    Flaky(String),
+}
+
+/// One connection's traffic in a case.
+#[derive(Clone, Debug)]
+pub struct Wire {
+    /// `conn 1`, `conn 2`…
+    pub label: String,
+    /// The chunks, both directions, in order.
+    pub chunks: Vec<Chunk>,
+}
+
+/// A case's result.
+#[derive(Clone, Debug)]
+pub struct CaseReport {
+    /// The case.
+    pub case: Case,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// What the requirement expects.
+    pub expected: String,
+    /// What the server did.
+    pub actual: String,
+    /// Notes (the server died and was restarted, …).
+    pub notes: Vec<String>,
+    /// How long it took.
+    pub duration: Duration,
+    /// On a known list?
+    pub known: Option<KnownAs>,
+    /// Every connection's traffic.
+    pub wire: Vec<Wire>,
+    /// The server's log while the case ran (only for a server the runner controls, and only when
+    /// the case did not pass).
+    pub server_log: Option<String>,
+    /// The command that reruns just this case.
+    pub rerun: String,
+}
+
+impl CaseReport {
+    /// True when the verdict is a failure of the server (non-strict only when `strict`).
+    pub fn is_failure(&self, strict: bool) -> bool {
+        self.verdict == Verdict::Fail || (strict && self.verdict == Verdict::NonStrict)
+    }
+
+    /// True when it counts against the run: a failure not on a known list.
+    pub fn is_unexpected_failure(&self, strict: bool) -> bool {
+        self.is_failure(strict) && self.known.is_none()
+    }
+
+    /// True when it is listed as known-failing but did not fail.
+    pub fn is_stale_known(&self, strict: bool) -> bool {
+        matches!(self.known, Some(KnownAs::Failing(_)))
+            && !self.is_failure(strict)
+            && !matches!(
+                self.verdict,
+                Verdict::Omitted | Verdict::Error | Verdict::Unsupported
+            )
+    }
+}
+
+/// The whole run.
+#[derive(Clone, Debug)]
+pub struct RunReport {
+    /// The target as users write it.
+    pub target: String,
+    /// Cases in catalogue order.
+    pub cases: Vec<CaseReport>,
+    /// Wall time.
+    pub duration: Duration,
+    /// Whether non-strict counts as failure.
+    pub strict: bool,
+}
+
+impl RunReport {
+    /// Cases per verdict.
+    pub fn counts(&self) -> BTreeMap<Verdict, usize> {
+        let mut m = BTreeMap::new();
+        for c in &self.cases {
+            *m.entry(c.verdict).or_insert(0) += 1;
+        }
+        m
+    }
+
+    /// Failures not on a known list.
+    pub fn unexpected_failures(&self) -> impl Iterator<Item = &CaseReport> {
+        self.cases
+            .iter()
+            .filter(|c| c.is_unexpected_failure(self.strict))
+    }
+
+    /// Known-failing cases that did not fail.
+    pub fn stale_known(&self) -> impl Iterator<Item = &CaseReport> {
+        self.cases.iter().filter(|c| c.is_stale_known(self.strict))
+    }
+
+    /// The exit status: 3 when a case could not be run, else 1 for unexpected failures, else 2 when
+    /// a known-failing case passed, else 0.
+    pub fn exit_code(&self) -> u8 {
+        if self.cases.iter().any(|c| c.verdict == Verdict::Error) {
+            EXIT_HARNESS
+        } else if self.unexpected_failures().next().is_some() {
+            EXIT_FAILURES
+        } else if self.stale_known().next().is_some() {
+            EXIT_STALE_KNOWN
+        } else {
+            EXIT_OK
+        }
+    }
+}
+
+/// Told about progress as cases run (the terminal view).
+pub trait Progress: Send {
+    /// The run is about to start `total` cases.
+    fn start(&mut self, _total: usize) {}
+    /// A case finished.
+    fn finished(&mut self, _case: &CaseReport) {}
+}
+
+impl Progress for () {}
+
+/// The cases to run, in catalogue order: those `run` selects (all when empty), with every case they
+/// need, less those `skip` names. Every pattern must match a case.
+pub fn select(catalogue: &[Case], cfg: &Config) -> Result<Vec<Case>, ListError> {
+    let ids: Vec<&str> = catalogue.iter().map(|c| c.id.as_ref()).collect();
+    lists::check_all_match(
+        cfg.run
+            .iter()
+            .chain(&cfg.skip)
+            .chain(cfg.known_failing.iter().map(|k| &k.pattern))
+            .chain(cfg.known_flaky.iter().map(|k| &k.pattern)),
+        &ids,
+    )?;
+    let mut wanted: Vec<bool> = catalogue
+        .iter()
+        .map(|c| cfg.run.is_empty() || cfg.run.iter().any(|p| p.matches(&c.id)))
+        .collect();
+    // Pull in what the wanted cases need, transitively.
+    loop {
+        let mut added = false;
+        for i in 0..catalogue.len() {
+            if !wanted[i] {
+                continue;
+            }
+            for need in &catalogue[i].needs {
+                if let Some(j) = ids.iter().position(|id| *id == need.as_ref())
+                    && !wanted[j]
+                {
+                    wanted[j] = true;
+                    added = true;
+                }
+            }
+        }
+        if !added {
+            break;
+        }
+    }
+    Ok(catalogue
+        .iter()
+        .zip(wanted)
+        .filter(|(c, w)| *w && !cfg.skip.iter().any(|p| p.matches(&c.id)))
+        .map(|(c, _)| c.clone())
+        .collect())
+}
+
+fn known_as(cfg: &Config, id: &str) -> Option<KnownAs> {
+    if let Some(k) = cfg.known_failing.iter().find(|k| k.pattern.matches(id)) {
+        return Some(KnownAs::Failing(k.reason.clone()));
+    }
+    cfg.known_flaky
+        .iter()
+        .find(|k| k.pattern.matches(id))
+        .map(|k| KnownAs::Flaky(k.reason.clone()))
+}
+
+/// Run one case in the calling thread (the runner calls this from its workers).
+fn run_one(case: Case, env: &Env, case_timeout: Duration) -> (Outcome, Vec<Wire>, Vec<String>) {
+    let deadline = Instant::now() + case_timeout;
+    let mut ctx = Ctx::new(env, deadline);
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (case.run)(&mut ctx)));
+    let outcome = match result {
+        Ok(Ok(o)) | Ok(Err(o)) => o,
+        Err(p) => {
+            let what = p
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic".into());
+            Outcome::error(format!("the case panicked (a virtwire bug): {what}"))
+        }
+    };
+    let (logs, notes) = ctx.into_parts();
+    let wire = logs
+        .into_iter()
+        .map(|(label, log)| Wire {
+            label,
+            chunks: log.chunks(),
+        })
+        .collect();
+    (outcome, wire, notes)
+}
+
+/// Run `cases` (already selected) against `connector`; `hooks` when the runner controls the server.
+pub fn run(
+    cases: &[Case],
+    cfg: &Config,
+    connector: Box<dyn Connector>,
+    judge: Arc<Judge>,
+    hooks: Option<Arc<dyn ServerHooks>>,
+    progress: &mut dyn Progress,
+) -> RunReport {
+    let started = Instant::now();
+    let target = connector.describe();
+    let env = Arc::new(Env {
+        connector,
+        judge,
+        read_timeout: cfg.read_timeout,
+        silence: cfg.silence,
+        connect_timeout: cfg.connect_timeout,
+    });
+    progress.start(cases.len());
+    let mut done: HashMap<String, Verdict> = HashMap::new();
+    let mut reports: Vec<Option<CaseReport>> = vec![None; cases.len()];
+    let mut next = 0usize;
+    let mut running: HashMap<usize, (Instant, u64)> = HashMap::new();
+    let (tx, rx) = mpsc::channel::<(usize, Outcome, Vec<Wire>, Vec<String>, Duration)>();
+    let jobs = cfg.jobs.max(1);
+    // Grace beyond a case's own deadline before the runner gives up waiting for it.
+    let grace = Duration::from_secs(5);
+    let finish = |i: usize,
+                  outcome: Outcome,
+                  wire: Vec<Wire>,
+                  mut notes: Vec<String>,
+                  duration: Duration,
+                  log_mark: u64,
+                  reports: &mut Vec<Option<CaseReport>>,
+                  done: &mut HashMap<String, Verdict>,
+                  progress: &mut dyn Progress| {
+        let case = cases[i].clone();
+        let mut outcome = outcome;
+        if let Some(h) = &hooks
+            && let Some(what) = h.after_case()
+        {
+            notes.push(what.clone());
+            if matches!(outcome.verdict, Verdict::Pass | Verdict::NonStrict) {
+                outcome = Outcome::fail("the server keeps running", what);
+            }
+        }
+        let server_log = match (&hooks, outcome.verdict) {
+            (Some(h), v) if v != Verdict::Pass => Some(h.log_since(log_mark)),
+            _ => None,
+        };
+        let report = CaseReport {
+            verdict: outcome.verdict,
+            expected: outcome.expected,
+            actual: outcome.actual,
+            notes,
+            duration,
+            known: known_as(cfg, &case.id),
+            wire,
+            server_log,
+            rerun: format!("{} '{}'", cfg.rerun, case.id),
+            case,
+        };
+        done.insert(report.case.id.to_string(), report.verdict);
+        progress.finished(&report);
+        reports[i] = Some(report);
+    };
+    while done.len() < cases.len() {
+        // Start what is ready, in order, while workers are free.
+        while running.len() < jobs && next < cases.len() {
+            let case = cases[next].clone();
+            let needs: Vec<&str> = case
+                .needs
+                .iter()
+                .map(|n| n.as_ref())
+                .filter(|n| cases.iter().any(|c| c.id == *n))
+                .collect();
+            if needs.iter().any(|n| !done.contains_key(*n)) {
+                break; // wait for its needs to finish
+            }
+            if let Some(n) = needs
+                .iter()
+                .find(|n| !matches!(done[**n], Verdict::Pass | Verdict::NonStrict))
+            {
+                let o = Outcome {
+                    verdict: Verdict::Omitted,
+                    expected: String::new(),
+                    actual: format!("needs {n}, which did not pass ({})", done[*n]),
+                };
+                finish(
+                    next,
+                    o,
+                    Vec::new(),
+                    Vec::new(),
+                    Duration::ZERO,
+                    0,
+                    &mut reports,
+                    &mut done,
+                    progress,
+                );
+                next += 1;
+                continue;
+            }
+            let mark = hooks.as_ref().map_or(0, |h| h.log_mark());
+            running.insert(next, (Instant::now(), mark));
+            let (tx, env, timeout, i) = (tx.clone(), env.clone(), cfg.case_timeout, next);
+            std::thread::spawn(move || {
+                let t = Instant::now();
+                let (o, w, n) = run_one(case, &env, timeout);
+                let _ = tx.send((i, o, w, n, t.elapsed()));
+            });
+            next += 1;
+        }
+        if running.is_empty() {
+            if next < cases.len() {
+                // Its needs can never finish before it (they come after it): a catalogue bug.
+                let o = Outcome::error(format!(
+                    "{} needs a case that comes after it in the catalogue",
+                    cases[next].id
+                ));
+                finish(
+                    next,
+                    o,
+                    Vec::new(),
+                    Vec::new(),
+                    Duration::ZERO,
+                    0,
+                    &mut reports,
+                    &mut done,
+                    progress,
+                );
+                next += 1;
+            }
+            continue;
+        }
+        // Wait for one to finish, or for the earliest one to run out of time.
+        let oldest = running
+            .values()
+            .map(|(t, _)| *t)
+            .min()
+            .unwrap_or_else(Instant::now);
+        let limit = oldest + cfg.case_timeout + grace;
+        match rx.recv_timeout(limit.saturating_duration_since(Instant::now())) {
+            Ok((i, o, w, n, d)) => {
+                if let Some((_, mark)) = running.remove(&i) {
+                    finish(i, o, w, n, d, mark, &mut reports, &mut done, progress);
+                }
+            }
+            Err(_) => {
+                let now = Instant::now();
+                let late: Vec<usize> = running
+                    .iter()
+                    .filter(|(_, (t, _))| now >= *t + cfg.case_timeout + grace)
+                    .map(|(i, _)| *i)
+                    .collect();
+                for i in late {
+                    if let Some((t, mark)) = running.remove(&i) {
+                        let o = Outcome::error(format!(
+                            "the case did not finish within {:.0} s (a virtwire bug: every wait has a deadline)",
+                            (cfg.case_timeout + grace).as_secs_f64()
+                        ));
+                        finish(
+                            i,
+                            o,
+                            Vec::new(),
+                            Vec::new(),
+                            t.elapsed(),
+                            mark,
+                            &mut reports,
+                            &mut done,
+                            progress,
+                        );
+                    }
+                }
+            }
+        }
+    }
+    RunReport {
+        target,
+        cases: reports.into_iter().flatten().collect(),
+        duration: started.elapsed(),
+        strict: cfg.strict,
+    }
+}

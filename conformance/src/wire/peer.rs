@@ -1,0 +1,426 @@
+//! One live connection to a libvirt server, from the client's side: bytes out as they are given,
+//! frames in through protocol's [`FrameDecoder`], and every wait bounded by a deadline. The runner's
+//! cases talk to servers only through a [`Peer`].
+//!
+//! Nothing here trusts the server: a length word is checked before anything is sized from it (the
+//! decoder never buffers more than arrived), a server that says nothing is a [`Event::Timeout`] at
+//! the deadline, and one that closes or resets is an event like any other.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::os::unix::net::UnixStream;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use virtwire_protocol::{
+    Body, Compat, Error, FrameDecoder, Header, KeepaliveProc, MessageType, OwnedFrame,
+    header::KEEPALIVE_PROGRAM,
+};
+
+use super::judge::Judge;
+use super::record::{BodyOut, Origin};
+use crate::reassembly::Dir;
+
+/// A byte stream to a server: TCP, a unix socket, TLS, or a test's in-memory fake.
+pub trait Transport: Read + Write + Send {
+    /// Longest a read may block (`None`: forever; never used by a [`Peer`]).
+    fn set_read_timeout(&mut self, t: Option<Duration>) -> io::Result<()>;
+    /// Longest a write may block.
+    fn set_write_timeout(&mut self, t: Option<Duration>) -> io::Result<()>;
+    /// Close the sending half (the server reads end-of-file).
+    fn shutdown_write(&mut self) -> io::Result<()>;
+}
+
+impl Transport for TcpStream {
+    fn set_read_timeout(&mut self, t: Option<Duration>) -> io::Result<()> {
+        TcpStream::set_read_timeout(self, t)
+    }
+    fn set_write_timeout(&mut self, t: Option<Duration>) -> io::Result<()> {
+        TcpStream::set_write_timeout(self, t)
+    }
+    fn shutdown_write(&mut self) -> io::Result<()> {
+        self.shutdown(Shutdown::Write)
+    }
+}
+
+impl Transport for UnixStream {
+    fn set_read_timeout(&mut self, t: Option<Duration>) -> io::Result<()> {
+        UnixStream::set_read_timeout(self, t)
+    }
+    fn set_write_timeout(&mut self, t: Option<Duration>) -> io::Result<()> {
+        UnixStream::set_write_timeout(self, t)
+    }
+    fn shutdown_write(&mut self) -> io::Result<()> {
+        self.shutdown(Shutdown::Write)
+    }
+}
+
+/// One chunk of traffic as it crossed the connection: which way, when (since the connection
+/// opened) and the bytes. The wire log of a case is these chunks, for traces and reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Chunk {
+    /// Direction: [`Dir::C2s`] for what we sent.
+    pub dir: Dir,
+    /// Time since the connection opened.
+    pub at: Duration,
+    /// The bytes.
+    pub bytes: Vec<u8>,
+}
+
+/// The traffic of one connection, shared between the [`Peer`] and whoever reports on it.
+#[derive(Clone, Debug, Default)]
+pub struct WireLog(Arc<Mutex<Vec<Chunk>>>);
+
+impl WireLog {
+    fn push(&self, dir: Dir, at: Duration, bytes: &[u8]) {
+        if let Ok(mut v) = self.0.lock() {
+            // Merge consecutive reads / writes of one direction: one chunk per burst.
+            match v.last_mut() {
+                Some(last)
+                    if last.dir == dir && at.saturating_sub(last.at) < Duration::from_millis(1) =>
+                {
+                    last.bytes.extend_from_slice(bytes)
+                }
+                _ => v.push(Chunk {
+                    dir,
+                    at,
+                    bytes: bytes.to_vec(),
+                }),
+            }
+        }
+    }
+
+    /// A copy of the chunks so far.
+    pub fn chunks(&self) -> Vec<Chunk> {
+        self.0.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+
+    /// Total bytes each way: (sent, received).
+    pub fn totals(&self) -> (usize, usize) {
+        self.chunks().iter().fold((0, 0), |(s, r), c| match c.dir {
+            Dir::C2s => (s + c.bytes.len(), r),
+            Dir::S2c => (s, r + c.bytes.len()),
+        })
+    }
+}
+
+/// What the server did next.
+#[derive(Debug)]
+pub enum Event {
+    /// A whole frame (framed as libvirt frames: the length word within the limits).
+    Frame(OwnedFrame),
+    /// The server closed the connection cleanly (end of file), with `unfinished` bytes of a frame
+    /// it had started.
+    Closed {
+        /// Bytes of an unfinished frame when it closed.
+        unfinished: usize,
+    },
+    /// The connection failed (reset, broken pipe…).
+    Reset(String),
+    /// Nothing (more) came before the deadline.
+    Timeout,
+    /// The server's bytes cannot be framed: the length word is out of bounds. Nothing more will be
+    /// read from this connection.
+    FramingError {
+        /// The error, counted from the frame's first byte.
+        error: Error,
+        /// The first bytes of that frame (at most 32).
+        head: Vec<u8>,
+    },
+}
+
+/// A server's error reply, decoded (`virNetMessageError`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RpcError {
+    /// `virErrorNumber` (e.g. 39 `VIR_ERR_RPC`, 1 `VIR_ERR_INTERNAL_ERROR`).
+    pub code: i32,
+    /// `virErrorDomain` (e.g. 7 `VIR_FROM_RPC`).
+    pub domain: i32,
+    /// The message, lossily as UTF-8.
+    pub message: Option<String>,
+}
+
+/// A received message, judged: its header, what its body is, and (for errors) the error.
+#[derive(Clone, Debug)]
+pub struct Reply {
+    /// The header.
+    pub header: Header,
+    /// The length word.
+    pub len: u32,
+    /// The error body, for REPLY/ERROR and STREAM/ERROR.
+    pub error: Option<RpcError>,
+    /// Why the message did not decode in the judge's mode, if it did not.
+    pub decode_error: Option<Error>,
+    /// The body as JSON (the `decode --format json` form), for reports and rules.
+    pub body: serde_json::Value,
+}
+
+impl std::fmt::Display for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let h = &self.header;
+        write!(
+            f,
+            "{} {}/{} prog {:#x} proc {} serial {}",
+            self.len,
+            h.msg_type.name(),
+            h.status.name(),
+            h.prog,
+            h.procedure,
+            h.serial
+        )?;
+        if let Some(e) = &self.error {
+            write!(
+                f,
+                ": error code {} domain {} {:?}",
+                e.code,
+                e.domain,
+                e.message.as_deref().unwrap_or("(no message)")
+            )?;
+        }
+        if let Some(e) = &self.decode_error {
+            write!(f, " (does not decode: {e})")?;
+        }
+        Ok(())
+    }
+}
+
+/// A connection to a server, from the client's side.
+pub struct Peer {
+    io: Box<dyn Transport>,
+    dec: FrameDecoder,
+    judge: Arc<Judge>,
+    opened: Instant,
+    log: WireLog,
+    /// False once the server closed, reset, or sent bytes that cannot be framed.
+    readable: bool,
+    /// Answer the server's keepalive PING with PONG while waiting.
+    pub auto_pong: bool,
+    /// Frames set aside by [`Peer::reply`] while it looked for another one.
+    stash: std::collections::VecDeque<OwnedFrame>,
+    next_serial: u32,
+}
+
+impl std::fmt::Debug for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Peer")
+            .field("readable", &self.readable)
+            .field("buffered", &self.dec.buffered())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Peer {
+    /// A peer over `io`, judging what arrives with `judge` (framing always as libvirt frames).
+    pub fn new(io: Box<dyn Transport>, judge: Arc<Judge>) -> Self {
+        let dec = FrameDecoder::new(*judge.limits(), Compat::Libvirt);
+        Peer {
+            io,
+            dec,
+            judge,
+            opened: Instant::now(),
+            log: WireLog::default(),
+            readable: true,
+            auto_pong: true,
+            stash: Default::default(),
+            next_serial: 1,
+        }
+    }
+
+    /// The traffic so far (shared: it keeps growing as the peer is used).
+    pub fn log(&self) -> WireLog {
+        self.log.clone()
+    }
+
+    /// The judge.
+    pub fn judge(&self) -> &Judge {
+        &self.judge
+    }
+
+    /// A fresh serial for a call: 1, 2, 3…
+    pub fn serial(&mut self) -> u32 {
+        let s = self.next_serial;
+        self.next_serial = self.next_serial.wrapping_add(1);
+        s
+    }
+
+    /// Send bytes as they are (one write), within `timeout`. A server that does not read fails the
+    /// write at the timeout instead of blocking forever.
+    pub fn send(&mut self, bytes: &[u8], timeout: Duration) -> io::Result<()> {
+        self.io
+            .set_write_timeout(Some(timeout.max(Duration::from_millis(1))))?;
+        self.log.push(Dir::C2s, self.opened.elapsed(), bytes);
+        self.io.write_all(bytes)?;
+        self.io.flush()
+    }
+
+    /// Send bytes in pieces of `size`, each its own write (flushed), `pause` apart.
+    pub fn send_in_pieces(
+        &mut self,
+        bytes: &[u8],
+        size: usize,
+        pause: Duration,
+        timeout: Duration,
+    ) -> io::Result<()> {
+        for piece in bytes.chunks(size.max(1)) {
+            self.send(piece, timeout)?;
+            if !pause.is_zero() {
+                std::thread::sleep(pause);
+            }
+        }
+        Ok(())
+    }
+
+    /// Close our sending half: the server reads end-of-file.
+    pub fn shutdown_write(&mut self) -> io::Result<()> {
+        self.io.shutdown_write()
+    }
+
+    /// The next thing the server does, waiting until `deadline` at most. Keepalive PINGs are
+    /// answered (when [`Peer::auto_pong`]) and still reported.
+    pub fn next_event(&mut self, deadline: Instant) -> Event {
+        if let Some(f) = self.stash.pop_front() {
+            return Event::Frame(f);
+        }
+        let mut buf = vec![0u8; 64 << 10];
+        loop {
+            match self.dec.next_frame() {
+                Ok(Some(frame)) => {
+                    self.pong_if_ping(&frame, deadline);
+                    return Event::Frame(frame);
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    self.readable = false;
+                    let head = self.dec.pending();
+                    return Event::FramingError {
+                        error: error.relative_to(self.dec.consumed()),
+                        head: head[..head.len().min(32)].to_vec(),
+                    };
+                }
+            }
+            if !self.readable {
+                return Event::Closed {
+                    unfinished: self.dec.buffered(),
+                };
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Event::Timeout;
+            }
+            let wait = (deadline - now).max(Duration::from_millis(1));
+            if let Err(e) = self.io.set_read_timeout(Some(wait)) {
+                self.readable = false;
+                return Event::Reset(e.to_string());
+            }
+            match self.io.read(&mut buf) {
+                Ok(0) => {
+                    self.readable = false;
+                    return Event::Closed {
+                        unfinished: self.dec.buffered(),
+                    };
+                }
+                Ok(n) => {
+                    self.log.push(Dir::S2c, self.opened.elapsed(), &buf[..n]);
+                    self.dec.feed(&buf[..n]);
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    if Instant::now() >= deadline {
+                        return Event::Timeout;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.readable = false;
+                    return Event::Reset(e.to_string());
+                }
+            }
+        }
+    }
+
+    fn pong_if_ping(&mut self, frame: &OwnedFrame, deadline: Instant) {
+        let h = frame.header();
+        if self.auto_pong
+            && h.prog == KEEPALIVE_PROGRAM
+            && h.msg_type == MessageType::Message
+            && KeepaliveProc::from_raw(h.procedure) == KeepaliveProc::Ping
+        {
+            let mut pong = *h;
+            pong.procedure = 2;
+            let mut bytes = Vec::with_capacity(28);
+            if virtwire_protocol::encode_frame(&mut bytes, &pong, None, &[], self.judge.limits())
+                .is_ok()
+            {
+                let left = deadline.saturating_duration_since(Instant::now());
+                let _ = self.send(&bytes, left.max(Duration::from_millis(100)));
+            }
+        }
+    }
+
+    /// Judge a received frame into a [`Reply`].
+    pub fn judge_frame(&self, frame: &OwnedFrame) -> Reply {
+        let origin = Origin {
+            file: "",
+            pkt: None,
+            ts_ns: None,
+            conn: None,
+            dir: Some(Dir::S2c),
+            offset: frame.stream_offset(),
+        };
+        let rec = self.judge.message(origin, frame.frame());
+        let error = match &rec.body {
+            BodyOut::Core(Body::Error(e)) => Some(RpcError {
+                code: e.code,
+                domain: e.domain,
+                message: e.message.map(|m| String::from_utf8_lossy(m).into_owned()),
+            }),
+            _ => None,
+        };
+        Reply {
+            header: *frame.header(),
+            len: rec.frame.len_word(),
+            error,
+            decode_error: rec.error.clone(),
+            body: serde_json::to_value(super::json::BodyJson(&rec.body))
+                .unwrap_or(serde_json::Value::Null),
+        }
+    }
+
+    /// Wait for the reply to call `serial` (type REPLY or REPLY_WITH_FDS, any program), until
+    /// `deadline`. Other frames that arrive meanwhile (events, keepalives, other replies) are set aside
+    /// for [`Peer::next_event`]. Returns the reply, or the event that ended the wait.
+    pub fn reply(&mut self, serial: u32, deadline: Instant) -> Result<Reply, Event> {
+        let is_it = |f: &OwnedFrame| f.header().msg_type.is_reply() && f.header().serial == serial;
+        if let Some(f) = self
+            .stash
+            .iter()
+            .position(is_it)
+            .and_then(|i| self.stash.remove(i))
+        {
+            return Ok(self.judge_frame(&f));
+        }
+        let mut aside = Vec::new();
+        let out = loop {
+            match self.next_event_unstashed(deadline) {
+                Event::Frame(f) if is_it(&f) => {
+                    break Ok(self.judge_frame(&f));
+                }
+                Event::Frame(f) => aside.push(f),
+                other => break Err(other),
+            }
+        };
+        self.stash.extend(aside);
+        out
+    }
+
+    fn next_event_unstashed(&mut self, deadline: Instant) -> Event {
+        let stash = std::mem::take(&mut self.stash);
+        let ev = self.next_event(deadline);
+        self.stash = stash;
+        ev
+    }
+}
