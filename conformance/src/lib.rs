@@ -13,6 +13,7 @@
 #![warn(missing_docs)]
 
 pub mod capture;
+pub mod catalogue;
 pub mod cli;
 pub mod net;
 pub mod reassembly;

@@ -1,0 +1,84 @@
+//! Bodies that do not decode (PROTOCOL.md §4, §7): a body that cannot be decoded is refused with
+//! "Unable to decode message payload" and the connection is kept; leniency that RFC 4506 forbids but
+//! libvirt allows is reported as non-strict.
+
+use virtwire_protocol::MessageStatus;
+use virtwire_protocol::header::REMOTE_PROGRAM;
+
+use super::{OPEN, call};
+use crate::runner::ctx::{code, proc};
+use crate::runner::{Case, Level, Outcome};
+
+/// The payload cases.
+pub fn cases() -> Vec<Case> {
+    vec![
+        Case::new(
+            "payload/truncated-args",
+            Level::Must,
+            "Arguments cut short are refused with \"Unable to decode message payload\"; the connection is kept",
+            "PROTOCOL.md §4, §11; src/rpc/virnetmessage.c virNetMessageDecodePayload",
+            |ctx| {
+                let mut peer = ctx.opened()?;
+                let s = ctx.call(&mut peer, REMOTE_PROGRAM, proc::CONNECT_SUPPORTS_FEATURE, &[0, 0])?;
+                let r = ctx.expect_error(&mut peer, s, Some(code::RPC), "Unable to decode message payload")?;
+                let s2 = ctx.call(&mut peer, REMOTE_PROGRAM, proc::CONNECT_GET_TYPE, &[])?;
+                ctx.expect_ok(&mut peer, s2)?;
+                Ok(Outcome::pass("REPLY/ERROR, then the connection still answers", r.to_string()))
+            },
+        )
+        .needs(&[OPEN]),
+        Case::new(
+            "payload/trailing-bytes",
+            Level::Should,
+            "Bytes after a complete argument body are refused (RFC 4506: a body is exactly its type)",
+            "PROTOCOL.md §4 (libvirt does not check), §7",
+            |ctx| {
+                let mut peer = ctx.opened()?;
+                let serial = peer.serial();
+                let mut args = 10i32.to_be_bytes().to_vec();
+                args.extend([0xde, 0xad, 0xbe, 0xef]);
+                ctx.send(&mut peer, &call(proc::CONNECT_SUPPORTS_FEATURE, serial, &args))?;
+                let r = ctx.expect_reply(&mut peer, serial)?;
+                let expected = "REPLY/ERROR (4 bytes after the args)";
+                Ok(if r.header.status == MessageStatus::Ok {
+                    Outcome::non_strict(expected, format!("accepted: {r}"))
+                } else {
+                    Outcome::pass(expected, r.to_string())
+                })
+            },
+        )
+        .needs(&[OPEN]),
+        Case::new(
+            "payload/nonzero-padding",
+            Level::Should,
+            "A string whose padding bytes are not zero is refused (RFC 4506 §3: pad bytes are zero)",
+            "PROTOCOL.md §7",
+            |ctx| {
+                let mut peer = ctx.connect()?;
+                let serial = peer.serial();
+                let name = ctx.env().connector.open_name().unwrap_or_else(|| "test:///default".into());
+                let mut args = Vec::new();
+                {
+                    let mut w = virtwire_protocol::Writer::new(&mut args);
+                    w.optional(true);
+                    w.opaque_var_unchecked(name.as_bytes(), 0xff);
+                    w.u32(0);
+                }
+                if name.len() % 4 == 0 {
+                    return Ok(Outcome::unsupported(format!(
+                        "the target's name {name:?} needs no padding"
+                    )));
+                }
+                ctx.send(&mut peer, &call(proc::CONNECT_OPEN, serial, &args))?;
+                let r = ctx.expect_reply(&mut peer, serial)?;
+                let expected = "REPLY/ERROR (padding 0xff)";
+                Ok(if r.header.status == MessageStatus::Ok {
+                    Outcome::non_strict(expected, format!("accepted: {r}"))
+                } else {
+                    Outcome::pass(expected, r.to_string())
+                })
+            },
+        )
+        .needs(&[OPEN]),
+    ]
+}
