@@ -4,7 +4,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod check;
 pub mod decode;
+pub mod progress;
+pub mod target_glue;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -19,9 +22,24 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run the conformance catalogue against a libvirt server (default: a libvirtd it starts).
+    #[command(after_help = check::HELP)]
+    Check(check::Args),
     /// Decode libvirt RPC messages from captures (pcap, pcapng) or raw frame streams.
     #[command(after_help = decode::HELP)]
     Decode(decode::Args),
+}
+
+/// A number of seconds (`5`, `0.5`, `2s`).
+pub(crate) fn check_secs(s: &str) -> Result<std::time::Duration, String> {
+    let v: f64 = s
+        .trim_end_matches('s')
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if !(0.0..=86_400.0).contains(&v) {
+        return Err(format!("{s:?}: between 0 and 86400 seconds"));
+    }
+    Ok(std::time::Duration::from_secs_f64(v))
 }
 
 /// Parse the command line and run the subcommand; the process's exit status.
@@ -35,6 +53,7 @@ pub fn main() -> ExitCode {
         }
     };
     match cli.command {
+        Command::Check(args) => check::run(args),
         Command::Decode(args) => decode::run(args),
     }
 }

@@ -1,0 +1,163 @@
+//! `virtwire check [TARGET]`: the conformance catalogue against a libvirt server — by default a
+//! private libvirtd that virtwire starts (test driver, loopback, stopped at the end).
+//!
+//! Exit status: 0 as expected; 1 a case failed that is not known to fail; 2 a known-failing case
+//! passed (update the list); 3 the harness could not do its job (target unreachable, libvirtd not
+//! installed, a bad list, no protocol files).
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::catalogue;
+use crate::runner::{self, Case, Config, EXIT_HARNESS, lists};
+use crate::wire::Judge;
+
+use super::target_glue;
+
+/// `check --help`'s closing text.
+pub const HELP: &str = "\
+TARGET is a libvirt connection URI: test+tcp://HOST:PORT/default, qemu+tcp://HOST/system, \
+qemu+tls://HOST/system, test+unix:///default?socket=PATH, qemu+unix:///system. Without TARGET, \
+virtwire starts its own libvirtd (test driver) on a free loopback port and stops it at the end.
+
+Patterns (--run, --skip, list files) are globs over case IDs: * stays within one /-separated part, \
+** crosses parts; @FILE reads patterns from FILE. A known-failing file has one `PATTERN REASON` per \
+line; a pattern that matches no case is an error.
+
+Exit status: 0 as expected; 1 a case failed that is not listed as known-failing; 2 a known-failing \
+case passed (remove it from the list); 3 harness error (target unreachable, libvirtd missing, bad list).";
+
+/// `virtwire check`'s arguments.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The server: a libvirt connection URI. Default: a libvirtd virtwire starts itself.
+    #[arg(value_name = "TARGET")]
+    pub target: Option<String>,
+    /// List the cases (ID, level, requirement) that would run, and exit.
+    #[arg(long)]
+    pub list: bool,
+    /// Run only the cases matching this glob (repeatable; @FILE for a list); their needs run too.
+    #[arg(long = "run", value_name = "GLOB")]
+    pub run: Vec<String>,
+    /// Skip the cases matching this glob (repeatable; @FILE for a list).
+    #[arg(long = "skip", value_name = "GLOB")]
+    pub skip: Vec<String>,
+    /// Cases expected to fail: lines of `PATTERN REASON`. A listed case that passes exits 2.
+    #[arg(long, value_name = "FILE")]
+    pub known_failing: Option<PathBuf>,
+    /// Cases whose failures are not counted: lines of `PATTERN REASON`.
+    #[arg(long, value_name = "FILE")]
+    pub known_flaky: Option<PathBuf>,
+    /// Count SHOULD-level lenience (verdict non-strict) as failure.
+    #[arg(long)]
+    pub strict: bool,
+    /// Longest wait for one answer, in seconds.
+    #[arg(long, value_name = "SECS", default_value = "5", value_parser = super::check_secs)]
+    pub read_timeout: Duration,
+    /// Longest a case may take, in seconds.
+    #[arg(long, value_name = "SECS", default_value = "30", value_parser = super::check_secs)]
+    pub case_timeout: Duration,
+    /// How long "the server sends nothing" is watched for, in seconds.
+    #[arg(long, value_name = "SECS", default_value = "1", value_parser = super::check_secs)]
+    pub silence: Duration,
+    /// Cases run at once, each on its own connections.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub jobs: usize,
+    /// Write a JUnit XML report.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Write a JSON report (the wire log of every case as `decode --format json` records).
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Write the wire log of every failing case here (raw chunks per connection).
+    #[arg(long, value_name = "DIR")]
+    pub trace_dir: Option<PathBuf>,
+    /// Directory with libvirt's .x protocol files (default: $VIRTWIRE_PROTOCOL_DIR, the user cache,
+    /// the repository's .cache).
+    #[arg(long, value_name = "DIR")]
+    pub protocol_dir: Option<PathBuf>,
+    /// How to reach the target.
+    #[command(flatten)]
+    pub target_opts: target_glue::TargetArgs,
+}
+
+/// Run `virtwire check`; the exit status.
+pub fn run(args: Args) -> ExitCode {
+    match check(args) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            let _ = io::stdout().flush();
+            eprintln!("virtwire check: {e}");
+            ExitCode::from(EXIT_HARNESS)
+        }
+    }
+}
+
+fn config(args: &Args) -> Result<Config, lists::ListError> {
+    let known = |p: &Option<PathBuf>| -> Result<Vec<runner::Known>, lists::ListError> {
+        p.as_deref().map_or(Ok(Vec::new()), lists::known_file)
+    };
+    Ok(Config {
+        read_timeout: args.read_timeout,
+        case_timeout: args.case_timeout,
+        silence: args.silence,
+        connect_timeout: args.target_opts.connect_timeout,
+        jobs: args.jobs.max(1),
+        strict: args.strict,
+        run: lists::patterns(&args.run, "--run")?,
+        skip: lists::patterns(&args.skip, "--skip")?,
+        known_failing: known(&args.known_failing)?,
+        known_flaky: known(&args.known_flaky)?,
+        rerun: format!(
+            "virtwire check{} --run",
+            args.target
+                .as_ref()
+                .map_or(String::new(), |t| format!(" '{t}'"))
+        ),
+    })
+}
+
+fn check(args: Args) -> Result<u8, String> {
+    let cfg = config(&args).map_err(|e| e.to_string())?;
+    let catalogue: Vec<Case> = catalogue::builtin();
+    let cases = runner::select(&catalogue, &cfg).map_err(|e| e.to_string())?;
+    if args.list {
+        let mut out = io::stdout().lock();
+        for c in &cases {
+            let _ = writeln!(
+                out,
+                "{:<44} {:<6} {}",
+                c.id,
+                format!("{:?}", c.level).to_lowercase(),
+                c.requirement
+            );
+        }
+        let _ = writeln!(out, "{} cases", cases.len());
+        return Ok(0);
+    }
+    let schema = target_glue::schema(args.protocol_dir.as_deref())?;
+    let judge = Arc::new(Judge::new(
+        virtwire_protocol::Limits::default(),
+        virtwire_protocol::Compat::Libvirt,
+        Some(schema),
+    ));
+    let target = target_glue::open(args.target.as_deref(), &args.target_opts, &judge)?;
+    eprintln!("virtwire check: {}", target.banner);
+    let report = runner::run(
+        &cases,
+        &cfg,
+        target.connector,
+        judge.clone(),
+        target.hooks,
+        &mut super::progress::Lines::new(),
+    );
+    super::progress::summary(&report, &mut io::stdout().lock()).map_err(|e| e.to_string())?;
+    if let Some(dir) = &args.trace_dir {
+        super::progress::write_wire_logs(&report, dir).map_err(|e| format!("--trace-dir: {e}"))?;
+    }
+    drop(target.guard);
+    Ok(report.exit_code())
+}
