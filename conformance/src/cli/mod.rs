@@ -24,7 +24,7 @@ struct Cli {
 enum Command {
     /// Run the conformance catalogue against a libvirt server (default: a libvirtd it starts).
     #[command(after_help = check::HELP)]
-    Check(check::Args),
+    Check(Box<check::Args>),
     /// Decode libvirt RPC messages from captures (pcap, pcapng) or raw frame streams.
     #[command(after_help = decode::HELP)]
     Decode(decode::Args),
@@ -53,7 +53,7 @@ pub fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Check(args) => check::run(args),
+        Command::Check(args) => check::run(*args),
         Command::Decode(args) => decode::run(args),
     }
 }

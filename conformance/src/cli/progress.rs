@@ -6,6 +6,7 @@ use std::path::Path;
 use crate::runner::{CaseReport, Progress, RunReport};
 
 /// One line per finished case.
+#[derive(Default)]
 pub struct Lines;
 
 impl Lines {
