@@ -101,6 +101,7 @@ use serde::Serialize;
 use crate::runner::{CaseReport, KnownAs, Level, RunReport, Verdict};
 use crate::wire::Decoder;
 
+pub mod json;
 pub mod junit;
 pub mod terminal;
 pub mod wire_log;
