@@ -8,6 +8,7 @@
 //! - [`wire`]: the only module that reads libvirt bytes (through `virtwire_protocol`): framing,
 //!   judging each message, the record model and its JSON form;
 //! - [`render`]: records as text or JSON lines;
+//! - [`report`]: a conformance run for people and CI (terminal, JUnit, JSON);
 //! - [`synth`]: synthetic captures for tests.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -18,6 +19,7 @@ pub mod cli;
 pub mod net;
 pub mod reassembly;
 pub mod render;
+pub mod report;
 pub mod runner;
 pub mod synth;
 pub mod wire;

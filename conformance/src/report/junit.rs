@@ -1,0 +1,154 @@
+//! JUnit XML for CI (with quick-junit): one test suite per family, one test case per case. The
+//! mapping of verdicts to `<failure>`, `<error>` and `<skipped>` is in the [module docs](super).
+
+use std::io;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
+
+use super::terminal::{Paint, write_details};
+use super::{Details, Standing};
+use crate::runner::{CaseReport, KnownAs, Level, RunReport};
+use crate::wire::Decoder;
+
+/// What goes into the XML beyond the run itself.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// When the run started (the suites' `timestamp`); none when not given.
+    pub started: Option<SystemTime>,
+    /// Wire records summarised per connection in a failure's text (the last ones).
+    pub wire_lines: usize,
+    /// Server log lines in a failure's text (the last ones).
+    pub log_lines: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            started: None,
+            wire_lines: 20,
+            log_lines: 40,
+        }
+    }
+}
+
+/// The case's details as plain text (the terminal's block without colour).
+fn text(case: &CaseReport, strict: bool, decoder: &Decoder, opts: &Options) -> io::Result<String> {
+    let d = Details::of(case, strict, decoder, opts.wire_lines, opts.log_lines)?;
+    let mut out = Vec::new();
+    write_details(&mut out, &d, Paint::default(), "")?;
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// The status of one case (see the module docs' table).
+fn status(
+    case: &CaseReport,
+    strict: bool,
+    decoder: &Decoder,
+    opts: &Options,
+) -> io::Result<TestCaseStatus> {
+    let reason = match &case.known {
+        Some(KnownAs::Failing(r) | KnownAs::Flaky(r)) => r.as_str(),
+        None => "",
+    };
+    let (mut st, message, ty) = match Standing::of(case, strict) {
+        Standing::Pass | Standing::NonStrict => return Ok(TestCaseStatus::success()),
+        Standing::Failure => (
+            TestCaseStatus::non_success(NonSuccessKind::Failure),
+            case.actual.clone(),
+            case.verdict.name(),
+        ),
+        Standing::StaleKnown => (
+            TestCaseStatus::non_success(NonSuccessKind::Failure),
+            format!("listed as known-failing ({reason}) but it passed: remove it from the list"),
+            "stale-known-failing",
+        ),
+        Standing::Error => (
+            TestCaseStatus::non_success(NonSuccessKind::Error),
+            case.actual.clone(),
+            "error",
+        ),
+        Standing::KnownFailure => (
+            TestCaseStatus::skipped(),
+            format!("known failing: {reason}"),
+            "known-failing",
+        ),
+        Standing::Flaky => (
+            TestCaseStatus::skipped(),
+            format!("known flaky: {reason}"),
+            "known-flaky",
+        ),
+        Standing::Unsupported | Standing::Omitted => (
+            TestCaseStatus::skipped(),
+            format!("{}: {}", case.verdict, case.actual),
+            case.verdict.name(),
+        ),
+    };
+    st.set_message(message)
+        .set_type(ty)
+        .set_description(text(case, strict, decoder, opts)?);
+    Ok(st)
+}
+
+/// The run as a JUnit report.
+pub fn to_report(report: &RunReport, decoder: &Decoder, opts: &Options) -> io::Result<Report> {
+    let mut out = Report::new("virtwire check");
+    out.set_time(report.duration);
+    let timestamp = opts.started.map(chrono::DateTime::<chrono::Utc>::from);
+    if let Some(t) = timestamp {
+        out.set_timestamp(t);
+    }
+    let mut suites: Vec<TestSuite> = Vec::new();
+    for c in &report.cases {
+        let family = c.case.family();
+        let i = match suites.iter().position(|s| s.name.as_str() == family) {
+            Some(i) => i,
+            None => {
+                let mut s = TestSuite::new(family);
+                s.add_property(Property::new("target", &report.target));
+                s.add_property(Property::new("strict", report.strict.to_string()));
+                s.set_time(Duration::ZERO);
+                if let Some(t) = timestamp {
+                    s.set_timestamp(t);
+                }
+                suites.push(s);
+                suites.len() - 1
+            }
+        };
+        let mut tc = TestCase::new(c.case.id.as_ref(), status(c, report.strict, decoder, opts)?);
+        tc.set_classname(family).set_time(c.duration);
+        tc.add_property(Property::new("verdict", c.verdict.name()));
+        tc.add_property(Property::new(
+            "level",
+            match c.case.level {
+                Level::Must => "must",
+                Level::Should => "should",
+            },
+        ));
+        tc.add_property(Property::new("source", c.case.source.as_ref()));
+        match &c.known {
+            Some(KnownAs::Failing(r)) => tc.add_property(Property::new("known-failing", r)),
+            Some(KnownAs::Flaky(r)) => tc.add_property(Property::new("known-flaky", r)),
+            None => &mut tc,
+        };
+        let s = &mut suites[i];
+        s.time = Some(s.time.unwrap_or_default() + c.duration);
+        s.add_test_case(tc);
+    }
+    out.add_test_suites(suites);
+    Ok(out)
+}
+
+/// The run as JUnit XML text.
+pub fn to_string(report: &RunReport, decoder: &Decoder, opts: &Options) -> io::Result<String> {
+    to_report(report, decoder, opts)?
+        .to_string()
+        .map_err(io::Error::other)
+}
+
+/// Write the run as JUnit XML to `path` (replacing it).
+pub fn write(report: &RunReport, decoder: &Decoder, path: &Path, opts: &Options) -> io::Result<()> {
+    let xml = to_string(report, decoder, opts)?;
+    std::fs::write(path, xml)
+}

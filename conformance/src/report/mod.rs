@@ -1,0 +1,344 @@
+//! Reports of a conformance run ([`RunReport`]) for people and CI: a terminal tree with progress
+//! ([`terminal`]), JUnit XML ([`junit`]) and a JSON document with a stable schema ([`json`]).
+//!
+//! # What report/ owns and may import
+//!
+//! It owns how a run looks: the verdict words, the failure blocks, the XML and JSON shapes. It reads
+//! `runner`'s result types and `wire`'s record model, and nothing else of the crate: never a target
+//! (reports are the same whoever the server was) and never libvirt bytes. A case's traffic is a list
+//! of raw chunks; to show it, report/ hands them to [`Decoder::decode_chunks`](crate::wire::Decoder)
+//! (the wire layer reads the bytes) and shows the [`Record`](crate::wire::Record)s that come back: as
+//! one-line summaries in the terminal and JUnit ([`wire_log`]), as their own serde form in JSON.
+//!
+//! # How a case counts ([`Standing`])
+//!
+//! A verdict is read with `--strict` and the known lists: a failure (`fail`, or `non-strict` under
+//! `--strict`) is *unexpected* unless the case is known-failing or known-flaky; a known-failing case
+//! that passes is *stale* (the list must be updated: exit status 2); `error` is the harness's, whatever
+//! the lists say (exit status 3).
+//!
+//! # JUnit mapping ([`junit`])
+//!
+//! One `<testsuites name="virtwire check">` with the run's wall time; one `<testsuite>` per family
+//! (the case ID up to its first `/`), in catalogue order, with properties `target` and `strict`; one
+//! `<testcase>` per case: `name` = case ID, `classname` = family, `time` = the case's duration, and
+//! properties `verdict`, `level`, `source` (and `known-failing` / `known-flaky` with the reason). By
+//! standing:
+//!
+//! | standing | element | `message` | `type` |
+//! |---|---|---|---|
+//! | pass, non-strict (lenient) | none (success) | | |
+//! | unexpected failure | `<failure>` | Actual | `fail` / `non-strict` |
+//! | stale known-failing | `<failure>` | `listed as known-failing (REASON) but it passed: remove it from the list` | `stale-known-failing` |
+//! | error | `<error>` | Actual | `error` |
+//! | known-failing failure | `<skipped>` | `known failing: REASON` | `known-failing` |
+//! | known-flaky failure | `<skipped>` | `known flaky: REASON` | `known-flaky` |
+//! | unsupported, omitted | `<skipped>` | `unsupported: WHY` / `omitted: WHY` | the verdict |
+//!
+//! The element's text is the case's block as in the terminal (Requirement, Source, Expected, Actual,
+//! notes, the wire summary, the server log's tail, the rerun command), without colour. So CI counts
+//! exactly what the exit status counts: failures and errors are what makes the run fail; known cases
+//! are skipped, never silently passed.
+//!
+//! # JSON schema `virtwire-check/1` ([`json`])
+//!
+//! One document (pretty-printed); fields are always present (null when there is no value), in this
+//! order. A later change that removes or retypes a field changes the schema name; new fields may be
+//! added to `/1`.
+//!
+//! ```text
+//! {
+//!   "schema": "virtwire-check/1",
+//!   "target": "test+tcp://127.0.0.1:16509/default",   // the target as users write it
+//!   "strict": false,                                   // non-strict counted as failure?
+//!   "started": "2026-05-01T12:00:00.000Z",             // RFC 3339 UTC, null when not given
+//!   "duration_ms": 3120,                               // wall time of the run
+//!   "counts": {"pass": 9, "fail": 1, "non-strict": 1, "unsupported": 1, "omitted": 1, "error": 0},
+//!   "unexpected_failures": 1,                          // failures on no known list
+//!   "stale_known": 0,                                  // known-failing cases that did not fail
+//!   "exit_code": 1,                                    // 0 ok, 1 failures, 2 stale list, 3 harness
+//!   "exit_meaning": "1 unexpected failure",
+//!   "cases": [{                                        // catalogue order
+//!     "id": "dispatch/unknown-procedure",
+//!     "family": "dispatch",
+//!     "requirement": "…", "source": "…",
+//!     "level": "must",                                 // must | should
+//!     "needs": ["handshake/connect-open"],             // cases that had to pass first
+//!     "verdict": "fail",                               // pass | fail | non-strict | unsupported | omitted | error
+//!     "counts_as": "failure",                          // see below
+//!     "expected": "…", "actual": "…",                  // words, decoded; "" when the verdict has none
+//!     "notes": ["…"],
+//!     "duration_ms": 12,
+//!     "known": {"list": "failing", "reason": "…"},     // list: failing | flaky; null when on none
+//!     "rerun": "virtwire check --run 'dispatch/unknown-procedure'",
+//!     "server_log": "…",                               // null unless the runner controlled the server
+//!     "wire": [{                                       // one per connection the case opened
+//!       "label": "conn 1",
+//!       "records": [{"record": "message", …}, …, {"record": "summary", …}],
+//!       "truncated": 0                                 // records left out (see below)
+//!     }]
+//!   }]
+//! }
+//! ```
+//!
+//! `counts_as` is the [`Standing`]: `pass`, `non-strict` (lenient, not counted), `failure`
+//! (unexpected), `known-failure`, `flaky` (a known-flaky case's failure), `stale-known`,
+//! `unsupported`, `omitted`, `error`.
+//!
+//! `records` are exactly the objects `virtwire decode --format json` prints (the serde form of
+//! [`Record`](crate::wire::Record), conformance/README.md), from
+//! [`Decoder::decode_chunks`](crate::wire::Decoder::decode_chunks) over the connection's chunks with
+//! `file` = the case ID and `conn` = the connection's number (1 for `conn 1`); `pkt` is the chunk's
+//! number and `ts` its time in seconds since the connection opened. At most
+//! [`json::Options::max_records`] records per connection are kept, then the closing `summary` record
+//! (whose counts cover everything); `truncated` says how many were left out.
+
+use std::fmt::Write as _;
+use std::io;
+
+use serde::Serialize;
+
+use crate::runner::{CaseReport, KnownAs, Level, RunReport, Verdict};
+use crate::wire::Decoder;
+
+pub mod json;
+pub mod junit;
+pub mod terminal;
+pub mod wire_log;
+
+/// How a case counts for the run: its verdict read with `strict` and the known lists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Standing {
+    /// Passed.
+    Pass,
+    /// Lenient where a strict peer is not; a failure only under `--strict`.
+    NonStrict,
+    /// A failure on no known list: exit status 1.
+    Failure,
+    /// A failure the known-failing list expects.
+    KnownFailure,
+    /// A failure of a known-flaky case: not counted.
+    Flaky,
+    /// Listed as known-failing, but did not fail: exit status 2.
+    StaleKnown,
+    /// Does not apply to the target.
+    Unsupported,
+    /// Not run: a case it needs did not pass.
+    Omitted,
+    /// The harness could not run it: exit status 3.
+    Error,
+}
+
+impl Standing {
+    /// How `case` counts in a run with `strict`.
+    pub fn of(case: &CaseReport, strict: bool) -> Standing {
+        match case.verdict {
+            Verdict::Error => return Standing::Error,
+            Verdict::Omitted => return Standing::Omitted,
+            Verdict::Unsupported => return Standing::Unsupported,
+            _ => {}
+        }
+        match (case.is_failure(strict), &case.known) {
+            (true, None) => Standing::Failure,
+            (true, Some(KnownAs::Failing(_))) => Standing::KnownFailure,
+            (true, Some(KnownAs::Flaky(_))) => Standing::Flaky,
+            (false, Some(KnownAs::Failing(_))) => Standing::StaleKnown,
+            (false, _) if case.verdict == Verdict::NonStrict => Standing::NonStrict,
+            (false, _) => Standing::Pass,
+        }
+    }
+
+    /// True when the case gets a block of details in the terminal (and its text in JUnit): it is
+    /// what makes the run fail.
+    pub fn needs_attention(self) -> bool {
+        matches!(
+            self,
+            Standing::Failure | Standing::StaleKnown | Standing::Error
+        )
+    }
+}
+
+/// `n thing` / `n things`.
+pub(crate) fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// What the run's exit status means, in words: `1 unexpected failure`, `2 known-failing cases now
+/// pass: remove them from FILE`, … (every reason that applies, the one deciding the status first).
+/// `known_list` names the known-failing list (a file, or "the known-failing list").
+pub fn exit_meaning(report: &RunReport, known_list: &str) -> String {
+    let errors = report
+        .cases
+        .iter()
+        .filter(|c| c.verdict == Verdict::Error)
+        .count();
+    let failures = report.unexpected_failures().count();
+    let stale = report.stale_known().count();
+    let mut parts = Vec::new();
+    if errors > 0 {
+        parts.push(format!(
+            "{} could not be run (harness error)",
+            plural(errors, "case", "cases")
+        ));
+    }
+    if failures > 0 {
+        parts.push(plural(
+            failures,
+            "unexpected failure",
+            "unexpected failures",
+        ));
+    }
+    if stale > 0 {
+        parts.push(if stale == 1 {
+            format!("1 known-failing case now passes: remove it from {known_list}")
+        } else {
+            format!("{stale} known-failing cases now pass: remove them from {known_list}")
+        });
+    }
+    if parts.is_empty() {
+        let known = report
+            .cases
+            .iter()
+            .filter(|c| {
+                matches!(
+                    Standing::of(c, report.strict),
+                    Standing::KnownFailure | Standing::Flaky
+                )
+            })
+            .count();
+        if known > 0 {
+            format!(
+                "all as expected ({} on the known lists)",
+                plural(known, "failure", "failures")
+            )
+        } else {
+            "all as expected".into()
+        }
+    } else {
+        parts.join("; ")
+    }
+}
+
+/// A duration for people: `0 ms`, `12 ms`, `1.25 s`, `2 min 5 s`.
+pub(crate) fn human_duration(d: std::time::Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        format!("{ms} ms")
+    } else if ms < 60_000 {
+        format!("{:.2} s", d.as_secs_f64())
+    } else {
+        let s = d.as_secs();
+        format!("{} min {} s", s / 60, s % 60)
+    }
+}
+
+/// Milliseconds, saturating (for JSON).
+pub(crate) fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Text for a terminal or an XML text node: control characters (escape sequences a server put in an
+/// error message or a log line) shown escaped, never interpreted.
+pub(crate) fn printable(s: &str) -> String {
+    if !s.chars().any(|c| c.is_control() && c != '\t') {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if c.is_control() && c != '\t' {
+            let _ = write!(out, "{}", c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The last `n` lines of a log, and how many there were in all.
+pub(crate) fn tail(log: &str, n: usize) -> (Vec<&str>, usize) {
+    let lines: Vec<&str> = log.lines().collect();
+    let total = lines.len();
+    (lines[total.saturating_sub(n)..].to_vec(), total)
+}
+
+/// The details of one case that needs attention, ready to show: labelled lines, the wire summary
+/// per connection, the server log's tail and the rerun command. The terminal shows it with colour,
+/// JUnit as the failure's text without.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Details {
+    /// `(label, text)`: Requirement, Source, Level, Known failing, Expected, Actual, Note…
+    pub fields: Vec<(&'static str, String)>,
+    /// Per connection: its label, how many records in all, the last ones as one-line summaries.
+    pub wire: Vec<(String, usize, Vec<String>)>,
+    /// The server log's last lines, and how many lines in all.
+    pub server_log: Option<(Vec<String>, usize)>,
+    /// The command that reruns the case.
+    pub rerun: String,
+}
+
+impl Details {
+    /// The details of `case`, with at most `wire_lines` summaries per connection and `log_lines`
+    /// lines of server log.
+    pub fn of(
+        case: &CaseReport,
+        strict: bool,
+        decoder: &Decoder,
+        wire_lines: usize,
+        log_lines: usize,
+    ) -> io::Result<Details> {
+        let mut fields: Vec<(&'static str, String)> = vec![
+            ("Requirement", printable(&case.case.requirement)),
+            ("Source", printable(&case.case.source)),
+            (
+                "Level",
+                match case.case.level {
+                    Level::Must => "MUST".into(),
+                    Level::Should => {
+                        "SHOULD (lenience is non-strict, a failure with --strict)".into()
+                    }
+                },
+            ),
+        ];
+        match &case.known {
+            Some(KnownAs::Failing(r)) => fields.push(("Known failing", printable(r))),
+            Some(KnownAs::Flaky(r)) => fields.push(("Known flaky", printable(r))),
+            None => {}
+        }
+        if Standing::of(case, strict) == Standing::StaleKnown {
+            fields.push((
+                "Stale",
+                format!(
+                    "listed as known-failing, but the verdict is {}: remove it from the list",
+                    case.verdict
+                ),
+            ));
+        }
+        if !case.expected.is_empty() {
+            fields.push(("Expected", printable(&case.expected)));
+        }
+        if !case.actual.is_empty() {
+            fields.push(("Actual", printable(&case.actual)));
+        }
+        for n in &case.notes {
+            fields.push(("Note", printable(n)));
+        }
+        let mut wire = Vec::with_capacity(case.wire.len());
+        for (i, w) in case.wire.iter().enumerate() {
+            let mut lines = wire_log::summarise(decoder, &case.case.id, i as u64 + 1, w)?;
+            let total = lines.len();
+            lines.drain(..total.saturating_sub(wire_lines));
+            wire.push((printable(&w.label), total, lines));
+        }
+        let server_log = case.server_log.as_deref().map(|log| {
+            let (lines, total) = tail(log, log_lines);
+            (lines.into_iter().map(printable).collect(), total)
+        });
+        Ok(Details {
+            fields,
+            wire,
+            server_log,
+            rerun: case.rerun.clone(),
+        })
+    }
+}
