@@ -156,6 +156,7 @@ fn run_report(strict: bool) -> RunReport {
     omitted.case.needs = vec![Cow::Borrowed("handshake/x")];
     RunReport {
         target: "test+tcp://127.0.0.1:16509/default".into(),
+        started: std::time::SystemTime::UNIX_EPOCH,
         cases: vec![
             result(
                 "handshake/connect-open",

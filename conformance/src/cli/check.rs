@@ -11,9 +11,14 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::io::IsTerminal;
+use std::path::Path;
+
 use crate::catalogue;
-use crate::runner::{self, Case, Config, EXIT_HARNESS, lists};
-use crate::wire::Judge;
+use crate::report::terminal::{self, TerminalProgress};
+use crate::report::{json, junit};
+use crate::runner::{self, Case, Config, EXIT_HARNESS, RunReport, lists};
+use crate::wire::{Decoder, Judge, Record};
 
 use super::target_glue;
 
@@ -146,18 +151,69 @@ fn check(args: Args) -> Result<u8, String> {
     ));
     let target = target_glue::open(args.target.as_deref(), &args.target_opts, &judge)?;
     eprintln!("virtwire check: {}", target.banner);
+    let stdout_tty = io::stdout().is_terminal();
+    let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty());
+    let mut progress = TerminalProgress::new(io::stderr().is_terminal(), ci).strict(cfg.strict);
     let report = runner::run(
         &cases,
         &cfg,
         target.connector,
         judge.clone(),
         target.hooks,
-        &mut super::progress::Lines::new(),
+        &mut progress,
     );
-    super::progress::summary(&report, &mut io::stdout().lock()).map_err(|e| e.to_string())?;
+    drop(progress);
+    let decoder = Decoder::from_judge(judge);
+    let opts = terminal::Options {
+        color: terminal::use_color(stdout_tty, std::env::var_os("NO_COLOR").as_deref()),
+        known_failing_list: args.known_failing.as_ref().map(|p| p.display().to_string()),
+        ..terminal::Options::default()
+    };
+    terminal::print(&report, &decoder, &mut io::stdout().lock(), &opts)
+        .map_err(|e| format!("writing the report: {e}"))?;
+    if let Some(path) = &args.junit {
+        let o = junit::Options {
+            started: Some(report.started),
+            ..junit::Options::default()
+        };
+        junit::write(&report, &decoder, path, &o)
+            .map_err(|e| format!("--junit {}: {e}", path.display()))?;
+    }
+    if let Some(path) = &args.json {
+        let o = json::Options {
+            started: Some(report.started),
+            ..json::Options::default()
+        };
+        json::write(&report, &decoder, path, &o)
+            .map_err(|e| format!("--json {}: {e}", path.display()))?;
+    }
     if let Some(dir) = &args.trace_dir {
-        super::progress::write_wire_logs(&report, dir).map_err(|e| format!("--trace-dir: {e}"))?;
+        write_wire_logs(&report, &decoder, dir)
+            .map_err(|e| format!("--trace-dir {}: {e}", dir.display()))?;
     }
     drop(target.guard);
     Ok(report.exit_code())
+}
+
+/// The wire log of every case that needs attention, one JSON-lines file of `decode --format json`
+/// records per connection: `DIR/<case id with / as __>.<conn>.jsonl`.
+fn write_wire_logs(report: &RunReport, decoder: &Decoder, dir: &Path) -> io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    for c in &report.cases {
+        if !crate::report::Standing::of(c, report.strict).needs_attention() {
+            continue;
+        }
+        let name = c.case.id.replace('/', "__");
+        for (n, w) in c.wire.iter().enumerate() {
+            let path = dir.join(format!("{name}.conn{}.jsonl", n + 1));
+            let mut out = io::BufWriter::new(std::fs::File::create(&path)?);
+            let mut sink = |r: &Record<'_>| -> io::Result<()> {
+                serde_json::to_writer(&mut out, r)?;
+                out.write_all(b"\n")
+            };
+            decoder.decode_chunks(&c.case.id, n as u64 + 1, &w.chunks, &mut sink)?;
+            out.flush()?;
+        }
+    }
+    Ok(())
 }

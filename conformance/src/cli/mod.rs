@@ -6,7 +6,6 @@ use clap::{Parser, Subcommand};
 
 pub mod check;
 pub mod decode;
-pub mod progress;
 pub mod target_glue;
 
 #[derive(Parser, Debug)]

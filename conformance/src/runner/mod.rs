@@ -161,6 +161,8 @@ pub struct RunReport {
     pub target: String,
     /// Cases in catalogue order.
     pub cases: Vec<CaseReport>,
+    /// When the run started.
+    pub started: std::time::SystemTime,
     /// Wall time.
     pub duration: Duration,
     /// Whether non-strict counts as failure.
@@ -305,6 +307,7 @@ pub fn run(
     progress: &mut dyn Progress,
 ) -> RunReport {
     let started = Instant::now();
+    let started_at = std::time::SystemTime::now();
     let target = connector.describe();
     let env = Arc::new(Env {
         connector,
@@ -474,6 +477,7 @@ pub fn run(
     RunReport {
         target,
         cases: reports.into_iter().flatten().collect(),
+        started: started_at,
         duration: started.elapsed(),
         strict: cfg.strict,
     }

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::io::{self, Read};
+use std::sync::Arc;
 
 use virtwire_protocol::schema::Schema;
 use virtwire_protocol::{Compat, Frame, Header, Limits};
@@ -46,7 +47,7 @@ impl Default for Options {
 pub struct Decoder {
     ports: Vec<u16>,
     max_pending: usize,
-    judge: Judge,
+    judge: Arc<Judge>,
 }
 
 /// Why a direction's unfinished frame got no more bytes.
@@ -75,7 +76,18 @@ impl Decoder {
         Decoder {
             ports: opts.ports,
             max_pending: opts.max_pending,
-            judge: Judge::new(opts.limits, opts.compat, schema),
+            judge: Arc::new(Judge::new(opts.limits, opts.compat, schema)),
+        }
+    }
+
+    /// A decoder that judges with `judge` (shared, e.g. with a conformance run), on the default
+    /// ports.
+    pub fn from_judge(judge: Arc<Judge>) -> Self {
+        let d = Options::default();
+        Decoder {
+            ports: d.ports,
+            max_pending: d.max_pending,
+            judge,
         }
     }
 
