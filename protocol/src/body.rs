@@ -1,7 +1,7 @@
 //! Typed bodies that need no `.x` file: the error struct, keepalive, stream data and holes; and the
 //! [`Message`] view that tells which body a (type, status) pair carries.
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Op, Result};
 use crate::frame::{Frame, encode_frame};
 use crate::header::{Header, KEEPALIVE_PROGRAM, MessageStatus, MessageType};
 use crate::limits::Limits;
@@ -371,7 +371,7 @@ pub struct Message<'a> {
 impl<'a> Message<'a> {
     /// Decode the body of `frame`.
     ///
-    /// Strict mode rejects pairs libvirt never sends ([`ErrorKind::UnexpectedStatus`]), payloads on
+    /// Strict mode rejects pairs libvirt never sends ([`Header::unexpected_status`]), payloads on
     /// bodies that must be empty, and trailing bytes after the error and hole structs; libvirt mode
     /// accepts them, as libvirt's decoders do.
     pub fn decode(frame: Frame<'a>, limits: &Limits, compat: Compat) -> Result<Self> {
@@ -401,15 +401,7 @@ impl<'a> Message<'a> {
             }
             BodyKind::Unexpected => {
                 if compat == Compat::Strict {
-                    return Err(Error::decode(
-                        ErrorKind::UnexpectedStatus {
-                            ty: frame.header.msg_type.raw(),
-                            status: frame.header.status.raw(),
-                        },
-                        20,
-                    )
-                    .in_field("status")
-                    .in_field("header"));
+                    return Err(frame.header.unexpected_status(Op::Decode));
                 }
                 Body::Unexpected(frame.payload)
             }

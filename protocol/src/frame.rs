@@ -91,11 +91,7 @@ impl<'a> Frame<'a> {
             )
             .in_field("length")),
             Parsed::Incomplete { .. } => {
-                let length = if buf.len() >= 4 {
-                    u32::from_be_bytes(buf[..4].try_into().expect("4 bytes")) as u64
-                } else {
-                    LEN_WORD as u64
-                };
+                let length = Header::peek(buf).len.map_or(LEN_WORD as u64, u64::from);
                 Err(Error::decode(
                     ErrorKind::LengthMismatch {
                         length,
@@ -168,30 +164,20 @@ pub fn parse_frame<'a>(
     limits: &Limits,
     compat: Compat,
 ) -> Result<Parsed<Frame<'a>>> {
-    if buf.len() < LEN_WORD {
+    let peek = Header::peek(buf);
+    let Some(len) = peek.len else {
         return Ok(Parsed::Incomplete {
             needed: MIN_FRAME - buf.len(),
         });
-    }
-    let len = check_length(
-        u32::from_be_bytes(buf[..4].try_into().expect("4 bytes")),
-        limits,
-    )?;
+    };
+    let len = check_length(len, limits)?;
     if buf.len() < len {
         // Report a bad header early: a frame's head is judged once its bytes are in.
-        if buf.len() >= MIN_FRAME {
-            let head_len = if MessageType::from_raw(i32::from_be_bytes(
-                buf[16..20].try_into().expect("4 bytes"),
-            ))
-            .has_fds()
-            {
-                MIN_FRAME + FD_COUNT_LEN
-            } else {
-                MIN_FRAME
-            };
-            if buf.len() >= head_len.min(len) {
-                decode_head(&buf[..len.min(buf.len())], limits, compat)?;
-            }
+        if let Some(head_len) = peek.head_len()
+            && buf.len() >= MIN_FRAME
+            && buf.len() >= head_len.min(len)
+        {
+            decode_head(&buf[..len.min(buf.len())], limits, compat)?;
         }
         return Ok(Parsed::Incomplete {
             needed: len - buf.len(),

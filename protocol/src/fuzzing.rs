@@ -53,7 +53,11 @@ pub fn header(data: &[u8]) {
     let strict = Header::decode(&mut Reader::new(data, Compat::Strict));
     let lib = Header::decode(&mut Reader::new(data, Compat::Libvirt));
     if let Ok(h) = &lib {
-        assert_eq!(&h.to_bytes()[..], &data[..24], "header re-encoding differs");
+        assert_eq!(
+            &h.to_bytes()[..],
+            &data[..Header::LEN],
+            "header re-encoding differs"
+        );
     }
     if let Ok(h) = &strict {
         assert_eq!(
@@ -574,11 +578,11 @@ pub fn differential_libvirt(data: &[u8], oracle: &dyn LibvirtOracle) {
     let limits = Limits::default();
     // Complete a short frame with zeros so both sides judge whole frames.
     let mut buf = data.to_vec();
-    if buf.len() >= 4 {
-        let claimed = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
-        if claimed > buf.len() && claimed <= DIFFERENTIAL_PAD_MAX {
-            buf.resize(claimed, 0);
-        }
+    if let Some(claimed) = Header::peek(&buf).len.map(|l| l as usize)
+        && claimed > buf.len()
+        && claimed <= DIFFERENTIAL_PAD_MAX
+    {
+        buf.resize(claimed, 0);
     }
     let theirs = oracle.decode(&buf);
     let ours = parse_frame(&buf, &limits, Compat::Libvirt);

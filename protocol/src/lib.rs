@@ -41,7 +41,9 @@ pub use frame::{
     Frame, FrameBuilder, FrameDecoder, OwnedFrame, Parsed, check_length, encode_frame, frames,
     parse_frame,
 };
-pub use header::{Header, MessageStatus, MessageType, Program, program, program_name};
+pub use header::{
+    Header, HeaderField, HeaderPeek, MessageStatus, MessageType, Program, program, program_name,
+};
 pub use limits::{Limits, Profile};
 pub use stream::{Reassembler, StreamError, StreamKey, StreamPacket, StreamSplitter};
 pub use xdr::{Compat, Reader, Writer};

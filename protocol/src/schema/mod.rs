@@ -51,7 +51,7 @@ pub use value::Value;
 
 use crate::body::BodyKind;
 use crate::error::{Error, ErrorKind, Op, Result};
-use crate::header::{self, Header};
+use crate::header::{self, Header, HeaderField};
 use crate::limits::Limits;
 use crate::xdr::{Compat, Reader, Writer};
 use codec::{Check, Graph, Tree};
@@ -285,15 +285,6 @@ enum BodyType {
     Fail(Error),
 }
 
-/// An error about a header field, at its frame offset, as a decode or an encode error.
-fn header_error(op: Op, kind: ErrorKind, offset: u64, field: &'static str) -> Error {
-    let e = match op {
-        Op::Decode => Error::decode(kind, offset),
-        Op::Encode => Error::encode(kind, offset),
-    };
-    e.in_field(field).in_field("header")
-}
-
 impl Schema {
     /// Parse and compile `(label, text)` pairs; names resolve across all of them.
     pub fn from_sources(files: &[(&str, &str)]) -> Result<Schema, SchemaError> {
@@ -504,37 +495,25 @@ impl Schema {
                 if compat == Compat::Libvirt {
                     return BodyType::Raw;
                 }
-                return BodyType::Fail(header_error(
-                    op,
-                    ErrorKind::UnexpectedStatus {
-                        ty: header.msg_type.raw(),
-                        status: header.status.raw(),
-                    },
-                    20,
-                    "status",
-                ));
+                return BodyType::Fail(header.unexpected_status(op));
             }
         };
         let Some(prog) = self.program(header.prog, header.vers) else {
-            return BodyType::Fail(header_error(
+            return BodyType::Fail(HeaderField::Prog.error(
                 op,
                 ErrorKind::UnknownProgram {
                     prog: header.prog,
                     vers: header.vers,
                 },
-                4,
-                "prog",
             ));
         };
         let Some(p) = prog.procedure(header.procedure) else {
-            return BodyType::Fail(header_error(
+            return BodyType::Fail(HeaderField::Proc.error(
                 op,
                 ErrorKind::UnknownProcedure {
                     prog: header.prog,
                     procedure: header.procedure,
                 },
-                12,
-                "proc",
             ));
         };
         let t = [&p.args, &p.ret, &p.msg][role];
