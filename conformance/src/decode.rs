@@ -590,10 +590,7 @@ impl Decoder {
             return Ok(());
         }
         ctx.stats.incomplete += 1;
-        let len_word = fr
-            .buf
-            .get(..4)
-            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+        let len_word = Header::peek(&fr.buf).len;
         let origin = Origin {
             file: ctx.file,
             pkt: fr.pkt,
@@ -684,12 +681,8 @@ impl Decoder {
                 Ok(Parsed::Incomplete { .. }) => break,
                 Err(error) => {
                     let head = &buf[pos..];
-                    let len_word = head
-                        .get(..4)
-                        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
-                    let header = head.get(4..28).and_then(|h| {
-                        Header::decode(&mut virtwire_protocol::Reader::new(h, Compat::Libvirt)).ok()
-                    });
+                    let peek = Header::peek(head);
+                    let (len_word, header) = (peek.len, peek.header());
                     let hint = if head.len() >= 3 && head[0] == 0x16 && head[1] == 0x03 {
                         Some(
                             "this looks like TLS (libvirt's port 16514 is TLS): encrypted traffic cannot be decoded",

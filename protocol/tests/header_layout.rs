@@ -1,11 +1,11 @@
 //! The header's layout lives in `protocol/src/header.rs` and nowhere else (DESIGN.md, "The house
-//! rules"): no other source of the protocol crate reads header words out of raw bytes. Fields are
-//! read through `Header::decode` (on a `Reader`) or `Header::peek`, and errors about a field are
-//! built by `HeaderField::error`.
+//! rules"): no other source of the protocol crate, and no file of conformance/ outside the capture
+//! layer, reads header words out of raw bytes. Fields are read through `Header::decode` (on a
+//! `Reader`) or `Header::peek`, and errors about a field are built by `HeaderField::error`.
 //!
 //! A source scan, so that a new `buf[16..20]` is caught in review's stead.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Every `.rs` file under `dir`, with its path relative to `dir` (`/`-separated).
 fn sources(dir: &Path) -> Vec<(String, String)> {
@@ -123,6 +123,44 @@ fn only_header_rs_reads_header_bytes_in_protocol() {
     assert!(
         bad.is_empty(),
         "header layout outside header.rs:\n{}",
+        bad.join("\n")
+    );
+}
+
+#[test]
+fn conformance_reads_no_header_bytes() {
+    let src: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR")).join("../conformance/src");
+    if !src.is_dir() {
+        eprintln!("SKIPPED: no conformance/ beside protocol/");
+        return;
+    }
+    let mut bad = Vec::new();
+    let files = sources(&src);
+    assert!(!files.is_empty());
+    for (path, text) in &files {
+        // The capture layer reads pcap, link, IP and TCP headers: not libvirt bytes.
+        let first = path.split(['/', '.']).next().unwrap_or_default();
+        if ["capture", "net", "reassembly"].contains(&first) {
+            continue;
+        }
+        for pat in [
+            "from_be_bytes",
+            "Header::decode(",
+            "Reader::new(",
+            "Reader::with_base(",
+        ] {
+            if let Some(i) = find_token(text, pat) {
+                bad.push(format!(
+                    "conformance/src/{path}:{}: `{pat}` (frames and headers are read by protocol: \
+                     parse_frame, FrameDecoder, Header::peek)",
+                    text[..i].matches('\n').count() + 1
+                ));
+            }
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "conformance reads libvirt bytes:\n{}",
         bad.join("\n")
     );
 }
