@@ -1150,8 +1150,6 @@ fn arbitrary_value<'a>(
 /// The typed half of `roundtrip_structured`: a generated value for one procedure body → encode →
 /// frame → decode (strict) → the same value, and the same bytes again.
 fn roundtrip_typed(prog: u8, procedure: u16, role: u8, serial: u32, u: &mut Unstructured<'_>) {
-    use MessageStatus as S;
-    use MessageType as T;
     let s = schema();
     let programs = s.programs();
     let p = &programs[prog as usize % programs.len()];
@@ -1160,17 +1158,19 @@ fn roundtrip_typed(prog: u8, procedure: u16, role: u8, serial: u32, u: &mut Unst
         return;
     }
     let pr = &procs[procedure as usize % procs.len()];
-    let roles = [
-        (T::Call, S::Ok, pr.args.as_ref()),
-        (T::Reply, S::Ok, pr.ret.as_ref()),
-        (T::Message, S::Ok, pr.msg.as_ref()),
-    ];
-    let (t, st, body) = roles[role as usize % 3];
-    let h = Header::new(p.number(), p.version(), pr.number, t, serial, st);
-    let value = match body {
+    let role = BodyRole::ALL[role as usize % BodyRole::ALL.len()];
+    let h = Header::new(
+        p.number(),
+        p.version(),
+        pr.number,
+        role.message_type(),
+        serial,
+        MessageStatus::Ok,
+    );
+    let value = match pr.body(role) {
         Some((_, ty)) => {
             let mut budget = Budget { elems: 256 };
-            match arbitrary_value(s, *ty, u, &mut budget, 0) {
+            match arbitrary_value(s, ty, u, &mut budget, 0) {
                 Ok(v) => v,
                 Err(_) => return,
             }

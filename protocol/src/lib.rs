@@ -35,7 +35,7 @@ pub mod schema;
 pub mod stream;
 pub mod xdr;
 
-pub use body::{Body, BodyKind, ErrorBody, KeepaliveProc, Message, StreamHole};
+pub use body::{Body, BodyKind, BodyRole, ErrorBody, KeepaliveProc, Message, StreamHole};
 pub use error::{Category, Error, ErrorKind, LimitKind, Op, PathSeg, Result};
 pub use frame::{
     Frame, FrameBuilder, FrameDecoder, OwnedFrame, Parsed, check_length, encode_frame, frames,

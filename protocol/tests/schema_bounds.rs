@@ -230,7 +230,7 @@ fn per_program(s: &Schema) -> Vec<(String, Finder<'_>)> {
             out.len() - 1
         });
         let q = p.procedure(procedure).unwrap();
-        let origin = format!("{} {} {}", p.name(), q.name, ["args", "ret", "msg"][role]);
+        let origin = format!("{} {} {}", p.name(), q.name, role.name());
         let h = header_for(prog, vers, procedure, role);
         out[i].1.root(p.name(), Target::Body(h), &origin, ty);
     }

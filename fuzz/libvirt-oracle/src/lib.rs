@@ -20,7 +20,7 @@ use virtwire_protocol::fuzzing::{LibvirtOracle, LibvirtVerdict, OValue, TheirBod
 use virtwire_protocol::header::REMOTE_PROGRAM;
 use virtwire_protocol::header::{LXC_PROGRAM, QEMU_PROGRAM};
 use virtwire_protocol::schema::Schema;
-use virtwire_protocol::{Header, MessageStatus, MessageType};
+use virtwire_protocol::{BodyKind, BodyRole, Header, MessageStatus, MessageType};
 
 /// `virNetMessageHeader`.
 #[repr(C)]
@@ -173,40 +173,30 @@ fn filter_by_name(name: &str) -> XdrProc {
 impl Proc {
     /// Which body of a frame with this header the oracle decodes, if any.
     pub fn of(h: &Header, payload_len: usize) -> Option<Proc> {
-        use MessageStatus as S;
-        use MessageType as T;
-        match (h.msg_type, h.status) {
-            (T::Reply | T::ReplyWithFds, S::Error) => return Some(Proc::Error),
-            (T::Stream, S::Error) if payload_len > 0 => return Some(Proc::Error),
-            (T::StreamHole, S::Continue) => return Some(Proc::Hole),
-            _ => {}
-        }
+        use BodyRole::{Args, Ret};
+        let role = match BodyKind::of(h) {
+            BodyKind::Error => return Some(Proc::Error),
+            BodyKind::StreamError if payload_len > 0 => return Some(Proc::Error),
+            BodyKind::StreamHole => return Some(Proc::Hole),
+            kind => kind.role()?,
+        };
         if ![REMOTE_PROGRAM, QEMU_PROGRAM, LXC_PROGRAM].contains(&h.prog) || h.vers != 1 {
             return None;
         }
-        let call = matches!((h.msg_type, h.status), (T::Call | T::CallWithFds, S::Ok));
-        let ret = matches!((h.msg_type, h.status), (T::Reply | T::ReplyWithFds, S::Ok));
         let remote = h.prog == REMOTE_PROGRAM;
-        Some(match (remote, h.procedure, call, ret) {
-            (true, 1, true, _) => Proc::ConnectOpenArgs,
-            (true, 66, _, true) => Proc::AuthListRet,
-            (true, 60, true, _) => Proc::SupportsFeatureArgs,
-            (true, 60, _, true) => Proc::SupportsFeatureRet,
-            (true, 110, _, true) => Proc::GetUriRet,
-            (true, 157, _, true) => Proc::GetLibVersionRet,
-            (true, 273, true, _) => Proc::ListAllDomainsArgs,
-            (true, 273, _, true) => Proc::ListAllDomainsRet,
-            (true, 344, true, _) => Proc::AllDomainStatsArgs,
-            (true, 344, _, true) => Proc::AllDomainStatsRet,
+        Some(match (remote, h.procedure, role) {
+            (true, 1, Args) => Proc::ConnectOpenArgs,
+            (true, 66, Ret) => Proc::AuthListRet,
+            (true, 60, Args) => Proc::SupportsFeatureArgs,
+            (true, 60, Ret) => Proc::SupportsFeatureRet,
+            (true, 110, Ret) => Proc::GetUriRet,
+            (true, 157, Ret) => Proc::GetLibVersionRet,
+            (true, 273, Args) => Proc::ListAllDomainsArgs,
+            (true, 273, Ret) => Proc::ListAllDomainsRet,
+            (true, 344, Args) => Proc::AllDomainStatsArgs,
+            (true, 344, Ret) => Proc::AllDomainStatsRet,
             _ => {
-                let p = schema()?.program(h.prog, h.vers)?.procedure(h.procedure)?;
-                let body = match (h.msg_type, h.status) {
-                    (T::Call | T::CallWithFds, S::Ok) => &p.args,
-                    (T::Reply | T::ReplyWithFds, S::Ok) => &p.ret,
-                    (T::Message, S::Ok) => &p.msg,
-                    _ => return None,
-                };
-                let (name, _) = body.as_ref()?;
+                let name = schema()?.body_type_name(h)?;
                 return filter_named(name).map(|(n, _)| Proc::Other(n));
             }
         })

@@ -49,7 +49,7 @@ pub use parse::{ParseError, parse_x};
 pub use types::{Arm, EnumType, Field, SmallInt, StructType, Type, TypeId, UnionType};
 pub use value::Value;
 
-use crate::body::BodyKind;
+use crate::body::{BodyKind, BodyRole};
 use crate::error::{Error, ErrorKind, Op, Result};
 use crate::header::{self, Header, HeaderField};
 use crate::limits::Limits;
@@ -178,6 +178,19 @@ pub struct Procedure {
     pub ret: Option<(String, TypeId)>,
     /// The msg struct (MESSAGE body), if any.
     pub msg: Option<(String, TypeId)>,
+}
+
+impl Procedure {
+    /// The body struct of this role (`args`, `ret` or `msg`), if the procedure has one: its name and
+    /// type. `None` is a void body.
+    pub fn body(&self, role: BodyRole) -> Option<(&str, TypeId)> {
+        let b = match role {
+            BodyRole::Args => &self.args,
+            BodyRole::Ret => &self.ret,
+            BodyRole::Msg => &self.msg,
+        };
+        b.as_ref().map(|(name, ty)| (name.as_str(), *ty))
+    }
 }
 
 /// A program: its number, version, name and procedures.
@@ -411,6 +424,18 @@ impl Schema {
             .map(|p| p.name.as_str())
     }
 
+    /// The `.x` struct name of the procedure body a frame with this header carries
+    /// (`remote_connect_open_args`): for CALL*, REPLY*+OK and MESSAGE+OK headers (keepalive
+    /// included) of a known program and procedure that has such a struct; `None` otherwise (a void
+    /// body, or not a procedure body).
+    pub fn body_type_name(&self, header: &Header) -> Option<&str> {
+        let role = BodyKind::of(header).role()?;
+        self.program(header.prog, header.vers)?
+            .procedure(header.procedure)?
+            .body(role)
+            .map(|(name, _)| name)
+    }
+
     /// A named type (typedef, struct, union or enum).
     pub fn type_id(&self, name: &str) -> Option<TypeId> {
         self.type_names.get(name).copied()
@@ -479,24 +504,17 @@ impl Schema {
         op: Op,
     ) -> BodyType {
         let kind = BodyKind::of(header);
-        let role = match kind {
-            BodyKind::Args => 0,
-            BodyKind::Ret => 1,
-            BodyKind::Msg | BodyKind::Keepalive => 2,
-            BodyKind::Error => return self.named_body(self.error_type, "virNetMessageError", op),
-            BodyKind::StreamError if payload_len == 0 => return BodyType::Typed(compile::VOID),
-            BodyKind::StreamError => {
-                return self.named_body(self.error_type, "virNetMessageError", op);
-            }
-            BodyKind::StreamHole => return self.named_body(self.hole_type, "virNetStreamHole", op),
-            BodyKind::StreamEnd => return BodyType::Typed(compile::VOID),
-            BodyKind::StreamData => return BodyType::Raw,
-            _ => {
-                if compat == Compat::Libvirt {
-                    return BodyType::Raw;
-                }
-                return BodyType::Fail(header.unexpected_status(op));
-            }
+        let Some(role) = kind.role() else {
+            return match kind {
+                BodyKind::Error => self.named_body(self.error_type, "virNetMessageError", op),
+                BodyKind::StreamError if payload_len == 0 => BodyType::Typed(compile::VOID),
+                BodyKind::StreamError => self.named_body(self.error_type, "virNetMessageError", op),
+                BodyKind::StreamHole => self.named_body(self.hole_type, "virNetStreamHole", op),
+                BodyKind::StreamEnd => BodyType::Typed(compile::VOID),
+                BodyKind::StreamData => BodyType::Raw,
+                _ if compat == Compat::Libvirt => BodyType::Raw,
+                _ => BodyType::Fail(header.unexpected_status(op)),
+            };
         };
         let Some(prog) = self.program(header.prog, header.vers) else {
             return BodyType::Fail(HeaderField::Prog.error(
@@ -516,8 +534,7 @@ impl Schema {
                 },
             ));
         };
-        let t = [&p.args, &p.ret, &p.msg][role];
-        BodyType::Typed(t.as_ref().map_or(compile::VOID, |(_, id)| *id))
+        BodyType::Typed(p.body(role).map_or(compile::VOID, |(_, id)| id))
     }
 
     fn named_body(&self, t: Option<TypeId>, name: &str, op: Op) -> BodyType {
