@@ -236,14 +236,8 @@ impl<F: FnMut(&Record<'_>) -> io::Result<()>> Sink for F {
 
 /// The name of a procedure when the protocol core knows it without a schema (keepalive).
 pub fn core_procedure_name(prog: u32, procedure: i32) -> Option<&'static str> {
-    if prog != KEEPALIVE_PROGRAM {
-        return None;
-    }
-    match KeepaliveProc::from_raw(procedure) {
-        KeepaliveProc::Ping => Some("PING"),
-        KeepaliveProc::Pong => Some("PONG"),
-        KeepaliveProc::Unknown(_) => None,
-    }
+    let k = KeepaliveProc::from_raw(procedure);
+    (prog == KEEPALIVE_PROGRAM && k.is_known()).then(|| k.name())
 }
 
 /// The decoder: options, and the schema that decodes procedure bodies (without one, procedure bodies
@@ -312,22 +306,6 @@ impl Decoder {
             })
     }
 
-    /// The `.x` type name of a procedure body of this kind, if the schema has it.
-    fn body_type_name(&self, h: &Header, kind: BodyKind) -> Option<&str> {
-        let p = self
-            .schema
-            .as_ref()?
-            .program(h.prog, h.vers)?
-            .procedure(h.procedure)?;
-        let t = match kind {
-            BodyKind::Args => &p.args,
-            BodyKind::Ret => &p.ret,
-            BodyKind::Msg | BodyKind::Keepalive => &p.msg,
-            _ => return None,
-        };
-        t.as_ref().map(|(name, _)| name.as_str())
-    }
-
     /// Decode one frame, as framed in libvirt mode (length accepted, header decoded leniently), into
     /// a record: the chosen mode then judges the header and the body.
     pub fn message<'a>(&'a self, origin: Origin<'a>, lenient: Frame<'a>) -> MessageRecord<'a> {
@@ -356,11 +334,11 @@ impl Decoder {
             Err(e) => return fail(e, BodyOut::Raw(lenient.payload)),
         };
         let body = match (msg.body, &self.schema) {
-            (Body::Procedure { payload, kind }, Some(schema)) => {
+            (Body::Procedure { payload, .. }, Some(schema)) => {
                 let base = frame.payload_offset() as u64;
                 match schema.decode_body(&frame.header, payload, base, self.opts.compat, limits) {
                     Ok(value) => BodyOut::Value {
-                        type_name: self.body_type_name(&frame.header, kind),
+                        type_name: schema.body_type_name(&frame.header),
                         value,
                     },
                     Err(e) => {

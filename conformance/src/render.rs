@@ -18,7 +18,7 @@
 use std::io::{self, Write};
 
 use virtwire_protocol::schema::Value;
-use virtwire_protocol::{Body, BodyKind, Category, Error, ErrorBody, Header};
+use virtwire_protocol::{Body, Error, ErrorBody, Header};
 
 use crate::decode::{BodyOut, MessageRecord, Origin, Record};
 
@@ -78,30 +78,6 @@ pub fn hex(bytes: &[u8]) -> String {
         s.push(D[usize::from(b & 15)] as char);
     }
     s
-}
-
-fn category_name(c: Category) -> &'static str {
-    match c {
-        Category::Malformed => "malformed",
-        Category::OverLimit => "over-limit",
-        Category::Unknown => "unknown",
-        _ => "other",
-    }
-}
-
-fn body_kind_name(k: BodyKind) -> &'static str {
-    match k {
-        BodyKind::Args => "args",
-        BodyKind::Ret => "ret",
-        BodyKind::Msg => "msg",
-        BodyKind::Error => "error",
-        BodyKind::Keepalive => "keepalive",
-        BodyKind::StreamData => "stream_data",
-        BodyKind::StreamEnd => "stream_end",
-        BodyKind::StreamError => "stream_error",
-        BodyKind::StreamHole => "stream_hole",
-        _ => "unexpected",
-    }
 }
 
 /// The `.x` type of a message's body: the procedure's struct, or the protocol's own for error and
@@ -178,7 +154,7 @@ fn json_error(w: &mut impl Write, e: &Error, frame_at: u64) -> io::Result<()> {
     write!(
         w,
         ",\"category\":\"{}\",\"offset\":{},\"stream_offset\":{},\"path\":",
-        category_name(e.category()),
+        e.category().name(),
         e.offset(),
         frame_at.saturating_add(e.offset())
     )?;
@@ -336,11 +312,7 @@ pub fn json_message(w: &mut impl Write, m: &MessageRecord<'_>) -> io::Result<()>
     json_header_fields(w, h, m.proc_name)?;
     w.write_all(b",\"nfds\":")?;
     jopt(w, m.frame.nfds)?;
-    write!(
-        w,
-        ",\"body_kind\":\"{}\",\"body_type\":",
-        body_kind_name(m.kind)
-    )?;
+    write!(w, ",\"body_kind\":\"{}\",\"body_type\":", m.kind.name())?;
     jopt_name(w, body_type_name(m))?;
     w.write_all(b",\"body\":")?;
     json_body(w, &m.body)?;
@@ -673,7 +645,7 @@ pub fn text_message(w: &mut impl Write, m: &MessageRecord<'_>) -> io::Result<()>
     let ind = "        ";
     match &m.body {
         BodyOut::Value { type_name, value } => {
-            let label = format!("Body ({})", type_name.unwrap_or(body_kind_name(m.kind)));
+            let label = format!("Body ({})", type_name.unwrap_or(m.kind.name()));
             match value {
                 Value::Void => writeln!(w, "    {label}: (void)")?,
                 Value::Struct(fields) => {
@@ -694,7 +666,7 @@ pub fn text_message(w: &mut impl Write, m: &MessageRecord<'_>) -> io::Result<()>
             writeln!(
                 w,
                 "    Body ({}): {} bytes of XDR, {why}",
-                body_kind_name(m.kind),
+                m.kind.name(),
                 p.len()
             )?;
             text_hexdump(w, p, ind)?;
