@@ -198,11 +198,11 @@ pub fn parse_frame<'a>(
 
 /// Iterate over the frames of a buffer that holds whole frames back to back. Stops after the first
 /// error; a buffer that ends mid-frame yields a [`ErrorKind::Truncated`] error.
-pub fn frames<'a>(buf: &'a [u8], limits: Limits, compat: Compat) -> Frames<'a> {
+pub fn frames<'a>(buf: &'a [u8], limits: &Limits, compat: Compat) -> Frames<'a> {
     Frames {
         buf,
         pos: 0,
-        limits,
+        limits: *limits,
         compat,
         failed: false,
     }
@@ -312,10 +312,10 @@ pub struct FrameDecoder {
 }
 
 impl FrameDecoder {
-    /// A decoder with these limits and mode.
-    pub fn new(limits: Limits, compat: Compat) -> Self {
+    /// A decoder with these limits (copied) and mode.
+    pub fn new(limits: &Limits, compat: Compat) -> Self {
         FrameDecoder {
-            limits,
+            limits: *limits,
             compat,
             buf: Vec::new(),
             start: 0,
@@ -643,7 +643,7 @@ mod tests {
 
     #[test]
     fn decoder_rejects_hostile_length_with_four_bytes() {
-        let mut d = FrameDecoder::new(Limits::default(), Compat::Strict);
+        let mut d = FrameDecoder::new(&Limits::default(), Compat::Strict);
         d.feed(&[0xff, 0xff]);
         assert_eq!(d.next_frame().unwrap(), None);
         assert_eq!(d.needed(), 26);
@@ -661,7 +661,7 @@ mod tests {
         let l = Limits::default();
         let mut buf = FrameBuilder::call(REMOTE_PROGRAM, 1, 1).encode(&l).unwrap();
         buf.extend_from_slice(&FrameBuilder::call(REMOTE_PROGRAM, 2, 2).encode(&l).unwrap()[..10]);
-        let v: Vec<_> = frames(&buf, l, Compat::Strict).collect();
+        let v: Vec<_> = frames(&buf, &l, Compat::Strict).collect();
         assert_eq!(v.len(), 2);
         assert!(v[0].is_ok());
         let e = v[1].as_ref().unwrap_err();

@@ -131,14 +131,14 @@ pub fn frame_stream(data: &[u8]) {
 
     let mut one_shot = Vec::new();
     let mut one_shot_err = None;
-    for r in frames(stream, limits, compat) {
+    for r in frames(stream, &limits, compat) {
         match r {
             Ok((at, f)) => one_shot.push((at as u64, f.bytes)),
             Err(e) => one_shot_err = Some(e),
         }
     }
 
-    let mut dec = FrameDecoder::new(limits, compat);
+    let mut dec = FrameDecoder::new(&limits, compat);
     let mut got = Vec::new();
     let mut err = None;
     let mut fed = 0usize;
@@ -414,7 +414,7 @@ pub fn roundtrip_structured(data: &[u8]) {
     let mut again = Vec::new();
     msg.encode(&mut again, &limits).expect("re-encode");
     assert_eq!(again, bytes, "re-encoding differs");
-    let mut dec = FrameDecoder::new(limits, Compat::Strict);
+    let mut dec = FrameDecoder::new(&limits, Compat::Strict);
     dec.feed(&bytes);
     let f = dec.next_frame().expect("decoder").expect("a whole frame");
     assert_eq!(f.bytes(), &bytes[..]);
@@ -626,8 +626,8 @@ pub fn differential_libvirt(data: &[u8], oracle: &dyn LibvirtOracle) {
                         &frame.header,
                         frame.payload,
                         frame.payload_offset() as u64,
-                        Compat::Libvirt,
                         &limits,
+                        Compat::Libvirt,
                     ) {
                         Ok(v) => Some(OValue::from_value(&v)),
                         Err(e) => {
@@ -717,8 +717,8 @@ pub fn body(data: &[u8]) {
     };
     let s = schema();
     let base = 28;
-    let strict = s.decode_body(&h, payload, base, Compat::Strict, &limits);
-    let lib = s.decode_body(&h, payload, base, Compat::Libvirt, &limits);
+    let strict = s.decode_body(&h, payload, base, &limits, Compat::Strict);
+    let lib = s.decode_body(&h, payload, base, &limits, Compat::Libvirt);
     if let Ok(v) = &strict {
         let Ok(lv) = &lib else {
             panic!(
@@ -737,7 +737,7 @@ pub fn body(data: &[u8]) {
         let mut canon = Vec::new();
         if s.encode_body(&h, v, &mut canon, &limits).is_ok() {
             let v2 = s
-                .decode_body(&h, &canon, base, Compat::Strict, &limits)
+                .decode_body(&h, &canon, base, &limits, Compat::Strict)
                 .unwrap_or_else(|e| panic!("canonical encoding is not strict: {e}"));
             let mut again = Vec::new();
             s.encode_body(&h, &v2, &mut again, &limits)
@@ -755,8 +755,8 @@ pub fn validate_vs_decode(data: &[u8]) {
     };
     let s = schema();
     for compat in [Compat::Strict, Compat::Libvirt] {
-        let d = s.decode_body(&h, payload, 28, compat, &limits).map(|_| ());
-        let v = s.validate_body(&h, payload, 28, compat, &limits);
+        let d = s.decode_body(&h, payload, 28, &limits, compat).map(|_| ());
+        let v = s.validate_body(&h, payload, 28, &limits, compat);
         assert_eq!(d, v, "validate and decode disagree ({})", compat.name());
     }
 }
@@ -919,12 +919,12 @@ pub fn stream(data: &[u8]) {
         }
     }
 
-    let mut rx = Reassembler::new(sender.peer(), limits, Compat::Strict);
+    let mut rx = Reassembler::new(sender.peer(), &limits, Compat::Strict);
     for (k, sparse) in keys.iter().zip(script.sparse) {
         rx.open(*k, StreamOptions::new().sparse(sparse).assemble(true))
             .expect("four streams fit streams_max");
     }
-    let mut dec = FrameDecoder::new(limits, Compat::Strict);
+    let mut dec = FrameDecoder::new(&limits, Compat::Strict);
     let (mut at, mut n, mut refused) = (0usize, 0usize, None::<StreamError>);
     let mut frames_got = 0usize;
     'wire: while at < wire.len() {
@@ -1185,7 +1185,7 @@ fn roundtrip_typed(prog: u8, procedure: u16, role: u8, serial: u32, u: &mut Unst
     encode_frame(&mut bytes, &h, None, &payload, &limits).expect("small frame encodes");
     let frame = Frame::decode(&bytes, &limits, Compat::Strict).expect("own frame decodes");
     let back = s
-        .decode_body(&frame.header, frame.payload, 28, Compat::Strict, &limits)
+        .decode_body(&frame.header, frame.payload, 28, &limits, Compat::Strict)
         .unwrap_or_else(|e| panic!("{} body does not decode strictly: {e}", pr.name));
     assert_eq!(
         OValue::from_value(&back),

@@ -459,12 +459,12 @@ fn decode<'a>(
 ) -> Result<Value<'a>, virtwire_protocol::Error> {
     let (d, v) = match &n.target {
         Target::Body(h) => (
-            s.decode_body(h, bytes, BASE, compat, &lim()),
-            s.validate_body(h, bytes, BASE, compat, &lim()),
+            s.decode_body(h, bytes, BASE, &lim(), compat),
+            s.validate_body(h, bytes, BASE, &lim(), compat),
         ),
         Target::Type => (
-            s.decode_type(n.root, bytes, BASE, compat, &lim()),
-            s.validate_type(n.root, bytes, BASE, compat, &lim()),
+            s.decode_type(n.root, bytes, BASE, &lim(), compat),
+            s.validate_type(n.root, bytes, BASE, &lim(), compat),
         ),
     };
     assert_eq!(

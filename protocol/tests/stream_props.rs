@@ -131,11 +131,11 @@ proptest! {
         }
 
         let wire: Vec<u8> = frames.concat();
-        let mut dec = FrameDecoder::new(l, Compat::Strict);
+        let mut dec = FrameDecoder::new(&l, Compat::Strict);
         let local = sender.peer();
-        let mut zero_copy = Reassembler::new(local, l, Compat::Strict);
+        let mut zero_copy = Reassembler::new(local, &l, Compat::Strict);
         zero_copy.open(key, StreamOptions::new().sparse(true)).unwrap();
-        let mut assembling = Reassembler::new(local, l.with_stream_buffer_max(1 << 24), Compat::Strict);
+        let mut assembling = Reassembler::new(local, &l.with_stream_buffer_max(1 << 24), Compat::Strict);
         assembling.open(key, StreamOptions::new().sparse(true).assemble(true)).unwrap();
 
         let mut got = Vec::new();
@@ -225,7 +225,7 @@ proptest! {
         streams in 1u32..4,
     ) {
         let l = Limits::default().with_stream_buffer_max(cap);
-        let mut r = Reassembler::new(Side::Server, l, Compat::Strict);
+        let mut r = Reassembler::new(Side::Server, &l, Compat::Strict);
         let keys: Vec<_> = (0..streams).map(|i| StreamKey::new(REMOTE, 1, 208, i)).collect();
         for k in &keys {
             r.open(*k, StreamOptions::new().assemble(true)).unwrap();
@@ -294,7 +294,7 @@ proptest! {
         let stray_pos = stray_at.index(wire.len() + 1);
         wire.insert(stray_pos, stray);
 
-        let mut r = Reassembler::new(sender.peer(), l, Compat::Strict);
+        let mut r = Reassembler::new(sender.peer(), &l, Compat::Strict);
         for k in &keys {
             r.open(*k, StreamOptions::new().sparse(true)).unwrap();
         }
@@ -367,7 +367,7 @@ proptest! {
         compat in prop_oneof![Just(Compat::Strict), Just(Compat::Libvirt)],
     ) {
         let l = Limits::default().with_stream_buffer_max(cap).with_streams_max(streams_max);
-        let mut r = Reassembler::new(local, l, compat);
+        let mut r = Reassembler::new(local, &l, compat);
         let key = |s: u8| StreamKey::new(REMOTE, 1, 208, s as u32);
         for op in ops {
             match op {

@@ -61,13 +61,13 @@ fn main() {
     let base = frame.payload_offset() as u64;
     let val = best(runs, || {
         schema
-            .validate_body(&frame.header, frame.payload, base, Compat::Libvirt, &limits)
+            .validate_body(&frame.header, frame.payload, base, &limits, Compat::Libvirt)
             .expect("valid body");
     });
     let dec = best(runs, || {
         std::hint::black_box(
             schema
-                .decode_body(&frame.header, frame.payload, base, Compat::Libvirt, &limits)
+                .decode_body(&frame.header, frame.payload, base, &limits, Compat::Libvirt)
                 .expect("valid body"),
         );
     });

@@ -26,7 +26,7 @@
 //! let schema = Schema::load_default()?;
 //! # let bytes: &[u8] = &[];
 //! let frame = Frame::decode(bytes, &Limits::default(), Compat::Strict)?;
-//! let body = schema.decode_body(&frame.header, frame.payload, 28, Compat::Strict, &Limits::default())?;
+//! let body = schema.decode_body(&frame.header, frame.payload, 28, &Limits::default(), Compat::Strict)?;
 //! println!("{body}");
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -566,11 +566,11 @@ impl Schema {
         header: &Header,
         payload: &'a [u8],
         base: u64,
-        compat: Compat,
         limits: &Limits,
+        compat: Compat,
     ) -> Result<Value<'a>> {
         match self.body_type_inner(header, payload.len(), compat, Op::Decode) {
-            BodyType::Typed(t) => self.decode_type(t, payload, base, compat, limits),
+            BodyType::Typed(t) => self.decode_type(t, payload, base, limits, compat),
             BodyType::Raw => Ok(Value::Opaque(payload)),
             BodyType::Fail(e) => Err(e),
         }
@@ -583,11 +583,11 @@ impl Schema {
         header: &Header,
         payload: &[u8],
         base: u64,
-        compat: Compat,
         limits: &Limits,
+        compat: Compat,
     ) -> Result<()> {
         match self.body_type_inner(header, payload.len(), compat, Op::Decode) {
-            BodyType::Typed(t) => self.validate_type(t, payload, base, compat, limits),
+            BodyType::Typed(t) => self.validate_type(t, payload, base, limits, compat),
             BodyType::Raw => Ok(()),
             BodyType::Fail(e) => Err(e),
         }
@@ -635,8 +635,8 @@ impl Schema {
         ty: TypeId,
         payload: &'a [u8],
         base: u64,
-        compat: Compat,
         limits: &Limits,
+        compat: Compat,
     ) -> Result<Value<'a>> {
         let mut r = Reader::with_base(payload, base, compat);
         let v = self.graph(limits).walk::<Tree>(&mut r, ty, 0)?;
@@ -650,8 +650,8 @@ impl Schema {
         ty: TypeId,
         payload: &[u8],
         base: u64,
-        compat: Compat,
         limits: &Limits,
+        compat: Compat,
     ) -> Result<()> {
         let mut r = Reader::with_base(payload, base, compat);
         self.graph(limits).walk::<Check>(&mut r, ty, 0)?;

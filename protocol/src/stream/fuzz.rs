@@ -62,7 +62,7 @@ pub fn reassembly(data: &[u8]) {
         .with_stream_chunk(512)
         .with_stream_buffer_max(cap)
         .with_streams_max(streams_max);
-    let mut r = Reassembler::new(local, limits, compat);
+    let mut r = Reassembler::new(local, &limits, compat);
     let key = |id: u8| StreamKey::new(0x2000_8086, 1, 208 + (id & 1) as i32, (id % 5) as u32);
 
     let mut steps = 0;
@@ -178,7 +178,7 @@ pub fn reassembly(data: &[u8]) {
     let mut s = StreamSplitter::new(k, local.peer(), &limits)
         .and_then(|s| s.with_chunk(chunk, &limits))
         .expect("chunk within limits");
-    let mut back = Reassembler::new(local, limits, Compat::Strict);
+    let mut back = Reassembler::new(local, &limits, Compat::Strict);
     back.open(k, StreamOptions::new().assemble(true))
         .expect("one stream");
     let mut wire = Vec::new();
@@ -188,7 +188,7 @@ pub fn reassembly(data: &[u8]) {
     s.end()
         .and_then(|p| p.encode(&mut wire, &limits))
         .expect("end packet encodes");
-    for f in crate::frame::frames(&wire, limits, Compat::Strict) {
+    for f in crate::frame::frames(&wire, &limits, Compat::Strict) {
         let (_, f) = f.expect("split frames decode");
         back.receive(f).expect("split packets reassemble");
     }

@@ -189,10 +189,11 @@ pub struct Reassembler {
 
 impl Reassembler {
     /// A reassembler for the `local` end of a connection: it receives what the other end sends.
-    pub fn new(local: Side, limits: Limits, compat: Compat) -> Self {
+    /// The limits are copied.
+    pub fn new(local: Side, limits: &Limits, compat: Compat) -> Self {
         Reassembler {
             local,
-            limits,
+            limits: *limits,
             compat,
             max_chunk: None,
             streams: HashMap::new(),

@@ -117,7 +117,7 @@ impl SplitPlan {
 impl SplitReplyCodec {
     /// A codec whose parts obey `limits` and whose replies have at most `max_parts` parts and
     /// `max_total` payload bytes. `max_parts` must be at least 1 and `limits` valid.
-    pub fn new(limits: Limits, max_parts: u32, max_total: u64) -> Result<Self, StreamError> {
+    pub fn new(limits: &Limits, max_parts: u32, max_total: u64) -> Result<Self, StreamError> {
         if max_parts == 0 {
             return Err(StreamError::Invalid("max_parts must be at least 1"));
         }
@@ -125,7 +125,7 @@ impl SplitReplyCodec {
             .validate()
             .map_err(|_| StreamError::Invalid("the limits do not validate"))?;
         Ok(SplitReplyCodec {
-            limits,
+            limits: *limits,
             max_parts,
             max_total,
         })
