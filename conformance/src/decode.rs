@@ -336,7 +336,7 @@ impl Decoder {
         let body = match (msg.body, &self.schema) {
             (Body::Procedure { payload, .. }, Some(schema)) => {
                 let base = frame.payload_offset() as u64;
-                match schema.decode_body(&frame.header, payload, base, self.opts.compat, limits) {
+                match schema.decode_body(&frame.header, payload, base, limits, self.opts.compat) {
                     Ok(value) => BodyOut::Value {
                         type_name: schema.body_type_name(&frame.header),
                         value,
