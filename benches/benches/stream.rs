@@ -73,7 +73,11 @@ fn stream(c: &mut Criterion) {
                 n
             })
         });
-        let la = l.with_stream_buffer_max(size as u64);
+        let la = l
+            .to_builder()
+            .stream_buffer_max(size as u64)
+            .build()
+            .unwrap();
         g.bench_function(BenchmarkId::new("assemble", &label), |b| {
             b.iter(|| {
                 let mut r = Reassembler::new(Side::Server, &la, Compat::Strict);
@@ -110,7 +114,10 @@ fn split_reply(c: &mut Criterion) {
     let payload = data(size);
     let header = Header::call(REMOTE, 344, 9).reply_to(MessageStatus::Ok);
     // One message: the limit raised just enough.
-    let one_l = Limits::default().with_message_max(size as u32 + 24);
+    let one_l = Limits::builder()
+        .message_max(size as u32 + 24)
+        .build()
+        .unwrap();
     // Split: today's 32 MiB parts, at most 8 parts / 256 MiB.
     let codec = SplitReplyCodec::new(&Limits::default(), 8, 256 * MIB as u64).unwrap();
     let plan = codec.plan(size as u64).unwrap();

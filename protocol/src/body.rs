@@ -120,7 +120,7 @@ impl<'a> ErrorBody<'a> {
 
     /// Decode from a reader (does not check for trailing bytes).
     pub fn decode(r: &mut Reader<'a>, limits: &Limits) -> Result<Self> {
-        let max = limits.string_max;
+        let max = limits.string_max();
         let i32f = |r: &mut Reader<'a>, name: &'static str| r.i32().map_err(|e| e.in_field(name));
         let code = i32f(r, "code")?;
         let domain = i32f(r, "domain")?;
@@ -167,7 +167,7 @@ impl<'a> ErrorBody<'a> {
 
     /// Encode, checking every string against [`Limits::string_max`].
     pub fn encode(&self, w: &mut Writer<'_>, limits: &Limits) -> Result<()> {
-        let max = limits.string_max;
+        let max = limits.string_max();
         let opt = |w: &mut Writer<'_>, s: Option<&[u8]>, name: &'static str| -> Result<()> {
             w.optional(s.is_some());
             if let Some(s) = s {
@@ -557,7 +557,7 @@ mod tests {
 
     #[test]
     fn error_string_limit_is_enforced() {
-        let l = Limits::default().with_string_max(4);
+        let l = Limits::builder().string_max(4).build().unwrap();
         let e = ErrorBody::new(1, 7, "hello");
         let err = e.to_bytes(&l).unwrap_err();
         assert_eq!(err.path_string(), "message");

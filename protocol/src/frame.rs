@@ -140,11 +140,11 @@ fn decode_head(
     let nfds = if header.msg_type.has_fds() {
         let at = r;
         let n = r.u32().map_err(|e| e.in_field("nfds"))?;
-        if n > limits.fds_max {
+        if n > limits.fds_max() {
             return Err(at
                 .error(ErrorKind::OverLimit {
                     limit: LimitKind::FdCount,
-                    max: limits.fds_max as u64,
+                    max: limits.fds_max() as u64,
                     actual: n as u64,
                 })
                 .in_field("nfds"));
@@ -453,11 +453,11 @@ pub fn encode_frame(
             )
             .in_field("nfds"));
         }
-        (true, Some(n)) if n > limits.fds_max => {
+        (true, Some(n)) if n > limits.fds_max() => {
             return Err(Error::encode(
                 ErrorKind::OverLimit {
                     limit: LimitKind::FdCount,
-                    max: limits.fds_max as u64,
+                    max: limits.fds_max() as u64,
                     actual: n as u64,
                 },
                 MIN_FRAME as u64,

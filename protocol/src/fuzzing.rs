@@ -38,11 +38,13 @@ pub fn fuzz_limits(sel: u8) -> Limits {
         0 => Limits::LEGACY_256K,
         1 => Limits::DYNAMIC_16M,
         2 => Limits::CURRENT_32M,
-        _ => Limits::default()
-            .with_message_max(1024)
-            .with_stream_chunk(512)
-            .with_string_max(64)
-            .with_fds_max(4),
+        _ => Limits::builder()
+            .message_max(1024)
+            .stream_chunk(512)
+            .string_max(64)
+            .fds_max(4)
+            .build()
+            .expect("coherent limits"),
     }
 }
 
@@ -294,7 +296,11 @@ pub fn roundtrip_structured(data: &[u8]) {
     }
     use MessageStatus as S;
     use MessageType as T;
-    let limits = fuzz_limits(3).with_string_max(256);
+    let limits = fuzz_limits(3)
+        .to_builder()
+        .string_max(256)
+        .build()
+        .expect("coherent limits");
     let mut prog = match m.prog {
         ArbProg::Known(i) => PROGRAMS[i as usize % PROGRAMS.len()].number,
         ArbProg::Raw(p) => p,
@@ -378,7 +384,7 @@ pub fn roundtrip_structured(data: &[u8]) {
             assert!(bytes.is_empty(), "encoder wrote part of a refused frame");
             assert_eq!(e.category(), Category::OverLimit, "{e}");
             let too_big = 32 + payload.len() as u64 > limits.frame_max();
-            let too_many = nfds.is_some_and(|n| n > limits.fds_max);
+            let too_many = nfds.is_some_and(|n| n > limits.fds_max());
             assert!(too_big || too_many, "encoder refused a legal frame: {e}");
             return;
         }
@@ -702,7 +708,11 @@ fn body_input(data: &[u8]) -> Option<(Header, &[u8], Limits)> {
     }
     let mut limits = fuzz_limits(data[0]);
     if data[0] & 0x20 != 0 {
-        limits = limits.with_nesting_max(3);
+        limits = limits
+            .to_builder()
+            .nesting_max(3)
+            .build()
+            .expect("coherent limits");
     }
     Some((h, &data[25..], limits))
 }
@@ -825,11 +835,13 @@ pub fn stream(data: &[u8]) {
         Side::Client
     };
     let cap = script.cap as u64 * 16;
-    let limits = Limits::default()
-        .with_message_max(24 + 4096)
-        .with_stream_chunk(2048)
-        .with_stream_buffer_max(cap)
-        .with_streams_max(4);
+    let limits = Limits::builder()
+        .message_max(24 + 4096)
+        .stream_chunk(2048)
+        .stream_buffer_max(cap)
+        .streams_max(4)
+        .build()
+        .expect("coherent limits");
     let chunk = 1 + script.chunk as usize % 2048;
     let keys: Vec<StreamKey> = (0..4u32)
         .map(|i| StreamKey::new(header::REMOTE_PROGRAM, 1, 209, 10 + i))

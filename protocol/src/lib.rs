@@ -44,6 +44,6 @@ pub use frame::{
 pub use header::{
     Header, HeaderField, HeaderPeek, MessageStatus, MessageType, Program, program, program_name,
 };
-pub use limits::{Limits, Profile};
+pub use limits::{InvalidLimits, Limits, LimitsBuilder, Profile};
 pub use stream::{Reassembler, StreamError, StreamKey, StreamPacket, StreamSplitter};
 pub use xdr::{Compat, Reader, Writer};

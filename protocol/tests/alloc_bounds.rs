@@ -110,7 +110,7 @@ fn four_gib_claim_allocates_nothing_big() {
     input.extend(Header::call(0x2000_8086, 1, 1).to_bytes());
     for limits in [
         Limits::default(),
-        Limits::default().with_message_max(u32::MAX - 4),
+        Limits::builder().message_max(u32::MAX - 4).build().unwrap(),
     ] {
         let (r, peak) = peak_during(|| {
             let mut d = FrameDecoder::new(&limits, Compat::Libvirt);

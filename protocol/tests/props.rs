@@ -8,10 +8,12 @@ use virtwire_protocol::*;
 
 /// Small limits so generated frames reach the edges without huge buffers.
 fn small_limits() -> Limits {
-    Limits::default()
-        .with_message_max(4096)
-        .with_stream_chunk(1024)
-        .with_string_max(512)
+    Limits::builder()
+        .message_max(4096)
+        .stream_chunk(1024)
+        .string_max(512)
+        .build()
+        .unwrap()
 }
 
 fn any_prog() -> impl Strategy<Value = u32> {

@@ -282,7 +282,7 @@ fn nesting_limit_applies_in_both_directions() {
         .decode_body(&reply(344), &p, 0, &lim(), Compat::Strict)
         .unwrap();
     // ret struct (1) > retStats array (2) > record (3) > params array (4) > typed param (5) > union (6).
-    let tight = lim().with_nesting_max(5);
+    let tight = lim().to_builder().nesting_max(5).build().unwrap();
     let e = s
         .decode_body(&reply(344), &p, 0, &tight, Compat::Strict)
         .unwrap_err();
@@ -318,7 +318,7 @@ fn nesting_limit_applies_in_both_directions() {
             &reply(344),
             &p,
             0,
-            &lim().with_nesting_max(6),
+            &lim().to_builder().nesting_max(6).build().unwrap(),
             Compat::Strict
         )
         .is_ok()
@@ -446,8 +446,13 @@ fn parse_path(path: &str) -> Vec<Step<'_>> {
 
 fn enc(s: &Schema, ty: TypeId, v: &Value<'_>) -> Vec<u8> {
     let mut out = Vec::new();
-    s.encode_type(ty, v, &mut out, &Limits::default().with_nesting_max(1000))
-        .unwrap();
+    s.encode_type(
+        ty,
+        v,
+        &mut out,
+        &Limits::builder().nesting_max(1000).build().unwrap(),
+    )
+    .unwrap();
     out
 }
 

@@ -184,7 +184,12 @@ fn prop_validate_agrees_with_decode_on_mutated_encodings() {
             };
             *outcomes.borrow_mut().entry(kind).or_default() += 1;
             // The same under a tight nesting limit (errors must agree there too).
-            agree(s, &h, &bytes, &lim.with_nesting_max(3))
+            agree(
+                s,
+                &h,
+                &bytes,
+                &lim.to_builder().nesting_max(3).build().unwrap(),
+            )
         })
         .unwrap();
     let outcomes = outcomes.into_inner();

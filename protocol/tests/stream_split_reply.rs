@@ -130,9 +130,11 @@ fn codec_refuses_wrong_headers() {
 }
 
 fn small_limits(part: u32) -> Limits {
-    Limits::default()
-        .with_message_max(24 + part)
-        .with_stream_chunk(part.clamp(1, 12))
+    Limits::builder()
+        .message_max(24 + part)
+        .stream_chunk(part.clamp(1, 12))
+        .build()
+        .unwrap()
 }
 
 fn part_frame(key: StreamKey, status: MessageStatus, n: usize, l: &Limits) -> Vec<u8> {
@@ -144,7 +146,11 @@ fn part_frame(key: StreamKey, status: MessageStatus, n: usize, l: &Limits) -> Ve
 
 #[test]
 fn assembler_caps_refuse_and_change_nothing() {
-    let l = small_limits(100).with_streams_max(2);
+    let l = small_limits(100)
+        .to_builder()
+        .streams_max(2)
+        .build()
+        .unwrap();
     let c = SplitReplyCodec::new(&l, 3, 250).unwrap();
     let mut a = SplitReplyAssembler::new(c);
     let k1 = StreamKey::new(REMOTE, 1, 344, 1);

@@ -399,7 +399,7 @@ fn frames_of_other_streams_and_other_types() {
 
 #[test]
 fn streams_cap_and_reopen() {
-    let l = limits().with_streams_max(2);
+    let l = limits().to_builder().streams_max(2).build().unwrap();
     let mut r = Reassembler::new(Side::Server, &l, Compat::Strict);
     r.open(StreamKey::new(REMOTE, 1, 208, 1), StreamOptions::new())
         .unwrap();
@@ -528,7 +528,12 @@ fn wire_parts_match_encode() {
     let mut joined = head.to_vec();
     joined.extend_from_slice(&payload);
     assert_eq!(joined, p.to_bytes(&l).unwrap());
-    let small = l.with_message_max(24 + 99).with_stream_chunk(99);
+    let small = l
+        .to_builder()
+        .message_max(24 + 99)
+        .stream_chunk(99)
+        .build()
+        .unwrap();
     assert!(p.wire_parts(&small).is_err());
     assert!(p.to_bytes(&small).is_err());
 }

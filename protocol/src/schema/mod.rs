@@ -473,7 +473,7 @@ impl Schema {
         Graph {
             types: &self.types,
             min_size: &self.min_size,
-            nesting_max: limits.nesting_max,
+            nesting_max: limits.nesting_max(),
         }
     }
 

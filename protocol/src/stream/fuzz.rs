@@ -57,11 +57,13 @@ pub fn reassembly(data: &[u8]) {
     };
     let cap = CAPS[(conf >> 2) as usize & 7];
     let streams_max = 1 + (conf >> 5 & 3) as u32;
-    let limits = Limits::default()
-        .with_message_max(24 + 4096)
-        .with_stream_chunk(512)
-        .with_stream_buffer_max(cap)
-        .with_streams_max(streams_max);
+    let limits = Limits::builder()
+        .message_max(24 + 4096)
+        .stream_chunk(512)
+        .stream_buffer_max(cap)
+        .streams_max(streams_max)
+        .build()
+        .expect("coherent limits");
     let mut r = Reassembler::new(local, &limits, compat);
     let key = |id: u8| StreamKey::new(0x2000_8086, 1, 208 + (id & 1) as i32, (id % 5) as u32);
 
@@ -173,7 +175,10 @@ pub fn reassembly(data: &[u8]) {
 
     // Round trip of the input as stream data, in chunks picked by the input.
     let chunk = 1 + (conf as usize * 7) % 600;
-    let limits = Limits::default().with_stream_buffer_max(data.len() as u64);
+    let limits = Limits::builder()
+        .stream_buffer_max(data.len() as u64)
+        .build()
+        .expect("coherent limits");
     let k = StreamKey::new(0x2000_8086, 1, 209, 1);
     let mut s = StreamSplitter::new(k, local.peer(), &limits)
         .and_then(|s| s.with_chunk(chunk, &limits))
