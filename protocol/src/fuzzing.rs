@@ -14,21 +14,62 @@ use crate::header::PROGRAMS;
 use crate::schema::{Schema, Value};
 use crate::*;
 
-/// libvirt's schema, loaded once per process: from `VIRTWIRE_PROTOCOL_DIR`, else from a
-/// `libvirt-protocol/` directory beside the fuzz binary (where `.clusterfuzzlite/build.sh` puts the
-/// `.x` files), else from the repository's `.cache/libvirt-*/`. Panics with what to do when none is
-/// there: a fuzz run without the schema would test nothing.
+/// libvirt's schema, loaded once per process from [`protocol_dir`]. Panics with what to do when
+/// there is none: a fuzz run without the schema would test nothing.
 pub fn schema() -> &'static Schema {
     static SCHEMA: OnceLock<Schema> = OnceLock::new();
     SCHEMA.get_or_init(|| {
-        let beside_exe = std::env::current_exe()
-            .ok()
-            .and_then(|e| e.parent().map(|d| d.join("libvirt-protocol")))
-            .filter(|d| d.is_dir() && std::env::var_os("VIRTWIRE_PROTOCOL_DIR").is_none());
-        Schema::locate(beside_exe.as_deref())
-            .and_then(|dir| Schema::load_dir(&dir))
+        protocol_dir()
+            .and_then(|dir| Schema::load_dir(&dir).map_err(|e| e.to_string()))
             .unwrap_or_else(|e| panic!("fuzz harness: cannot load libvirt's .x files: {e}"))
     })
+}
+
+/// Where the harness reads libvirt's `.x` files: `$VIRTWIRE_PROTOCOL_DIR` (when set and not
+/// empty); else `libvirt-protocol/` beside the fuzz binary (where `.clusterfuzzlite/build.sh` puts
+/// them); else the repository's `.cache/libvirt-9.0.0` (`scripts/setup.sh --xdr-only`), or the
+/// newest `.cache/libvirt-*` there (the harness is test code and may know the repository). The
+/// error says where it looked and what to do.
+pub fn protocol_dir() -> Result<std::path::PathBuf, String> {
+    const ENV: &str = "VIRTWIRE_PROTOCOL_DIR";
+    if let Some(d) = std::env::var_os(ENV).filter(|d| !d.is_empty()) {
+        return Ok(d.into());
+    }
+    let beside_exe = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(|d| d.join("libvirt-protocol")));
+    let cache = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.cache");
+    let mut versions: Vec<(Vec<u64>, std::path::PathBuf)> = std::fs::read_dir(&cache)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let v = name.strip_prefix("libvirt-")?;
+            Some((
+                v.split('.').map(|p| p.parse().unwrap_or(0)).collect(),
+                e.path(),
+            ))
+        })
+        .collect();
+    versions.sort();
+    let candidates: Vec<_> = beside_exe
+        .into_iter()
+        .chain([cache.join("libvirt-9.0.0")])
+        .chain(versions.into_iter().rev().map(|(_, p)| p))
+        .collect();
+    candidates
+        .iter()
+        .find(|d| d.join("src/remote/remote_protocol.x").is_file())
+        .cloned()
+        .ok_or_else(|| {
+            let looked: Vec<_> = candidates.iter().map(|d| d.display().to_string()).collect();
+            format!(
+                "none in ${ENV} (unset) or {}: run scripts/setup.sh --xdr-only, or set {ENV} to a \
+                 libvirt source tree",
+                looked.join(", ")
+            )
+        })
 }
 
 /// Limits for fuzzing: index 0..=2 are the named profiles, 3 is a small custom profile whose edges a

@@ -34,8 +34,8 @@ fn main() {
         eprintln!("anchor: {path}: {e}");
         std::process::exit(2)
     });
-    let schema = Schema::locate(None)
-        .and_then(|d| Schema::load_dir(&d))
+    let schema = virtwire_protocol::fuzzing::protocol_dir()
+        .and_then(|d| Schema::load_dir(&d).map_err(|e| e.to_string()))
         .unwrap_or_else(|e| {
             eprintln!("anchor: {e}");
             std::process::exit(2)

@@ -140,8 +140,16 @@ fn schema() -> Option<&'static Schema> {
 #[cfg(not(fuzzing))]
 fn schema() -> Option<&'static Schema> {
     static S: OnceLock<Option<Schema>> = OnceLock::new();
-    S.get_or_init(|| Schema::locate(None).and_then(|d| Schema::load_dir(&d)).ok())
-        .as_ref()
+    S.get_or_init(|| {
+        let dir = std::env::var_os("VIRTWIRE_PROTOCOL_DIR")
+            .filter(|d| !d.is_empty())
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| {
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.cache/libvirt-9.0.0")
+            });
+        Schema::load_dir(&dir).ok()
+    })
+    .as_ref()
 }
 
 /// `xdr_<name>` from libvirt.so, looked up once per name (the names are leaked: at most one per body

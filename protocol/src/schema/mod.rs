@@ -16,14 +16,14 @@
 //!   and in both [`Compat`] modes; counts are checked against their bound and against the bytes left
 //!   before anything is sized from them; nesting is bounded by [`Limits::nesting_max`].
 //!
-//! The `.x` files are libvirt's and are read at run time from a libvirt source tree
-//! ([`Schema::locate`], [`Schema::load_dir`]); the crate's core (frames, headers, error, keepalive
-//! and stream bodies) never needs them.
+//! The `.x` files are libvirt's and are read at run time from the libvirt source tree the caller
+//! names ([`Schema::load_dir`]; finding one on disk is the application's job); the crate's core
+//! (frames, headers, error, keepalive and stream bodies) never needs them.
 //!
 //! ```no_run
 //! use virtwire_protocol::schema::Schema;
 //! use virtwire_protocol::{Compat, Frame, Limits};
-//! let schema = Schema::load_default()?;
+//! let schema = Schema::load_dir("libvirt-9.0.0".as_ref())?;
 //! # let bytes: &[u8] = &[];
 //! let frame = Frame::decode(bytes, &Limits::default(), Compat::Strict)?;
 //! let body = schema.decode_body(&frame.header, frame.payload, 28, &Limits::default(), Compat::Strict)?;
@@ -76,13 +76,6 @@ pub const C_CONSTANTS: &[(&str, i64)] = &[
 /// (`virNetMessageHeader`, `virNetMessageError`, `virNetStreamHole`); no program of its own.
 pub const VIRNET_XDR_FILE: &str = "src/rpc/virnetprotocol.x";
 
-/// The environment variable [`Schema::locate`] reads.
-pub const PROTOCOL_DIR_ENV: &str = "VIRTWIRE_PROTOCOL_DIR";
-
-/// What to do when the `.x` files cannot be found.
-const FIND_HINT: &str = "pass --protocol-dir DIR or set VIRTWIRE_PROTOCOL_DIR to a libvirt source \
-                         tree, or run scripts/setup.sh --xdr-only";
-
 /// The relative paths of the nine `.x` files [`Schema::load_dir`] reads, the RPC layer's first.
 pub fn xdr_files() -> impl Iterator<Item = &'static str> {
     std::iter::once(VIRNET_XDR_FILE).chain(header::PROGRAMS.iter().map(|p| p.xdr_file))
@@ -110,12 +103,7 @@ pub enum SchemaError {
         /// The relative paths not found.
         missing: Vec<String>,
     },
-    /// No libvirt tree was found.
-    NotFound {
-        /// Where we looked.
-        searched: Vec<String>,
-    },
-    /// A file could not be read.
+    /// A file (or the tree's directory itself) could not be read.
     Io {
         /// The file.
         path: PathBuf,
@@ -133,14 +121,9 @@ impl fmt::Display for SchemaError {
             }
             SchemaError::MissingFiles { dir, missing } => write!(
                 f,
-                "libvirt protocol files missing in {}: {}; {FIND_HINT}",
+                "libvirt protocol files missing in {}: {}",
                 dir.display(),
                 missing.join(", ")
-            ),
-            SchemaError::NotFound { searched } => write!(
-                f,
-                "no libvirt protocol (.x) files found (looked in: {}); {FIND_HINT}",
-                searched.join(", ")
             ),
             SchemaError::Io { path, error } => write!(f, "{}: {error}", path.display()),
         }
@@ -325,9 +308,26 @@ impl Schema {
         })
     }
 
-    /// Read the nine `.x` files ([`xdr_files`]) from the root of a libvirt source tree (e.g.
-    /// `.cache/libvirt-9.0.0`). Files are labelled by their relative path.
+    /// Read the nine `.x` files ([`xdr_files`]) from `dir`, the root of a libvirt source tree (or a
+    /// pruned copy of one holding the same relative paths). Files are labelled by their relative
+    /// path. Errors name the directory and what is missing in it ([`SchemaError::MissingFiles`]),
+    /// or the directory itself when it cannot be read ([`SchemaError::Io`]).
     pub fn load_dir(dir: &Path) -> Result<Schema, SchemaError> {
+        match std::fs::metadata(dir) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Err(SchemaError::Io {
+                    path: dir.to_path_buf(),
+                    error: std::io::Error::other("not a directory"),
+                });
+            }
+            Err(error) => {
+                return Err(SchemaError::Io {
+                    path: dir.to_path_buf(),
+                    error,
+                });
+            }
+        }
         let missing: Vec<String> = xdr_files()
             .filter(|rel| !dir.join(rel).is_file())
             .map(str::to_string)
@@ -349,53 +349,6 @@ impl Schema {
         }
         let pairs: Vec<(&str, &str)> = texts.iter().map(|(l, t)| (*l, t.as_str())).collect();
         Schema::from_sources(&pairs)
-    }
-
-    /// Find a libvirt source tree: `explicit` if given; else `$VIRTWIRE_PROTOCOL_DIR`; else
-    /// `<workspace>/.cache/libvirt-<version>/` (9.0.0, the version `scripts/setup.sh` fetches, if
-    /// present, else the newest one there that has the files).
-    pub fn locate(explicit: Option<&Path>) -> Result<PathBuf, SchemaError> {
-        if let Some(p) = explicit {
-            return Ok(p.to_path_buf());
-        }
-        if let Some(p) = std::env::var_os(PROTOCOL_DIR_ENV).filter(|p| !p.is_empty()) {
-            return Ok(PathBuf::from(p));
-        }
-        let cache = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.cache");
-        let marker = "src/remote/remote_protocol.x";
-        let mut found: Vec<(Vec<u64>, PathBuf)> = Vec::new();
-        if let Ok(rd) = std::fs::read_dir(&cache) {
-            for e in rd.flatten() {
-                let name = e.file_name().to_string_lossy().into_owned();
-                let Some(ver) = name.strip_prefix("libvirt-") else {
-                    continue;
-                };
-                let path = e.path();
-                if !path.join(marker).is_file() {
-                    continue;
-                }
-                let key: Vec<u64> = ver.split('.').map(|p| p.parse().unwrap_or(0)).collect();
-                found.push((key, path));
-            }
-        }
-        if let Some((_, p)) = found.iter().find(|(k, _)| k[..] == [9, 0, 0]) {
-            return Ok(p.clone());
-        }
-        found.sort();
-        match found.pop() {
-            Some((_, p)) => Ok(p),
-            None => Err(SchemaError::NotFound {
-                searched: vec![
-                    format!("${PROTOCOL_DIR_ENV} (unset)"),
-                    format!("{}/libvirt-*", cache.display()),
-                ],
-            }),
-        }
-    }
-
-    /// [`Schema::locate`]`(None)` then [`Schema::load_dir`].
-    pub fn load_default() -> Result<Schema, SchemaError> {
-        Schema::load_dir(&Schema::locate(None)?)
     }
 
     /// The labels of the files this schema was built from.
