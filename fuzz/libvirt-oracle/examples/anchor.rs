@@ -9,6 +9,7 @@
 
 use std::time::{Duration, Instant};
 
+use virtwire_protocol::fuzzing::LibvirtVerdict;
 use virtwire_protocol::schema::Schema;
 use virtwire_protocol::{Compat, Frame, Limits};
 
@@ -47,11 +48,10 @@ fn main() {
     });
     println!("frame: {} bytes, {}", bytes.len(), frame.header);
     match virtwire_libvirt_oracle::decode(&bytes) {
-        virtwire_libvirt_oracle::Outcome::Frame {
-            body: Some((which, true)),
-            ..
-        } => {
-            println!("libvirt decodes it as {which:?}")
+        LibvirtVerdict::Frame {
+            body: Some(body), ..
+        } if body.verdict.accepted() => {
+            println!("libvirt decodes it with xdr_{}", body.filter)
         }
         other => println!("libvirt's verdict: {other:?}"),
     }

@@ -60,8 +60,6 @@ use std::fmt;
 use crate::header::{Header, MessageStatus, MessageType, program_name};
 
 mod error;
-#[cfg(fuzzing)]
-pub mod fuzz;
 mod packet;
 mod reassemble;
 mod split;
