@@ -57,7 +57,7 @@ struct DecodeArgs {
     raw: bool,
     /// Directory with libvirt's .x protocol files (a libvirt source tree, or the cache made by
     /// scripts/setup.sh) for procedure names and bodies. Default: $VIRTWIRE_PROTOCOL_DIR, else the
-    /// newest libvirt-<version> in ~/.cache/virtwire, else in the checkout's .cache.
+    /// newest libvirt-VERSION in ~/.cache/virtwire, else in the checkout's .cache.
     #[arg(long, value_name = "DIR")]
     protocol_dir: Option<PathBuf>,
     /// How strictly each message is judged. Default `libvirt` for captures: accept what libvirt 9.0
