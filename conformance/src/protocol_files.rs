@@ -96,8 +96,10 @@ impl Search {
     /// the module docs). An empty `flag` counts as absent.
     pub fn standard(flag: Option<&Path>) -> Search {
         let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+        // The XDG base directory spec ignores a relative $XDG_CACHE_HOME.
         let user_cache = var("XDG_CACHE_HOME")
             .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
             .or_else(|| var("HOME").map(|h| PathBuf::from(h).join(".cache")))
             .map(|c| c.join("virtwire"));
         let exe_dir = std::env::current_exe()
