@@ -73,7 +73,7 @@ for t in "${targets[@]}"; do
     printf '[libfuzzer]\ndict = %s.dict\nmax_len = 65536\ntimeout = 10\n' "$t" > "$OUT/$t.options"
 done
 # The schema-backed targets load libvirt's .x files at run time from libvirt-protocol/ beside the binary
-# (protocol/src/fuzzing.rs). They are libvirt's files, fetched into .cache by scripts/setup.sh --xdr-only
+# (protocol/src/fuzzing/setup.rs). They are libvirt's files, fetched into .cache by scripts/setup.sh --xdr-only
 # (or given with VIRTWIRE_PROTOCOL_DIR); they are copied into $OUT, never committed.
 xdr_src=${VIRTWIRE_PROTOCOL_DIR:-$(ls -d "$repo"/.cache/libvirt-* 2>/dev/null | sort -V | tail -n1)}
 if [ -z "$xdr_src" ] && "$repo/scripts/setup.sh" --xdr-only >/dev/null 2>&1; then

@@ -10,7 +10,7 @@ gives the byte stream of each direction. From those:
   corpus/frame_stream/<capture>-<conn>-<dir>.bin    3-byte prefix + the direction's byte stream, cut at a
                                                    frame boundary to at most --max-stream bytes
 The frame_stream prefix: byte 0 = 0x06 | (conn % 8) << 3 (current 32 MiB limits, libvirt mode, reads of up to
-1 + 37 * (conn % 8) bytes), bytes 1-2 = chunking seed. See protocol/src/fuzzing.rs.
+1 + 37 * (conn % 8) bytes), bytes 1-2 = chunking seed. See protocol/src/fuzzing/frame.rs.
 
 Needs tshark. Procedure names come from the libvirt .x files (--protocol-dir or VIRTWIRE_PROTOCOL_DIR or
 .cache/libvirt-*), numbers are used when they are missing.

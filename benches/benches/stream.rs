@@ -59,10 +59,10 @@ fn stream(c: &mut Criterion) {
         g.throughput(Throughput::Bytes(size as u64));
         g.bench_function(BenchmarkId::new("zero_copy", &label), |b| {
             b.iter(|| {
-                let mut r = Reassembler::new(Side::Server, l, Compat::Strict);
+                let mut r = Reassembler::new(Side::Server, &l, Compat::Strict);
                 r.open(KEY, StreamOptions::new()).unwrap();
                 let mut n = 0usize;
-                for f in frames(black_box(&wire), l, Compat::Strict) {
+                for f in frames(black_box(&wire), &l, Compat::Strict) {
                     if let Some(p) = r.receive(f.unwrap().1).unwrap()
                         && let StreamOp::Data(d) = p.op
                     {
@@ -73,12 +73,16 @@ fn stream(c: &mut Criterion) {
                 n
             })
         });
-        let la = l.with_stream_buffer_max(size as u64);
+        let la = l
+            .to_builder()
+            .stream_buffer_max(size as u64)
+            .build()
+            .unwrap();
         g.bench_function(BenchmarkId::new("assemble", &label), |b| {
             b.iter(|| {
-                let mut r = Reassembler::new(Side::Server, la, Compat::Strict);
+                let mut r = Reassembler::new(Side::Server, &la, Compat::Strict);
                 r.open(KEY, StreamOptions::new().assemble(true)).unwrap();
-                for f in frames(black_box(&wire), la, Compat::Strict) {
+                for f in frames(black_box(&wire), &la, Compat::Strict) {
                     r.receive(f.unwrap().1).unwrap();
                 }
                 r.take_assembled(KEY).unwrap().data
@@ -86,9 +90,9 @@ fn stream(c: &mut Criterion) {
         });
         g.bench_function(BenchmarkId::new("incremental", &label), |b| {
             b.iter(|| {
-                let mut r = Reassembler::new(Side::Server, la, Compat::Strict);
+                let mut r = Reassembler::new(Side::Server, &la, Compat::Strict);
                 r.open(KEY, StreamOptions::new().assemble(true)).unwrap();
-                let mut d = FrameDecoder::new(la, Compat::Strict);
+                let mut d = FrameDecoder::new(&la, Compat::Strict);
                 for read in black_box(&wire).chunks(64 * 1024) {
                     d.feed(read);
                     while let Some(f) = d.next_frame().unwrap() {
@@ -110,9 +114,12 @@ fn split_reply(c: &mut Criterion) {
     let payload = data(size);
     let header = Header::call(REMOTE, 344, 9).reply_to(MessageStatus::Ok);
     // One message: the limit raised just enough.
-    let one_l = Limits::default().with_message_max(size as u32 + 24);
+    let one_l = Limits::builder()
+        .message_max(size as u32 + 24)
+        .build()
+        .unwrap();
     // Split: today's 32 MiB parts, at most 8 parts / 256 MiB.
-    let codec = SplitReplyCodec::new(Limits::default(), 8, 256 * MIB as u64).unwrap();
+    let codec = SplitReplyCodec::new(&Limits::default(), 8, 256 * MIB as u64).unwrap();
     let plan = codec.plan(size as u64).unwrap();
     let mut one_wire = Vec::new();
     encode_frame(&mut one_wire, &header, None, &payload, &one_l).unwrap();
@@ -161,7 +168,7 @@ fn split_reply(c: &mut Criterion) {
         b.iter(|| {
             let mut a = SplitReplyAssembler::new(codec);
             let mut out = None;
-            for f in frames(black_box(&split_wire), *codec.limits(), Compat::Strict) {
+            for f in frames(black_box(&split_wire), codec.limits(), Compat::Strict) {
                 if let SplitReplyEvent::Complete(r) = a.push(f.unwrap().1).unwrap() {
                     out = Some(r.payload.into_owned());
                 }
@@ -171,7 +178,7 @@ fn split_reply(c: &mut Criterion) {
     });
     g.bench_function("recv/one_message", |b| {
         b.iter(|| {
-            let mut d = FrameDecoder::new(one_l, Compat::Strict);
+            let mut d = FrameDecoder::new(&one_l, Compat::Strict);
             let mut out = None;
             for read in black_box(&one_wire).chunks(256 * 1024) {
                 d.feed(read);
@@ -184,7 +191,7 @@ fn split_reply(c: &mut Criterion) {
     });
     g.bench_function("recv/split", |b| {
         b.iter(|| {
-            let mut d = FrameDecoder::new(*codec.limits(), Compat::Strict);
+            let mut d = FrameDecoder::new(codec.limits(), Compat::Strict);
             let mut a = SplitReplyAssembler::new(codec);
             let mut out = None;
             for read in black_box(&split_wire).chunks(256 * 1024) {

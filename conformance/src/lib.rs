@@ -8,6 +8,7 @@
 //! - [`wire`]: the only module that reads libvirt bytes (through `virtwire_protocol`): framing,
 //!   judging each message, the record model and its JSON form;
 //! - [`render`]: records as text or JSON lines;
+//! - [`protocol_files`]: where libvirt's `.x` files are found, and how to get them;
 //! - [`report`]: a conformance run for people and CI (terminal, JUnit, JSON);
 //! - [`synth`]: synthetic captures for tests.
 #![forbid(unsafe_code)]
@@ -17,6 +18,7 @@ pub mod capture;
 pub mod catalogue;
 pub mod cli;
 pub mod net;
+pub mod protocol_files;
 pub mod reassembly;
 pub mod render;
 pub mod report;

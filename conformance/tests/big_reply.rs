@@ -4,9 +4,11 @@
 //! 330,000 params (its 1,000,000 tree-item cap). The real capture is not committed; this builds the
 //! same reply with the schema encoder. `scripts/capture.sh big FILE` makes the real one.
 
+mod support;
+
 use virtwire_conformance::synth::Conversation;
 use virtwire_conformance::wire::{BodyOut, Decoder, Options, Record};
-use virtwire_protocol::schema::{Schema, Value};
+use virtwire_protocol::schema::Value;
 use virtwire_protocol::{FrameBuilder, Header, Limits, MessageStatus, header::REMOTE_PROGRAM};
 
 fn param<'a>(field: &'a str, disc: i32, arm: &'a str, v: Value<'a>) -> Value<'a> {
@@ -25,7 +27,7 @@ fn param<'a>(field: &'a str, disc: i32, arm: &'a str, v: Value<'a>) -> Value<'a>
 
 #[test]
 fn whole_390000_param_reply_decodes() {
-    let schema = match Schema::load_default() {
+    let schema = match support::schema() {
         Ok(s) => s,
         Err(e) => {
             eprintln!("SKIPPED: no schema: {e}");

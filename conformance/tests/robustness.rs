@@ -1,12 +1,13 @@
 //! Hostile input never panics the decoder: corrupted real captures, corrupted frame streams, arbitrary
 //! bytes — each run ends with records and counts, whatever the bytes.
 
+mod support;
+
 use std::sync::OnceLock;
 
 use proptest::prelude::*;
 use virtwire_conformance::wire::{Decoder, Options, Record};
 use virtwire_protocol::Compat;
-use virtwire_protocol::schema::Schema;
 
 fn decoder(compat: Compat) -> &'static Decoder {
     static D: OnceLock<[Decoder; 2]> = OnceLock::new();
@@ -17,7 +18,7 @@ fn decoder(compat: Compat) -> &'static Decoder {
                 max_pending: 4096,
                 ..Options::default()
             };
-            match Schema::load_default() {
+            match support::schema() {
                 Ok(s) => Decoder::with_schema(opts, s),
                 Err(_) => Decoder::new(opts),
             }

@@ -1,6 +1,8 @@
 //! The committed real captures (corpus/traces/): every message decodes, round-trips (decode → encode
 //! gives the same bytes), and each trace holds what its name promises.
 
+mod support;
+
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
@@ -8,10 +10,10 @@ use virtwire_conformance::wire::{BodyOut, Decoder, Options, Record, Stats};
 use virtwire_protocol::schema::Schema;
 use virtwire_protocol::{Body, Compat, Frame, Limits, Message, MessageStatus, MessageType};
 
-/// The schema from the repository's .cache (scripts/setup.sh --xdr-only), if present.
+/// The schema ($VIRTWIRE_PROTOCOL_DIR, else the repository's .cache/libvirt-9.0.0), if present.
 fn schema() -> Option<&'static Schema> {
     static S: OnceLock<Option<Schema>> = OnceLock::new();
-    S.get_or_init(|| match Schema::load_default() {
+    S.get_or_init(|| match support::schema() {
         Ok(s) => Some(s),
         Err(e) => {
             eprintln!("SKIPPED (procedure bodies): no schema: {e}");

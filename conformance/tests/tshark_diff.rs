@@ -22,6 +22,8 @@
 //!
 //! Runs only when `tshark` and the libvirt dissector are installed; otherwise it says SKIPPED and passes.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -296,7 +298,7 @@ fn same_messages_headers_and_bodies_as_tshark() {
         eprintln!("SKIPPED: differential test against tshark: {why}");
         return;
     }
-    let schema = match Schema::load_default() {
+    let schema = match support::schema() {
         Ok(s) => Some(s),
         Err(e) => {
             eprintln!("SKIPPED (bodies only): no schema to decode procedure bodies: {e}");

@@ -3,7 +3,7 @@
 //! message that names the difference. (No libvirt needed: this checks the harness, not libvirt.)
 
 use virtwire_protocol::fuzzing::{
-    LibvirtOracle, LibvirtVerdict, OValue, TheirBody, differential_libvirt,
+    BodyVerdict, LibvirtOracle, LibvirtVerdict, OValue, TheirBody, differential_libvirt,
 };
 use virtwire_protocol::{Header, MessageStatus, MessageType};
 
@@ -18,10 +18,18 @@ fn truth() -> LibvirtVerdict {
     LibvirtVerdict::Frame {
         header: Header::new(0x2000_8086, 1, 1, MessageType::Call, 1, MessageStatus::Ok),
         nfds: None,
-        body: Some(TheirBody::Value(OValue::Rec(vec![
+        body: Some(said(BodyVerdict::Value(OValue::Rec(vec![
             OValue::Opt(Some(Box::new(OValue::Bytes(b"qemu:///system".to_vec())))),
             OValue::U(0),
-        ]))),
+        ])))),
+    }
+}
+
+/// libvirt's filter for the CONNECT_OPEN args, with this verdict.
+fn said(verdict: BodyVerdict) -> TheirBody {
+    TheirBody {
+        filter: "remote_connect_open_args",
+        verdict,
     }
 }
 
@@ -64,10 +72,10 @@ fn a_different_body_value_is_caught() {
         &CONNECT_OPEN,
         &with(|v| {
             if let LibvirtVerdict::Frame { body, .. } = v {
-                *body = Some(TheirBody::Value(OValue::Rec(vec![
+                *body = Some(said(BodyVerdict::Value(OValue::Rec(vec![
                     OValue::Opt(None),
                     OValue::U(0),
-                ])));
+                ]))));
             }
         }),
     );
@@ -80,7 +88,7 @@ fn a_body_only_libvirt_rejects_is_caught() {
         &CONNECT_OPEN,
         &with(|v| {
             if let LibvirtVerdict::Frame { body, .. } = v {
-                *body = Some(TheirBody::Rejected);
+                *body = Some(said(BodyVerdict::Rejected));
             }
         }),
     );
@@ -92,7 +100,7 @@ fn accept_only_verdicts_pass_when_both_accept() {
         &CONNECT_OPEN,
         &with(|v| {
             if let LibvirtVerdict::Frame { body, .. } = v {
-                *body = Some(TheirBody::Accepted);
+                *body = Some(said(BodyVerdict::Accepted));
             }
         }),
     );

@@ -1,7 +1,9 @@
 //! Typed bodies that need no `.x` file: the error struct, keepalive, stream data and holes; and the
 //! [`Message`] view that tells which body a (type, status) pair carries.
 
-use crate::error::{Error, ErrorKind, Result};
+use std::fmt;
+
+use crate::error::{Op, Result};
 use crate::frame::{Frame, encode_frame};
 use crate::header::{Header, KEEPALIVE_PROGRAM, MessageStatus, MessageType};
 use crate::limits::Limits;
@@ -118,7 +120,7 @@ impl<'a> ErrorBody<'a> {
 
     /// Decode from a reader (does not check for trailing bytes).
     pub fn decode(r: &mut Reader<'a>, limits: &Limits) -> Result<Self> {
-        let max = limits.string_max;
+        let max = limits.string_max();
         let i32f = |r: &mut Reader<'a>, name: &'static str| r.i32().map_err(|e| e.in_field(name));
         let code = i32f(r, "code")?;
         let domain = i32f(r, "domain")?;
@@ -165,7 +167,7 @@ impl<'a> ErrorBody<'a> {
 
     /// Encode, checking every string against [`Limits::string_max`].
     pub fn encode(&self, w: &mut Writer<'_>, limits: &Limits) -> Result<()> {
-        let max = limits.string_max;
+        let max = limits.string_max();
         let opt = |w: &mut Writer<'_>, s: Option<&[u8]>, name: &'static str| -> Result<()> {
             w.optional(s.is_some());
             if let Some(s) = s {
@@ -268,6 +270,19 @@ impl KeepaliveProc {
             KeepaliveProc::Unknown(v) => v,
         }
     }
+    /// The procedure's name without the `KEEPALIVE_PROC_` prefix: `PING`, `PONG`, or `UNKNOWN`
+    /// ([`Display`](fmt::Display) adds the number of an unknown one).
+    pub const fn name(self) -> &'static str {
+        match self {
+            KeepaliveProc::Ping => "PING",
+            KeepaliveProc::Pong => "PONG",
+            KeepaliveProc::Unknown(_) => "UNKNOWN",
+        }
+    }
+    /// True for PING and PONG.
+    pub const fn is_known(self) -> bool {
+        !matches!(self, KeepaliveProc::Unknown(_))
+    }
     /// The keepalive frame (28 bytes) for this procedure.
     pub fn frame(self) -> Vec<u8> {
         let h = Header::new(
@@ -281,6 +296,56 @@ impl KeepaliveProc {
         let mut out = Vec::with_capacity(28);
         encode_frame(&mut out, &h, None, &[], &Limits::default()).expect("28-byte frame");
         out
+    }
+}
+
+impl fmt::Display for KeepaliveProc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeepaliveProc::Unknown(v) => write!(f, "UNKNOWN({v})"),
+            k => f.write_str(k.name()),
+        }
+    }
+}
+
+/// Which of a procedure's body structs a frame carries (libvirt's `gendispatch.pl` naming:
+/// `<prefix>_<name>_args`, `_ret`, `_msg`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum BodyRole {
+    /// `<proc>_args`: the body of a CALL (or CALL_WITH_FDS) with status OK.
+    Args = 0,
+    /// `<proc>_ret`: the body of a REPLY (or REPLY_WITH_FDS) with status OK.
+    Ret = 1,
+    /// `<proc>_msg`: the body of a MESSAGE with status OK (events; keepalive's are void).
+    Msg = 2,
+}
+
+impl BodyRole {
+    /// The three roles, in this order (`role as usize` is the index).
+    pub const ALL: [BodyRole; 3] = [BodyRole::Args, BodyRole::Ret, BodyRole::Msg];
+
+    /// `args`, `ret` or `msg`: the struct name's suffix, and the role's name in output.
+    pub const fn name(self) -> &'static str {
+        match self {
+            BodyRole::Args => "args",
+            BodyRole::Ret => "ret",
+            BodyRole::Msg => "msg",
+        }
+    }
+
+    /// The message type of a frame that carries this role (with status OK): CALL, REPLY or MESSAGE.
+    pub const fn message_type(self) -> MessageType {
+        match self {
+            BodyRole::Args => MessageType::Call,
+            BodyRole::Ret => MessageType::Reply,
+            BodyRole::Msg => MessageType::Message,
+        }
+    }
+}
+
+impl fmt::Display for BodyRole {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
     }
 }
 
@@ -328,6 +393,40 @@ impl BodyKind {
             _ => BodyKind::Unexpected,
         }
     }
+
+    /// The procedure body this kind is, if it is one: [`BodyRole::Args`], [`BodyRole::Ret`], or
+    /// [`BodyRole::Msg`] (for keepalive too: a MESSAGE of the keepalive program, void in libvirt).
+    pub const fn role(self) -> Option<BodyRole> {
+        match self {
+            BodyKind::Args => Some(BodyRole::Args),
+            BodyKind::Ret => Some(BodyRole::Ret),
+            BodyKind::Msg | BodyKind::Keepalive => Some(BodyRole::Msg),
+            _ => None,
+        }
+    }
+
+    /// The name shown to users (`body_kind` in JSON): `args`, `ret`, `msg`, `error`, `keepalive`,
+    /// `stream_data`, `stream_end`, `stream_error`, `stream_hole` or `unexpected`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            BodyKind::Args => BodyRole::Args.name(),
+            BodyKind::Ret => BodyRole::Ret.name(),
+            BodyKind::Msg => BodyRole::Msg.name(),
+            BodyKind::Error => "error",
+            BodyKind::Keepalive => "keepalive",
+            BodyKind::StreamData => "stream_data",
+            BodyKind::StreamEnd => "stream_end",
+            BodyKind::StreamError => "stream_error",
+            BodyKind::StreamHole => "stream_hole",
+            BodyKind::Unexpected => "unexpected",
+        }
+    }
+}
+
+impl fmt::Display for BodyKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// The decoded body of a frame.
@@ -371,7 +470,7 @@ pub struct Message<'a> {
 impl<'a> Message<'a> {
     /// Decode the body of `frame`.
     ///
-    /// Strict mode rejects pairs libvirt never sends ([`ErrorKind::UnexpectedStatus`]), payloads on
+    /// Strict mode rejects pairs libvirt never sends ([`Header::unexpected_status`]), payloads on
     /// bodies that must be empty, and trailing bytes after the error and hole structs; libvirt mode
     /// accepts them, as libvirt's decoders do.
     pub fn decode(frame: Frame<'a>, limits: &Limits, compat: Compat) -> Result<Self> {
@@ -401,15 +500,7 @@ impl<'a> Message<'a> {
             }
             BodyKind::Unexpected => {
                 if compat == Compat::Strict {
-                    return Err(Error::decode(
-                        ErrorKind::UnexpectedStatus {
-                            ty: frame.header.msg_type.raw(),
-                            status: frame.header.status.raw(),
-                        },
-                        20,
-                    )
-                    .in_field("status")
-                    .in_field("header"));
+                    return Err(frame.header.unexpected_status(Op::Decode));
                 }
                 Body::Unexpected(frame.payload)
             }
@@ -466,7 +557,7 @@ mod tests {
 
     #[test]
     fn error_string_limit_is_enforced() {
-        let l = Limits::default().with_string_max(4);
+        let l = Limits::builder().string_max(4).build().unwrap();
         let e = ErrorBody::new(1, 7, "hello");
         let err = e.to_bytes(&l).unwrap_err();
         assert_eq!(err.path_string(), "message");
@@ -496,5 +587,30 @@ mod tests {
         let mut k = h(T::Message, S::Ok);
         k.prog = KEEPALIVE_PROGRAM;
         assert_eq!(BodyKind::of(&k), BodyKind::Keepalive);
+    }
+
+    #[test]
+    fn roles_and_names() {
+        for role in BodyRole::ALL {
+            let h = Header::new(
+                REMOTE_PROGRAM,
+                1,
+                1,
+                role.message_type(),
+                1,
+                MessageStatus::Ok,
+            );
+            let kind = BodyKind::of(&h);
+            assert_eq!(kind.role(), Some(role));
+            assert_eq!(kind.name(), role.name());
+            assert_eq!(BodyRole::ALL[role as usize], role);
+        }
+        assert_eq!(BodyKind::Keepalive.role(), Some(BodyRole::Msg));
+        assert_eq!(BodyKind::StreamHole.role(), None);
+        assert_eq!(BodyKind::StreamData.to_string(), "stream_data");
+        assert_eq!(BodyKind::Unexpected.name(), "unexpected");
+        assert_eq!(KeepaliveProc::from_raw(2).name(), "PONG");
+        assert_eq!(KeepaliveProc::from_raw(3).to_string(), "UNKNOWN(3)");
+        assert!(!KeepaliveProc::from_raw(3).is_known());
     }
 }

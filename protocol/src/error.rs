@@ -25,6 +25,23 @@ pub enum Category {
     Unknown,
 }
 
+impl Category {
+    /// The name shown to users (`category` in JSON): `malformed`, `over-limit` or `unknown`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Category::Malformed => "malformed",
+            Category::OverLimit => "over-limit",
+            Category::Unknown => "unknown",
+        }
+    }
+}
+
+impl fmt::Display for Category {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// Which limit an [`ErrorKind::OverLimit`] hit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -57,7 +74,7 @@ pub enum LimitKind {
 
 impl LimitKind {
     /// The name used in messages (`message`, `string`, `array`, …).
-    pub fn name(self) -> &'static str {
+    pub const fn name(self) -> &'static str {
         match self {
             LimitKind::Message => "message",
             LimitKind::Payload => "payload",
@@ -72,6 +89,12 @@ impl LimitKind {
             LimitKind::SplitParts => "split parts",
             LimitKind::SplitTotal => "split total",
         }
+    }
+}
+
+impl fmt::Display for LimitKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
     }
 }
 
@@ -352,5 +375,13 @@ mod tests {
         let e = e.offset_by(8);
         assert_eq!(e.offset(), 128);
         assert_eq!(e.relative_to(100).offset(), 28);
+    }
+
+    #[test]
+    fn names_shown_to_users() {
+        assert_eq!(Category::Malformed.name(), "malformed");
+        assert_eq!(Category::OverLimit.to_string(), "over-limit");
+        assert_eq!(Category::Unknown.name(), "unknown");
+        assert_eq!(LimitKind::FdCount.to_string(), "FD count");
     }
 }

@@ -91,11 +91,7 @@ impl<'a> Frame<'a> {
             )
             .in_field("length")),
             Parsed::Incomplete { .. } => {
-                let length = if buf.len() >= 4 {
-                    u32::from_be_bytes(buf[..4].try_into().expect("4 bytes")) as u64
-                } else {
-                    LEN_WORD as u64
-                };
+                let length = Header::peek(buf).len.map_or(LEN_WORD as u64, u64::from);
                 Err(Error::decode(
                     ErrorKind::LengthMismatch {
                         length,
@@ -144,11 +140,11 @@ fn decode_head(
     let nfds = if header.msg_type.has_fds() {
         let at = r;
         let n = r.u32().map_err(|e| e.in_field("nfds"))?;
-        if n > limits.fds_max {
+        if n > limits.fds_max() {
             return Err(at
                 .error(ErrorKind::OverLimit {
                     limit: LimitKind::FdCount,
-                    max: limits.fds_max as u64,
+                    max: limits.fds_max() as u64,
                     actual: n as u64,
                 })
                 .in_field("nfds"));
@@ -168,30 +164,20 @@ pub fn parse_frame<'a>(
     limits: &Limits,
     compat: Compat,
 ) -> Result<Parsed<Frame<'a>>> {
-    if buf.len() < LEN_WORD {
+    let peek = Header::peek(buf);
+    let Some(len) = peek.len else {
         return Ok(Parsed::Incomplete {
             needed: MIN_FRAME - buf.len(),
         });
-    }
-    let len = check_length(
-        u32::from_be_bytes(buf[..4].try_into().expect("4 bytes")),
-        limits,
-    )?;
+    };
+    let len = check_length(len, limits)?;
     if buf.len() < len {
         // Report a bad header early: a frame's head is judged once its bytes are in.
-        if buf.len() >= MIN_FRAME {
-            let head_len = if MessageType::from_raw(i32::from_be_bytes(
-                buf[16..20].try_into().expect("4 bytes"),
-            ))
-            .has_fds()
-            {
-                MIN_FRAME + FD_COUNT_LEN
-            } else {
-                MIN_FRAME
-            };
-            if buf.len() >= head_len.min(len) {
-                decode_head(&buf[..len.min(buf.len())], limits, compat)?;
-            }
+        if let Some(head_len) = peek.head_len()
+            && buf.len() >= MIN_FRAME
+            && buf.len() >= head_len.min(len)
+        {
+            decode_head(&buf[..len.min(buf.len())], limits, compat)?;
         }
         return Ok(Parsed::Incomplete {
             needed: len - buf.len(),
@@ -212,11 +198,11 @@ pub fn parse_frame<'a>(
 
 /// Iterate over the frames of a buffer that holds whole frames back to back. Stops after the first
 /// error; a buffer that ends mid-frame yields a [`ErrorKind::Truncated`] error.
-pub fn frames<'a>(buf: &'a [u8], limits: Limits, compat: Compat) -> Frames<'a> {
+pub fn frames<'a>(buf: &'a [u8], limits: &Limits, compat: Compat) -> Frames<'a> {
     Frames {
         buf,
         pos: 0,
-        limits,
+        limits: *limits,
         compat,
         failed: false,
     }
@@ -326,10 +312,10 @@ pub struct FrameDecoder {
 }
 
 impl FrameDecoder {
-    /// A decoder with these limits and mode.
-    pub fn new(limits: Limits, compat: Compat) -> Self {
+    /// A decoder with these limits (copied) and mode.
+    pub fn new(limits: &Limits, compat: Compat) -> Self {
         FrameDecoder {
-            limits,
+            limits: *limits,
             compat,
             buf: Vec::new(),
             start: 0,
@@ -476,11 +462,11 @@ pub fn encode_frame(
             )
             .in_field("nfds"));
         }
-        (true, Some(n)) if n > limits.fds_max => {
+        (true, Some(n)) if n > limits.fds_max() => {
             return Err(Error::encode(
                 ErrorKind::OverLimit {
                     limit: LimitKind::FdCount,
-                    max: limits.fds_max as u64,
+                    max: limits.fds_max() as u64,
                     actual: n as u64,
                 },
                 MIN_FRAME as u64,
@@ -666,7 +652,7 @@ mod tests {
 
     #[test]
     fn decoder_rejects_hostile_length_with_four_bytes() {
-        let mut d = FrameDecoder::new(Limits::default(), Compat::Strict);
+        let mut d = FrameDecoder::new(&Limits::default(), Compat::Strict);
         d.feed(&[0xff, 0xff]);
         assert_eq!(d.next_frame().unwrap(), None);
         assert_eq!(d.needed(), 26);
@@ -682,7 +668,7 @@ mod tests {
     #[test]
     fn decoder_keeps_only_the_failed_frame_after_an_error() {
         let l = Limits::default();
-        let mut d = FrameDecoder::new(Limits::default(), Compat::Libvirt);
+        let mut d = FrameDecoder::new(&Limits::default(), Compat::Libvirt);
         let good = FrameBuilder::call(REMOTE_PROGRAM, 1, 7).encode(&l).unwrap();
         let mut bytes = good.clone();
         bytes.extend_from_slice(&[0, 0, 0, 3, 0xaa]);
@@ -700,7 +686,7 @@ mod tests {
         let l = Limits::default();
         let mut buf = FrameBuilder::call(REMOTE_PROGRAM, 1, 1).encode(&l).unwrap();
         buf.extend_from_slice(&FrameBuilder::call(REMOTE_PROGRAM, 2, 2).encode(&l).unwrap()[..10]);
-        let v: Vec<_> = frames(&buf, l, Compat::Strict).collect();
+        let v: Vec<_> = frames(&buf, &l, Compat::Strict).collect();
         assert_eq!(v.len(), 2);
         assert!(v[0].is_ok());
         let e = v[1].as_ref().unwrap_err();

@@ -1,8 +1,13 @@
 //! The 24-byte message header (`virNetMessageHeader`), message types, statuses and known programs.
+//!
+//! This module owns the header's layout: the frame offset of each field ([`HeaderField`]), the one
+//! way to read fields out of a frame that is short or failed ([`Header::peek`]), and the errors that
+//! point at a header field. Nothing else in virtwire indexes header bytes.
 
 use std::fmt;
 
-use crate::error::{ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Op, Result};
+use crate::limits::{LEN_WORD, MIN_FRAME};
 use crate::xdr::{Compat, Reader, Writer};
 
 /// `virNetMessageType`. Unknown raw values are kept ([`MessageType::Unknown`]) so they round-trip.
@@ -67,7 +72,9 @@ impl MessageType {
         }
     }
 
-    /// libvirt's name without the `VIR_NET_` prefix (`CALL`, `REPLY_WITH_FDS`, …), or `UNKNOWN`.
+    /// libvirt's name without the `VIR_NET_` prefix (`CALL`, `REPLY_WITH_FDS`, …), or `UNKNOWN`
+    /// (shown to users as the `type_name` of a message; [`Display`](fmt::Display) adds the raw value
+    /// of an unknown type).
     pub const fn name(self) -> &'static str {
         match self {
             MessageType::Call => "CALL",
@@ -152,7 +159,8 @@ impl MessageStatus {
         }
     }
 
-    /// `OK`, `ERROR`, `CONTINUE` or `UNKNOWN`.
+    /// `OK`, `ERROR`, `CONTINUE` or `UNKNOWN` (shown to users as the `status_name` of a message;
+    /// [`Display`](fmt::Display) adds the raw value of an unknown status).
     pub const fn name(self) -> &'static str {
         match self {
             MessageStatus::Ok => "OK",
@@ -279,6 +287,133 @@ pub fn program_name(number: u32) -> Option<&'static str> {
     program(number).map(|p| p.name)
 }
 
+/// A field of the header: where it sits in a frame and what error paths call it.
+///
+/// A frame is `len:u32 | prog:u32 | vers:u32 | proc:i32 | type:i32 | serial:u32 | status:i32 | …`
+/// (`virNetMessageHeader`, after the length word that counts the whole frame).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum HeaderField {
+    /// Program number.
+    Prog,
+    /// Program version.
+    Vers,
+    /// Procedure number.
+    Proc,
+    /// Message type.
+    Type,
+    /// Serial.
+    Serial,
+    /// Status.
+    Status,
+}
+
+impl HeaderField {
+    /// The six fields in wire order.
+    pub const ALL: [HeaderField; 6] = [
+        HeaderField::Prog,
+        HeaderField::Vers,
+        HeaderField::Proc,
+        HeaderField::Type,
+        HeaderField::Serial,
+        HeaderField::Status,
+    ];
+
+    /// Offset of the field in a frame (from the first byte of the length word): 4, 8, …, 24.
+    pub const fn offset(self) -> usize {
+        LEN_WORD
+            + 4 * match self {
+                HeaderField::Prog => 0,
+                HeaderField::Vers => 1,
+                HeaderField::Proc => 2,
+                HeaderField::Type => 3,
+                HeaderField::Serial => 4,
+                HeaderField::Status => 5,
+            }
+    }
+
+    /// The field's name in error paths (`header.prog`, …): `prog`, `vers`, `proc`, `type`, `serial`,
+    /// `status`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            HeaderField::Prog => "prog",
+            HeaderField::Vers => "vers",
+            HeaderField::Proc => "proc",
+            HeaderField::Type => "type",
+            HeaderField::Serial => "serial",
+            HeaderField::Status => "status",
+        }
+    }
+
+    /// The field's 4 bytes in `frame`, if they are there.
+    fn word(self, frame: &[u8]) -> Option<[u8; 4]> {
+        let at = self.offset();
+        frame.get(at..at + 4).map(|b| [b[0], b[1], b[2], b[3]])
+    }
+
+    /// An error about this field of a frame's header, at the field's frame offset, with the path
+    /// `header.<field>`.
+    pub fn error(self, op: Op, kind: ErrorKind) -> Error {
+        let e = match op {
+            Op::Decode => Error::decode(kind, self.offset() as u64),
+            Op::Encode => Error::encode(kind, self.offset() as u64),
+        };
+        e.in_field(self.name()).in_field("header")
+    }
+}
+
+impl fmt::Display for HeaderField {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The fields [`Header::peek`] could read from the start of a frame: each one is `Some` when its
+/// four bytes are present. Values are raw (libvirt mode): nothing is judged.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct HeaderPeek {
+    /// The length word (bytes 0..4).
+    pub len: Option<u32>,
+    /// Program number.
+    pub prog: Option<u32>,
+    /// Program version.
+    pub vers: Option<u32>,
+    /// Procedure number.
+    pub procedure: Option<i32>,
+    /// Message type.
+    pub msg_type: Option<MessageType>,
+    /// Serial.
+    pub serial: Option<u32>,
+    /// Status.
+    pub status: Option<MessageStatus>,
+}
+
+impl HeaderPeek {
+    /// The whole header, when all 24 bytes were there.
+    pub fn header(&self) -> Option<Header> {
+        Some(Header {
+            prog: self.prog?,
+            vers: self.vers?,
+            procedure: self.procedure?,
+            msg_type: self.msg_type?,
+            serial: self.serial?,
+            status: self.status?,
+        })
+    }
+
+    /// Bytes of the frame's head — length word, header and, for `*_WITH_FDS`, the FD count — once the
+    /// type is known (`None` before).
+    pub fn head_len(&self) -> Option<usize> {
+        self.msg_type.map(|t| {
+            MIN_FRAME
+                + if t.has_fds() {
+                    crate::limits::FD_COUNT_LEN
+                } else {
+                    0
+                }
+        })
+    }
+}
+
 /// `virNetMessageHeader`: six 4-byte words after the length word.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Header {
@@ -345,27 +480,64 @@ impl Header {
         }
     }
 
+    /// Read what is there of the length word and the header at the start of `frame`, which may be
+    /// short (a cut-off capture) or hold a frame that failed to decode. The one place that reads
+    /// header fields out of raw bytes; nothing is checked.
+    pub fn peek(frame: &[u8]) -> HeaderPeek {
+        let u = |f: HeaderField| f.word(frame).map(u32::from_be_bytes);
+        let i = |f: HeaderField| f.word(frame).map(i32::from_be_bytes);
+        HeaderPeek {
+            len: frame
+                .get(..LEN_WORD)
+                .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]])),
+            prog: u(HeaderField::Prog),
+            vers: u(HeaderField::Vers),
+            procedure: i(HeaderField::Proc),
+            msg_type: i(HeaderField::Type).map(MessageType::from_raw),
+            serial: u(HeaderField::Serial),
+            status: i(HeaderField::Status).map(MessageStatus::from_raw),
+        }
+    }
+
+    /// The error for a (type, status) pair libvirt never sends ([`ErrorKind::UnexpectedStatus`]),
+    /// at `header.status`.
+    pub fn unexpected_status(&self, op: Op) -> Error {
+        HeaderField::Status.error(
+            op,
+            ErrorKind::UnexpectedStatus {
+                ty: self.msg_type.raw(),
+                status: self.status.raw(),
+            },
+        )
+    }
+
     /// Decode. Strict mode rejects unknown type and status values (error category Unknown);
     /// libvirt mode keeps them as `Unknown(raw)` (libvirt's XDR does not range-check enums).
     pub fn decode(r: &mut Reader<'_>) -> Result<Header> {
-        let field = |e: crate::Error, name: &'static str| e.in_field(name).in_field("header");
-        let prog = r.u32().map_err(|e| field(e, "prog"))?;
-        let vers = r.u32().map_err(|e| field(e, "vers"))?;
-        let procedure = r.i32().map_err(|e| field(e, "proc"))?;
+        let field = |e: crate::Error, f: HeaderField| e.in_field(f.name()).in_field("header");
+        let prog = r.u32().map_err(|e| field(e, HeaderField::Prog))?;
+        let vers = r.u32().map_err(|e| field(e, HeaderField::Vers))?;
+        let procedure = r.i32().map_err(|e| field(e, HeaderField::Proc))?;
         let at = *r;
-        let msg_type = MessageType::from_raw(r.i32().map_err(|e| field(e, "type"))?);
+        let msg_type = MessageType::from_raw(r.i32().map_err(|e| field(e, HeaderField::Type))?);
         if r.compat() == Compat::Strict
             && let MessageType::Unknown(v) = msg_type
         {
-            return Err(field(at.error(ErrorKind::UnknownType(v)), "type"));
+            return Err(field(
+                at.error(ErrorKind::UnknownType(v)),
+                HeaderField::Type,
+            ));
         }
-        let serial = r.u32().map_err(|e| field(e, "serial"))?;
+        let serial = r.u32().map_err(|e| field(e, HeaderField::Serial))?;
         let at = *r;
-        let status = MessageStatus::from_raw(r.i32().map_err(|e| field(e, "status"))?);
+        let status = MessageStatus::from_raw(r.i32().map_err(|e| field(e, HeaderField::Status))?);
         if r.compat() == Compat::Strict
             && let MessageStatus::Unknown(v) = status
         {
-            return Err(field(at.error(ErrorKind::UnknownStatus(v)), "status"));
+            return Err(field(
+                at.error(ErrorKind::UnknownStatus(v)),
+                HeaderField::Status,
+            ));
         }
         Ok(Header {
             prog,
@@ -437,6 +609,79 @@ mod tests {
         assert_eq!(program_name(0x2000_8086), Some("remote"));
         assert_eq!(program_name(0x6b65_6570), Some("keepalive"));
         assert_eq!(program_name(1), None);
+    }
+
+    #[test]
+    fn field_offsets_follow_the_wire_order() {
+        let h = Header::new(
+            0x0102_0304,
+            5,
+            -6,
+            MessageType::Stream,
+            7,
+            MessageStatus::Continue,
+        );
+        let mut frame = 28u32.to_be_bytes().to_vec();
+        frame.extend_from_slice(&h.to_bytes());
+        let mut r = Reader::new(&frame, Compat::Strict);
+        r.bytes(LEN_WORD).unwrap();
+        for f in HeaderField::ALL {
+            assert_eq!(r.position(), f.offset() as u64, "{f}");
+            r.u32().unwrap();
+        }
+        assert_eq!(r.position(), MIN_FRAME as u64);
+        let p = Header::peek(&frame);
+        assert_eq!(p.len, Some(28));
+        assert_eq!(p.header(), Some(h));
+        assert_eq!(p.head_len(), Some(28));
+    }
+
+    #[test]
+    fn peek_reads_what_is_there() {
+        let h = Header::new(
+            REMOTE_PROGRAM,
+            1,
+            3,
+            MessageType::CallWithFds,
+            9,
+            MessageStatus::Unknown(77),
+        );
+        let mut frame = 32u32.to_be_bytes().to_vec();
+        frame.extend_from_slice(&h.to_bytes());
+        assert_eq!(Header::peek(&[]), HeaderPeek::default());
+        assert_eq!(Header::peek(&frame[..3]), HeaderPeek::default());
+        let p = Header::peek(&frame[..19]);
+        assert_eq!(
+            (p.len, p.prog, p.vers, p.procedure, p.msg_type),
+            (Some(32), Some(REMOTE_PROGRAM), Some(1), Some(3), None)
+        );
+        assert_eq!(p.header(), None);
+        assert_eq!(p.head_len(), None);
+        let p = Header::peek(&frame[..20]);
+        assert_eq!(p.msg_type, Some(MessageType::CallWithFds));
+        assert_eq!(p.head_len(), Some(32));
+        assert_eq!(p.serial, None);
+        // Unknown values are kept, as libvirt's XDR keeps them.
+        assert_eq!(Header::peek(&frame).header(), Some(h));
+    }
+
+    #[test]
+    fn header_errors_point_at_the_field() {
+        let h = Header::new(
+            REMOTE_PROGRAM,
+            1,
+            1,
+            MessageType::Call,
+            1,
+            MessageStatus::Error,
+        );
+        let e = h.unexpected_status(Op::Decode);
+        assert_eq!(e.offset(), 24);
+        assert_eq!(e.path_string(), "header.status");
+        assert_eq!(e.op(), Op::Decode);
+        assert_eq!(h.unexpected_status(Op::Encode).op(), Op::Encode);
+        let e = HeaderField::Proc.error(Op::Decode, ErrorKind::UnknownType(1));
+        assert_eq!((e.offset(), e.path_string()), (12, "header.proc".into()));
     }
 
     #[test]

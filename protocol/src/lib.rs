@@ -35,13 +35,15 @@ pub mod schema;
 pub mod stream;
 pub mod xdr;
 
-pub use body::{Body, BodyKind, ErrorBody, KeepaliveProc, Message, StreamHole};
+pub use body::{Body, BodyKind, BodyRole, ErrorBody, KeepaliveProc, Message, StreamHole};
 pub use error::{Category, Error, ErrorKind, LimitKind, Op, PathSeg, Result};
 pub use frame::{
     Frame, FrameBuilder, FrameDecoder, OwnedFrame, Parsed, check_length, encode_frame, frames,
     parse_frame,
 };
-pub use header::{Header, MessageStatus, MessageType, Program, program, program_name};
-pub use limits::{Limits, Profile};
+pub use header::{
+    Header, HeaderField, HeaderPeek, MessageStatus, MessageType, Program, program, program_name,
+};
+pub use limits::{InvalidLimits, Limits, LimitsBuilder, Profile};
 pub use stream::{Reassembler, StreamError, StreamKey, StreamPacket, StreamSplitter};
 pub use xdr::{Compat, Reader, Writer};

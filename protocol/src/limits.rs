@@ -28,7 +28,7 @@ pub enum Profile {
     Dynamic16M,
     /// 2017 onwards (libvirt ≥ 3.4): `VIR_NET_MESSAGE_MAX = 33554432`. The current protocol.
     Current32M,
-    /// Built by the user with the `with_*` methods.
+    /// Built by the user with a [`LimitsBuilder`].
     Custom,
 }
 
@@ -73,36 +73,21 @@ impl fmt::Display for Profile {
 
 /// Every size limit the protocol layer enforces.
 ///
-/// Build one from a named profile ([`Limits::CURRENT_32M`], [`Limits::default`], …) and adjust it with
-/// the `with_*` methods. All sizes are in bytes unless the field says otherwise.
+/// Always coherent: the named profiles ([`Limits::CURRENT_32M`], [`Limits::default`], …) are
+/// constants, and custom limits are built with a [`LimitsBuilder`] whose [`build`](LimitsBuilder::build)
+/// refuses incoherent values ([`InvalidLimits`]). All sizes are in bytes unless the getter says
+/// otherwise.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
 pub struct Limits {
-    /// Which era these limits describe ([`Profile::Custom`] once a `with_*` method changed them).
-    pub profile: Profile,
-    /// Largest header + payload, **excluding** the 4-byte length word (`VIR_NET_MESSAGE_MAX`).
-    /// The largest legal length word is `message_max + 4`.
-    pub message_max: u32,
-    /// Payload size libvirt used before dynamic buffers (`VIR_NET_MESSAGE_LEGACY_PAYLOAD_MAX` = 262120),
-    /// still the chunk size libvirt uses for stream data in both directions.
-    pub stream_chunk: u32,
-    /// Largest protocol-level string: the strings inside the error body
-    /// (`VIR_NET_MESSAGE_STRING_MAX`; `REMOTE_STRING_MAX` = 65536 in 2007).
-    pub string_max: u32,
-    /// Largest FD count of `CALL_WITH_FDS` / `REPLY_WITH_FDS` (`VIR_NET_MESSAGE_NUM_FDS_MAX`).
-    pub fds_max: u32,
-    /// Initial size of libvirt's encode buffer (`VIR_NET_MESSAGE_INITIAL`); informational, used by
-    /// benchmarks and the encoder's first reservation.
-    pub initial_buffer: u32,
-    /// Deepest nesting of structs, unions, optionals and arrays the schema codec follows. libvirt's
-    /// types are shallow (< 10); the bound protects against recursive user schemas.
-    pub nesting_max: u32,
-    /// Most bytes of stream data a reassembler buffers before refusing more (not a libvirt constant:
-    /// libvirt bounds a stream's queue by flow control; this is ours, default 32 MiB).
-    pub stream_buffer_max: u64,
-    /// Most streams a reassembler tracks at once on one connection (ours; libvirt has no fixed cap,
-    /// each stream costs a client request slot, `max_client_requests` defaults to 5).
-    pub streams_max: u32,
+    profile: Profile,
+    message_max: u32,
+    stream_chunk: u32,
+    string_max: u32,
+    fds_max: u32,
+    initial_buffer: u32,
+    nesting_max: u32,
+    stream_buffer_max: u64,
+    streams_max: u32,
 }
 
 impl Limits {
@@ -145,6 +130,68 @@ impl Limits {
         streams_max: 64,
     };
 
+    /// Custom limits, starting from the current ones ([`Limits::CURRENT_32M`]).
+    pub const fn builder() -> LimitsBuilder {
+        Limits::CURRENT_32M.to_builder()
+    }
+
+    /// Custom limits, starting from these.
+    pub const fn to_builder(self) -> LimitsBuilder {
+        LimitsBuilder { limits: self }
+    }
+
+    /// Which era these limits describe ([`Profile::Custom`] once a builder changed them).
+    pub const fn profile(&self) -> Profile {
+        self.profile
+    }
+
+    /// Largest header + payload, **excluding** the 4-byte length word (`VIR_NET_MESSAGE_MAX`).
+    /// The largest legal length word is `message_max + 4` ([`Limits::frame_max`]).
+    pub const fn message_max(&self) -> u32 {
+        self.message_max
+    }
+
+    /// Payload size libvirt used before dynamic buffers (`VIR_NET_MESSAGE_LEGACY_PAYLOAD_MAX` =
+    /// 262120), still the chunk size libvirt uses for stream data in both directions.
+    pub const fn stream_chunk(&self) -> u32 {
+        self.stream_chunk
+    }
+
+    /// Largest protocol-level string: the strings inside the error body
+    /// (`VIR_NET_MESSAGE_STRING_MAX`; `REMOTE_STRING_MAX` = 65536 in 2007).
+    pub const fn string_max(&self) -> u32 {
+        self.string_max
+    }
+
+    /// Largest FD count of `CALL_WITH_FDS` / `REPLY_WITH_FDS` (`VIR_NET_MESSAGE_NUM_FDS_MAX`).
+    pub const fn fds_max(&self) -> u32 {
+        self.fds_max
+    }
+
+    /// Initial size of libvirt's encode buffer (`VIR_NET_MESSAGE_INITIAL`); informational, used by
+    /// benchmarks and the encoder's first reservation.
+    pub const fn initial_buffer(&self) -> u32 {
+        self.initial_buffer
+    }
+
+    /// Deepest nesting of structs, unions, optionals and arrays the schema codec follows. libvirt's
+    /// types are shallow (< 10); the bound protects against recursive user schemas.
+    pub const fn nesting_max(&self) -> u32 {
+        self.nesting_max
+    }
+
+    /// Most bytes of stream data a reassembler buffers before refusing more (not a libvirt constant:
+    /// libvirt bounds a stream's queue by flow control; this is ours, default 32 MiB).
+    pub const fn stream_buffer_max(&self) -> u64 {
+        self.stream_buffer_max
+    }
+
+    /// Most streams a reassembler tracks at once on one connection (ours; libvirt has no fixed cap,
+    /// each stream costs a client request slot, `max_client_requests` defaults to 5). At least 1.
+    pub const fn streams_max(&self) -> u32 {
+        self.streams_max
+    }
+
     /// Largest payload: `message_max - 24` (`VIR_NET_MESSAGE_PAYLOAD_MAX`). For `*_WITH_FDS` frames the
     /// FD count takes 4 of these bytes.
     pub const fn payload_max(&self) -> u32 {
@@ -156,60 +203,9 @@ impl Limits {
         self.message_max as u64 + LEN_WORD as u64
     }
 
-    /// Replace [`Limits::message_max`]. It must be at least 24 and at most `u32::MAX - 4`; see
-    /// [`Limits::validate`].
-    #[must_use]
-    pub const fn with_message_max(mut self, v: u32) -> Self {
-        self.message_max = v;
-        self.profile = Profile::Custom;
-        self
-    }
-    /// Replace [`Limits::stream_chunk`].
-    #[must_use]
-    pub const fn with_stream_chunk(mut self, v: u32) -> Self {
-        self.stream_chunk = v;
-        self.profile = Profile::Custom;
-        self
-    }
-    /// Replace [`Limits::string_max`].
-    #[must_use]
-    pub const fn with_string_max(mut self, v: u32) -> Self {
-        self.string_max = v;
-        self.profile = Profile::Custom;
-        self
-    }
-    /// Replace [`Limits::fds_max`].
-    #[must_use]
-    pub const fn with_fds_max(mut self, v: u32) -> Self {
-        self.fds_max = v;
-        self.profile = Profile::Custom;
-        self
-    }
-    /// Replace [`Limits::nesting_max`].
-    #[must_use]
-    pub const fn with_nesting_max(mut self, v: u32) -> Self {
-        self.nesting_max = v;
-        self.profile = Profile::Custom;
-        self
-    }
-    /// Replace [`Limits::stream_buffer_max`].
-    #[must_use]
-    pub const fn with_stream_buffer_max(mut self, v: u64) -> Self {
-        self.stream_buffer_max = v;
-        self.profile = Profile::Custom;
-        self
-    }
-    /// Replace [`Limits::streams_max`].
-    #[must_use]
-    pub const fn with_streams_max(mut self, v: u32) -> Self {
-        self.streams_max = v;
-        self.profile = Profile::Custom;
-        self
-    }
-
-    /// Check that the limits are coherent: a header fits in a message, the length word cannot
-    /// overflow, a stream chunk fits in a payload.
-    pub fn validate(&self) -> Result<(), InvalidLimits> {
+    /// Which rule these values break, if any: a header fits in a message, the length word cannot
+    /// overflow, a stream chunk fits in a payload, at least one stream may be open.
+    const fn check(&self) -> Result<(), InvalidLimits> {
         if (self.message_max as usize) < HEADER_LEN {
             return Err(InvalidLimits(
                 "message_max is smaller than the 24-byte header",
@@ -239,7 +235,88 @@ impl Default for Limits {
     }
 }
 
-/// Returned by [`Limits::validate`]: which rule the limits break.
+/// Custom [`Limits`]: set any field, then [`build`](LimitsBuilder::build), which checks that the
+/// whole is coherent. The setters can be called in any order; only the result is checked.
+///
+/// ```
+/// use virtwire_protocol::Limits;
+/// let small = Limits::builder().message_max(24 + 1000).stream_chunk(1000).build()?;
+/// assert_eq!(small.payload_max(), 1000);
+/// // The current 262120-byte stream chunk does not fit a 1000-byte payload.
+/// assert!(Limits::builder().message_max(24 + 1000).build().is_err());
+/// # Ok::<(), virtwire_protocol::limits::InvalidLimits>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[must_use]
+pub struct LimitsBuilder {
+    limits: Limits,
+}
+
+impl LimitsBuilder {
+    /// Set [`Limits::message_max`]: at least 24, at most `u32::MAX - 4`.
+    pub const fn message_max(mut self, v: u32) -> Self {
+        self.limits.message_max = v;
+        self.custom()
+    }
+    /// Set [`Limits::stream_chunk`]: at least 1, at most the payload size.
+    pub const fn stream_chunk(mut self, v: u32) -> Self {
+        self.limits.stream_chunk = v;
+        self.custom()
+    }
+    /// Set [`Limits::string_max`].
+    pub const fn string_max(mut self, v: u32) -> Self {
+        self.limits.string_max = v;
+        self.custom()
+    }
+    /// Set [`Limits::fds_max`].
+    pub const fn fds_max(mut self, v: u32) -> Self {
+        self.limits.fds_max = v;
+        self.custom()
+    }
+    /// Set [`Limits::initial_buffer`].
+    pub const fn initial_buffer(mut self, v: u32) -> Self {
+        self.limits.initial_buffer = v;
+        self.custom()
+    }
+    /// Set [`Limits::nesting_max`].
+    pub const fn nesting_max(mut self, v: u32) -> Self {
+        self.limits.nesting_max = v;
+        self.custom()
+    }
+    /// Set [`Limits::stream_buffer_max`].
+    pub const fn stream_buffer_max(mut self, v: u64) -> Self {
+        self.limits.stream_buffer_max = v;
+        self.custom()
+    }
+    /// Set [`Limits::streams_max`]: at least 1.
+    pub const fn streams_max(mut self, v: u32) -> Self {
+        self.limits.streams_max = v;
+        self.custom()
+    }
+
+    const fn custom(mut self) -> Self {
+        self.limits.profile = Profile::Custom;
+        self
+    }
+
+    /// The limits, if they are coherent: a header fits in a message, the length word cannot overflow,
+    /// a stream chunk fits in a payload, at least one stream may be open. A `const fn`, so custom
+    /// limits can be constants (`match … { Ok(l) => l, Err(_) => panic!(…) }`).
+    pub const fn build(self) -> Result<Limits, InvalidLimits> {
+        match self.limits.check() {
+            Ok(()) => Ok(self.limits),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl From<Limits> for LimitsBuilder {
+    fn from(l: Limits) -> Self {
+        l.to_builder()
+    }
+}
+
+/// Returned by [`LimitsBuilder::build`]: which rule the limits break.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("invalid limits: {0}")]
 pub struct InvalidLimits(pub &'static str);
@@ -251,12 +328,12 @@ mod tests {
     #[test]
     fn current_matches_virnetprotocol_x() {
         let l = Limits::default();
-        assert_eq!(l.message_max, 33_554_432);
+        assert_eq!(l.message_max(), 33_554_432);
         assert_eq!(l.payload_max(), 33_554_408);
         assert_eq!(l.frame_max(), 33_554_436);
-        assert_eq!(l.stream_chunk, 262_120);
-        assert_eq!(l.string_max, 4_194_304);
-        assert_eq!(l.fds_max, 32);
+        assert_eq!(l.stream_chunk(), 262_120);
+        assert_eq!(l.string_max(), 4_194_304);
+        assert_eq!(l.fds_max(), 32);
         assert_eq!(Limits::DYNAMIC_16M.payload_max(), 16_777_192);
         assert_eq!(Limits::LEGACY_256K.payload_max(), 262_120);
     }
@@ -264,36 +341,41 @@ mod tests {
     #[test]
     fn profiles_validate_and_have_names() {
         for p in Profile::NAMED {
-            p.limits().validate().unwrap();
+            assert_eq!(p.limits().to_builder().build(), Ok(p.limits()));
+            p.limits().check().unwrap();
             assert_eq!(Profile::from_name(p.name()), Some(p));
-            assert_eq!(p.limits().profile, p);
+            assert_eq!(p.limits().profile(), p);
         }
     }
 
     #[test]
     fn custom_limits_are_checked() {
-        let l = Limits::default().with_message_max(23);
-        assert_eq!(l.profile, Profile::Custom);
-        assert!(l.validate().is_err());
-        assert!(
-            Limits::default()
-                .with_message_max(u32::MAX)
-                .validate()
-                .is_err()
+        let b = Limits::builder().message_max(23);
+        assert_eq!(b.limits.profile, Profile::Custom);
+        assert!(b.build().is_err());
+        assert!(Limits::builder().message_max(u32::MAX).build().is_err());
+        assert!(Limits::builder().message_max(u32::MAX - 4).build().is_ok());
+        assert!(Limits::builder().message_max(1000).build().is_err()); // chunk > payload
+        let l = Limits::builder()
+            .message_max(1000)
+            .stream_chunk(976)
+            .build()
+            .unwrap();
+        assert_eq!(l.profile(), Profile::Custom);
+        // Order does not matter: only the result is checked.
+        assert_eq!(
+            Limits::builder()
+                .stream_chunk(976)
+                .message_max(1000)
+                .build(),
+            Ok(l)
         );
-        assert!(
-            Limits::default()
-                .with_message_max(u32::MAX - 4)
-                .validate()
-                .is_ok()
-        );
-        assert!(Limits::default().with_message_max(1000).validate().is_err()); // chunk > payload
-        assert!(
-            Limits::default()
-                .with_message_max(1000)
-                .with_stream_chunk(976)
-                .validate()
-                .is_ok()
-        );
+        assert!(Limits::builder().stream_chunk(0).build().is_err());
+        assert!(Limits::builder().streams_max(0).build().is_err());
+        const SMALL: Limits = match Limits::builder().string_max(64).build() {
+            Ok(l) => l,
+            Err(_) => panic!("valid"),
+        };
+        assert_eq!(SMALL.string_max(), 64);
     }
 }

@@ -46,7 +46,7 @@ proptest! {
         input.extend(&tail);
         let limits = profile.limits();
         let ((frames, held), peak) = peak_during(|| {
-            let mut d = FrameDecoder::new(limits, Compat::Libvirt);
+            let mut d = FrameDecoder::new(&limits, Compat::Libvirt);
             let mut frames = 0usize;
             for c in input.chunks(chunk) {
                 d.feed(c);
@@ -76,7 +76,7 @@ proptest! {
         let limits = Limits::default();
         let (ok, peak) = peak_during(|| {
             let mut ok = 0;
-            for r in frames(&input, limits, Compat::Libvirt) {
+            for r in frames(&input, &limits, Compat::Libvirt) {
                 let Ok((_, f)) = r else { break };
                 if Message::decode(f, &limits, Compat::Libvirt).is_ok() { ok += 1 }
             }
@@ -110,10 +110,10 @@ fn four_gib_claim_allocates_nothing_big() {
     input.extend(Header::call(0x2000_8086, 1, 1).to_bytes());
     for limits in [
         Limits::default(),
-        Limits::default().with_message_max(u32::MAX - 4),
+        Limits::builder().message_max(u32::MAX - 4).build().unwrap(),
     ] {
         let (r, peak) = peak_during(|| {
-            let mut d = FrameDecoder::new(limits, Compat::Libvirt);
+            let mut d = FrameDecoder::new(&limits, Compat::Libvirt);
             d.feed(&input);
             (d.next_frame().map(|f| f.is_some()), d.needed())
         });

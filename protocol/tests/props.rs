@@ -8,10 +8,12 @@ use virtwire_protocol::*;
 
 /// Small limits so generated frames reach the edges without huge buffers.
 fn small_limits() -> Limits {
-    Limits::default()
-        .with_message_max(4096)
-        .with_stream_chunk(1024)
-        .with_string_max(512)
+    Limits::builder()
+        .message_max(4096)
+        .stream_chunk(1024)
+        .string_max(512)
+        .build()
+        .unwrap()
 }
 
 fn any_prog() -> impl Strategy<Value = u32> {
@@ -157,7 +159,7 @@ fn split_points(len: usize) -> impl Strategy<Value = Vec<usize>> {
 }
 
 fn feed_chunked(bytes: &[u8], cuts: &[usize], l: Limits) -> (Vec<Vec<u8>>, Option<Error>) {
-    let mut d = FrameDecoder::new(l, Compat::Strict);
+    let mut d = FrameDecoder::new(&l, Compat::Strict);
     let mut out = Vec::new();
     let mut prev = 0;
     let mut err = None;
@@ -237,7 +239,7 @@ proptest! {
         let cuts: Vec<usize> = seed_cuts.iter().map(|c| c % (stream.len() + 1)).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
         let mut one_shot = Vec::new();
         let mut one_shot_err = None;
-        for r in frames(&stream, l, Compat::Strict) {
+        for r in frames(&stream, &l, Compat::Strict) {
             match r {
                 Ok((_, f)) => one_shot.push(f.bytes.to_vec()),
                 Err(e) => one_shot_err = Some(e),
@@ -319,7 +321,7 @@ proptest! {
         let l = profile.limits();
         let mut bytes = len.to_be_bytes().to_vec();
         bytes.extend(Header::call(0x2000_8086, 1, 1).to_bytes());
-        let mut d = FrameDecoder::new(l, Compat::Strict);
+        let mut d = FrameDecoder::new(&l, Compat::Strict);
         d.feed(&bytes);
         let r = d.next_frame();
         prop_assert!(d.capacity() <= bytes.len());
@@ -356,7 +358,7 @@ fn largest_legal_frame_per_profile() {
         assert_eq!(out.len() as u64, l.frame_max(), "{p}");
         let f = Frame::decode(&out, &l, Compat::Strict).unwrap();
         assert_eq!(f.payload.len(), max_payload);
-        let mut d = FrameDecoder::new(l, Compat::Strict);
+        let mut d = FrameDecoder::new(&l, Compat::Strict);
         for chunk in out.chunks(65_536) {
             d.feed(chunk);
         }
@@ -365,7 +367,7 @@ fn largest_legal_frame_per_profile() {
         let e =
             encode_frame(&mut Vec::new(), &h, None, &vec![0u8; max_payload + 1], &l).unwrap_err();
         assert_eq!(e.category(), Category::OverLimit, "{p}");
-        let mut d = FrameDecoder::new(l, Compat::Strict);
+        let mut d = FrameDecoder::new(&l, Compat::Strict);
         d.feed(&((l.frame_max() + 1) as u32).to_be_bytes());
         let e = d.next_frame().unwrap_err();
         assert!(
@@ -411,7 +413,7 @@ fn every_short_length_fails_at_the_header() {
         assert_eq!(e.path_string(), "header", "len {len}");
         assert!(matches!(e.kind(), ErrorKind::Truncated { .. }));
         // The incremental decoder says so as soon as the 4 bytes are in.
-        let mut d = FrameDecoder::new(l, Compat::Libvirt);
+        let mut d = FrameDecoder::new(&l, Compat::Libvirt);
         d.feed(&b[..4]);
         assert_eq!(d.next_frame().unwrap_err().path_string(), "header");
     }

@@ -230,7 +230,7 @@ fn per_program(s: &Schema) -> Vec<(String, Finder<'_>)> {
             out.len() - 1
         });
         let q = p.procedure(procedure).unwrap();
-        let origin = format!("{} {} {}", p.name(), q.name, ["args", "ret", "msg"][role]);
+        let origin = format!("{} {} {}", p.name(), q.name, role.name());
         let h = header_for(prog, vers, procedure, role);
         out[i].1.root(p.name(), Target::Body(h), &origin, ty);
     }
@@ -459,12 +459,12 @@ fn decode<'a>(
 ) -> Result<Value<'a>, virtwire_protocol::Error> {
     let (d, v) = match &n.target {
         Target::Body(h) => (
-            s.decode_body(h, bytes, BASE, compat, &lim()),
-            s.validate_body(h, bytes, BASE, compat, &lim()),
+            s.decode_body(h, bytes, BASE, &lim(), compat),
+            s.validate_body(h, bytes, BASE, &lim(), compat),
         ),
         Target::Type => (
-            s.decode_type(n.root, bytes, BASE, compat, &lim()),
-            s.validate_type(n.root, bytes, BASE, compat, &lim()),
+            s.decode_type(n.root, bytes, BASE, &lim(), compat),
+            s.validate_type(n.root, bytes, BASE, &lim(), compat),
         ),
     };
     assert_eq!(

@@ -40,8 +40,8 @@ fn decode<'a>(
     payload: &'a [u8],
     compat: Compat,
 ) -> Result<Value<'a>, virtwire_protocol::Error> {
-    let d = s.decode_body(h, payload, 28, compat, &lim());
-    let v = s.validate_body(h, payload, 28, compat, &lim());
+    let d = s.decode_body(h, payload, 28, &lim(), compat);
+    let v = s.validate_body(h, payload, 28, &lim(), compat);
     assert_eq!(
         d.as_ref().err(),
         v.as_ref().err(),
@@ -279,12 +279,12 @@ fn nesting_limit_applies_in_both_directions() {
     p.extend_from_slice(&[0; 16]);
     p.extend(hex("00000001 00000001 00000001 66000000 00000001 00000005"));
     let ok = s
-        .decode_body(&reply(344), &p, 0, Compat::Strict, &lim())
+        .decode_body(&reply(344), &p, 0, &lim(), Compat::Strict)
         .unwrap();
     // ret struct (1) > retStats array (2) > record (3) > params array (4) > typed param (5) > union (6).
-    let tight = lim().with_nesting_max(5);
+    let tight = lim().to_builder().nesting_max(5).build().unwrap();
     let e = s
-        .decode_body(&reply(344), &p, 0, Compat::Strict, &tight)
+        .decode_body(&reply(344), &p, 0, &tight, Compat::Strict)
         .unwrap_err();
     assert!(
         matches!(
@@ -299,7 +299,7 @@ fn nesting_limit_applies_in_both_directions() {
     );
     assert_eq!(e.path_string(), "retStats[0].params[0].value");
     assert_eq!(
-        s.validate_body(&reply(344), &p, 0, Compat::Strict, &tight)
+        s.validate_body(&reply(344), &p, 0, &tight, Compat::Strict)
             .unwrap_err(),
         e
     );
@@ -318,8 +318,8 @@ fn nesting_limit_applies_in_both_directions() {
             &reply(344),
             &p,
             0,
-            Compat::Strict,
-            &lim().with_nesting_max(6)
+            &lim().to_builder().nesting_max(6).build().unwrap(),
+            Compat::Strict
         )
         .is_ok()
     );
@@ -446,8 +446,13 @@ fn parse_path(path: &str) -> Vec<Step<'_>> {
 
 fn enc(s: &Schema, ty: TypeId, v: &Value<'_>) -> Vec<u8> {
     let mut out = Vec::new();
-    s.encode_type(ty, v, &mut out, &Limits::default().with_nesting_max(1000))
-        .unwrap();
+    s.encode_type(
+        ty,
+        v,
+        &mut out,
+        &Limits::builder().nesting_max(1000).build().unwrap(),
+    )
+    .unwrap();
     out
 }
 

@@ -72,7 +72,7 @@ fn synthetic_stats_reply_decodes_to_the_right_shape() {
     let body = stats_reply(10, 195);
     let lim = Limits::default();
     let v = s
-        .decode_body(&header(), &body, 28, Compat::Strict, &lim)
+        .decode_body(&header(), &body, 28, &lim, Compat::Strict)
         .unwrap();
     let Some(Value::Array(recs)) = v.field("retStats") else {
         panic!()
@@ -91,7 +91,7 @@ fn synthetic_stats_reply_decodes_to_the_right_shape() {
         Some("/images/disk20.qcow2")
     );
     assert_eq!(params[24].at("value.ul"), Some(&Value::UHyper(24 * 4096)));
-    s.validate_body(&header(), &body, 28, Compat::Strict, &lim)
+    s.validate_body(&header(), &body, 28, &lim, Compat::Strict)
         .unwrap();
     let mut out = Vec::new();
     s.encode_body(&header(), &v, &mut out, &lim).unwrap();
@@ -122,7 +122,7 @@ fn time_decode_and_validate_390k_params() {
     let h = header();
     let mut params = 0;
     let decode = best_of(5, || {
-        let v = s.decode_body(&h, &body, 28, Compat::Strict, &lim).unwrap();
+        let v = s.decode_body(&h, &body, 28, &lim, Compat::Strict).unwrap();
         let Some(Value::Array(recs)) = v.field("retStats") else {
             panic!()
         };
@@ -137,7 +137,7 @@ fn time_decode_and_validate_390k_params() {
     let (mut build, mut drop_t) = (Duration::MAX, Duration::MAX);
     for _ in 0..5 {
         let t = Instant::now();
-        let v = s.decode_body(&h, &body, 28, Compat::Strict, &lim).unwrap();
+        let v = s.decode_body(&h, &body, 28, &lim, Compat::Strict).unwrap();
         build = build.min(t.elapsed());
         let t = Instant::now();
         drop(v);
@@ -145,13 +145,13 @@ fn time_decode_and_validate_390k_params() {
     }
     eprintln!("  (decode without drop {build:?}, drop {drop_t:?})");
     let decode_libvirt = best_of(5, || {
-        s.decode_body(&h, &body, 28, Compat::Libvirt, &lim).unwrap();
+        s.decode_body(&h, &body, 28, &lim, Compat::Libvirt).unwrap();
     });
     let validate = best_of(5, || {
-        s.validate_body(&h, &body, 28, Compat::Strict, &lim)
+        s.validate_body(&h, &body, 28, &lim, Compat::Strict)
             .unwrap()
     });
-    let v = s.decode_body(&h, &body, 28, Compat::Strict, &lim).unwrap();
+    let v = s.decode_body(&h, &body, 28, &lim, Compat::Strict).unwrap();
     let encode = best_of(5, || {
         let mut out = Vec::with_capacity(body.len());
         s.encode_body(&h, &v, &mut out, &lim).unwrap();

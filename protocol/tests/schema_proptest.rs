@@ -38,10 +38,10 @@ fn round_trip(s: &Schema, h: &Header, seed: u64) -> Result<Vec<u8>, TestCaseErro
         .map_err(|e| TestCaseError::fail(format!("encode: {e}")))?;
     for compat in [Compat::Strict, Compat::Libvirt] {
         let d = s
-            .decode_body(h, &bytes, 28, compat, &lim)
+            .decode_body(h, &bytes, 28, &lim, compat)
             .map_err(|e| TestCaseError::fail(format!("decode ({}): {e}", compat.name())))?;
         prop_assert!(d == v, "decoded value differs from the generated one");
-        prop_assert_eq!(s.validate_body(h, &bytes, 28, compat, &lim), Ok(()));
+        prop_assert_eq!(s.validate_body(h, &bytes, 28, &lim, compat), Ok(()));
         let mut again = Vec::new();
         s.encode_body(h, &d, &mut again, &lim).unwrap();
         prop_assert!(again == bytes, "re-encoding differs");
@@ -138,8 +138,8 @@ fn apply(b: &mut Vec<u8>, m: &Mutation) {
 /// accepts re-encodes to exactly the same bytes.
 fn agree(s: &Schema, h: &Header, bytes: &[u8], lim: &Limits) -> Result<(), TestCaseError> {
     for compat in [Compat::Strict, Compat::Libvirt] {
-        let d = s.decode_body(h, bytes, 28, compat, lim);
-        let v = s.validate_body(h, bytes, 28, compat, lim);
+        let d = s.decode_body(h, bytes, 28, lim, compat);
+        let v = s.validate_body(h, bytes, 28, lim, compat);
         prop_assert_eq!(d.as_ref().err(), v.as_ref().err(), "{}", compat.name());
         if let (Compat::Strict, Ok(value)) = (compat, &d) {
             let mut out = Vec::new();
@@ -174,7 +174,7 @@ fn prop_validate_agrees_with_decode_on_mutated_encodings() {
                 apply(&mut bytes, m);
             }
             agree(s, &h, &bytes, &lim)?;
-            let kind = match s.validate_body(&h, &bytes, 28, Compat::Strict, &lim) {
+            let kind = match s.validate_body(&h, &bytes, 28, &lim, Compat::Strict) {
                 Ok(()) => "ok".to_string(),
                 Err(e) => format!("{:?}", e.kind())
                     .split(['(', ' '])
@@ -184,7 +184,12 @@ fn prop_validate_agrees_with_decode_on_mutated_encodings() {
             };
             *outcomes.borrow_mut().entry(kind).or_default() += 1;
             // The same under a tight nesting limit (errors must agree there too).
-            agree(s, &h, &bytes, &lim.with_nesting_max(3))
+            agree(
+                s,
+                &h,
+                &bytes,
+                &lim.to_builder().nesting_max(3).build().unwrap(),
+            )
         })
         .unwrap();
     let outcomes = outcomes.into_inner();
@@ -324,8 +329,8 @@ fn prop_mutated_x_text_never_panics_in_parse_compile_or_decode() {
             for (_, ty) in names.into_iter().take(30) {
                 let bytes: Vec<u8> = (0..rng.upto(64)).map(|_| rng.next() as u8).collect();
                 for compat in [Compat::Strict, Compat::Libvirt] {
-                    let d = schema.decode_type(ty, &bytes, 0, compat, &lim);
-                    let v = schema.validate_type(ty, &bytes, 0, compat, &lim);
+                    let d = schema.decode_type(ty, &bytes, 0, &lim, compat);
+                    let v = schema.validate_type(ty, &bytes, 0, &lim, compat);
                     prop_assert_eq!(d.as_ref().err(), v.as_ref().err());
                     decoded.set(decoded.get() + d.is_ok() as u32);
                 }

@@ -94,9 +94,11 @@ fn split_all(key: StreamKey, sender: Side, chunk: usize, segs: &[Seg], l: &Limit
 /// Limits whose payload max is the chunk (or 12, for holes) plus `slack`.
 fn tight(chunk: usize, slack: u32) -> Limits {
     let payload = chunk.max(12) as u32 + slack;
-    Limits::default()
-        .with_message_max(24 + payload)
-        .with_stream_chunk(chunk as u32)
+    Limits::builder()
+        .message_max(24 + payload)
+        .stream_chunk(chunk as u32)
+        .build()
+        .unwrap()
 }
 
 proptest! {
@@ -131,11 +133,11 @@ proptest! {
         }
 
         let wire: Vec<u8> = frames.concat();
-        let mut dec = FrameDecoder::new(l, Compat::Strict);
+        let mut dec = FrameDecoder::new(&l, Compat::Strict);
         let local = sender.peer();
-        let mut zero_copy = Reassembler::new(local, l, Compat::Strict);
+        let mut zero_copy = Reassembler::new(local, &l, Compat::Strict);
         zero_copy.open(key, StreamOptions::new().sparse(true)).unwrap();
-        let mut assembling = Reassembler::new(local, l.with_stream_buffer_max(1 << 24), Compat::Strict);
+        let mut assembling = Reassembler::new(local, &l.to_builder().stream_buffer_max(1 << 24).build().unwrap(), Compat::Strict);
         assembling.open(key, StreamOptions::new().sparse(true).assemble(true)).unwrap();
 
         let mut got = Vec::new();
@@ -198,7 +200,7 @@ proptest! {
     /// one byte more is refused with the stream-chunk cap.
     #[test]
     fn chunk_at_the_message_cap(payload_max in 12u32..70_000, extra in 0usize..3) {
-        let l = Limits::default().with_message_max(24 + payload_max).with_stream_chunk(1);
+        let l = Limits::builder().message_max(24 + payload_max).stream_chunk(1).build().unwrap();
         let key = StreamKey::new(REMOTE, 1, 208, 1);
         let pm = payload_max as usize;
         let s = StreamSplitter::new(key, Side::Client, &l).unwrap();
@@ -224,8 +226,8 @@ proptest! {
         cuts in proptest::collection::vec(1usize..900, 1..30),
         streams in 1u32..4,
     ) {
-        let l = Limits::default().with_stream_buffer_max(cap);
-        let mut r = Reassembler::new(Side::Server, l, Compat::Strict);
+        let l = Limits::builder().stream_buffer_max(cap).build().unwrap();
+        let mut r = Reassembler::new(Side::Server, &l, Compat::Strict);
         let keys: Vec<_> = (0..streams).map(|i| StreamKey::new(REMOTE, 1, 208, i)).collect();
         for k in &keys {
             r.open(*k, StreamOptions::new().assemble(true)).unwrap();
@@ -294,7 +296,7 @@ proptest! {
         let stray_pos = stray_at.index(wire.len() + 1);
         wire.insert(stray_pos, stray);
 
-        let mut r = Reassembler::new(sender.peer(), l, Compat::Strict);
+        let mut r = Reassembler::new(sender.peer(), &l, Compat::Strict);
         for k in &keys {
             r.open(*k, StreamOptions::new().sparse(true)).unwrap();
         }
@@ -366,8 +368,8 @@ proptest! {
         local in side(),
         compat in prop_oneof![Just(Compat::Strict), Just(Compat::Libvirt)],
     ) {
-        let l = Limits::default().with_stream_buffer_max(cap).with_streams_max(streams_max);
-        let mut r = Reassembler::new(local, l, compat);
+        let l = Limits::builder().stream_buffer_max(cap).streams_max(streams_max).build().unwrap();
+        let mut r = Reassembler::new(local, &l, compat);
         let key = |s: u8| StreamKey::new(REMOTE, 1, 208, s as u32);
         for op in ops {
             match op {

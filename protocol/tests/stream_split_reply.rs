@@ -33,7 +33,7 @@ fn largest_payload_per_part_cap_matches_docs() {
         (256, 8_589_928_448),
     ];
     for (parts, max) in want {
-        let c = SplitReplyCodec::new(l, parts, u64::MAX).unwrap();
+        let c = SplitReplyCodec::new(&l, parts, u64::MAX).unwrap();
         assert_eq!(c.max_payload(), max, "max_parts {parts}");
         assert_eq!(c.plan(max).unwrap().parts, parts);
         let e = c.plan(max + 1).unwrap_err();
@@ -44,7 +44,7 @@ fn largest_payload_per_part_cap_matches_docs() {
     assert_eq!(32 * 33_554_408u64, 1024 * MIB - 768);
     assert_eq!(256 * 33_554_408u64, 8192 * MIB - 6144);
     // The total cap binds when it is the smaller one.
-    let c = SplitReplyCodec::new(l, 8, 100 * MIB).unwrap();
+    let c = SplitReplyCodec::new(&l, 8, 100 * MIB).unwrap();
     assert_eq!(c.max_payload(), 100 * MIB);
     let e = c.plan(100 * MIB + 1).unwrap_err();
     assert_eq!(e.limit(), Some(LimitKind::SplitTotal));
@@ -53,8 +53,8 @@ fn largest_payload_per_part_cap_matches_docs() {
 
 #[test]
 fn overhead_table_matches_docs() {
-    let current = SplitReplyCodec::new(Limits::CURRENT_32M, u32::MAX, u64::MAX).unwrap();
-    let legacy = SplitReplyCodec::new(Limits::LEGACY_256K, u32::MAX, u64::MAX).unwrap();
+    let current = SplitReplyCodec::new(&Limits::CURRENT_32M, u32::MAX, u64::MAX).unwrap();
+    let legacy = SplitReplyCodec::new(&Limits::LEGACY_256K, u32::MAX, u64::MAX).unwrap();
     assert_eq!(current.part_payload_max(), 33_554_408);
     assert_eq!(legacy.part_payload_max(), 262_120);
     // payload, (parts, extra bytes) at 32 MiB, (parts, extra bytes) at 256 KiB
@@ -95,7 +95,7 @@ fn overhead_table_matches_docs() {
 #[test]
 fn one_part_is_exactly_a_libvirt_reply() {
     let l = Limits::default();
-    let c = SplitReplyCodec::new(l, 4, u64::MAX).unwrap();
+    let c = SplitReplyCodec::new(&l, 4, u64::MAX).unwrap();
     let payload = vec![3u8; 1000];
     let parts = c.split(&reply(7), &payload).unwrap();
     assert_eq!(parts.len(), 1);
@@ -118,7 +118,7 @@ fn one_part_is_exactly_a_libvirt_reply() {
 
 #[test]
 fn codec_refuses_wrong_headers() {
-    let c = SplitReplyCodec::new(Limits::default(), 4, u64::MAX).unwrap();
+    let c = SplitReplyCodec::new(&Limits::default(), 4, u64::MAX).unwrap();
     assert!(matches!(
         c.parts(&Header::call(REMOTE, 1, 1), &[]),
         Err(StreamError::Invalid(_))
@@ -126,13 +126,15 @@ fn codec_refuses_wrong_headers() {
     let mut h = reply(1);
     h.status = MessageStatus::Continue;
     assert!(matches!(c.parts(&h, &[]), Err(StreamError::Invalid(_))));
-    assert!(SplitReplyCodec::new(Limits::default(), 0, 1).is_err());
+    assert!(SplitReplyCodec::new(&Limits::default(), 0, 1).is_err());
 }
 
 fn small_limits(part: u32) -> Limits {
-    Limits::default()
-        .with_message_max(24 + part)
-        .with_stream_chunk(part.clamp(1, 12))
+    Limits::builder()
+        .message_max(24 + part)
+        .stream_chunk(part.clamp(1, 12))
+        .build()
+        .unwrap()
 }
 
 fn part_frame(key: StreamKey, status: MessageStatus, n: usize, l: &Limits) -> Vec<u8> {
@@ -144,8 +146,12 @@ fn part_frame(key: StreamKey, status: MessageStatus, n: usize, l: &Limits) -> Ve
 
 #[test]
 fn assembler_caps_refuse_and_change_nothing() {
-    let l = small_limits(100).with_streams_max(2);
-    let c = SplitReplyCodec::new(l, 3, 250).unwrap();
+    let l = small_limits(100)
+        .to_builder()
+        .streams_max(2)
+        .build()
+        .unwrap();
+    let c = SplitReplyCodec::new(&l, 3, 250).unwrap();
     let mut a = SplitReplyAssembler::new(c);
     let k1 = StreamKey::new(REMOTE, 1, 344, 1);
     fn push<'a>(
@@ -243,7 +249,7 @@ proptest! {
         serial in any::<u32>(),
     ) {
         let l = small_limits(part);
-        let c = SplitReplyCodec::new(l, u32::MAX, u64::MAX).unwrap();
+        let c = SplitReplyCodec::new(&l, u32::MAX, u64::MAX).unwrap();
         let mut wire = Vec::new();
         let n = c.encode_into(&reply(serial), &payload, &mut wire).unwrap();
         let want_parts = (payload.len() as u64).div_ceil(part as u64).max(1);
@@ -251,7 +257,7 @@ proptest! {
         prop_assert_eq!(wire.len() as u64, c.plan(payload.len() as u64).unwrap().wire_bytes());
         prop_assert_eq!(c.split(&reply(serial), &payload).unwrap().concat(), wire.clone());
 
-        let mut dec = FrameDecoder::new(l, Compat::Strict);
+        let mut dec = FrameDecoder::new(&l, Compat::Strict);
         let mut a = SplitReplyAssembler::new(c);
         let (mut at, mut i, mut seen) = (0, 0, 0u64);
         let mut done = None;
@@ -285,7 +291,7 @@ proptest! {
     #[test]
     fn split_reply_cap_is_exact(part in 1u32..300, max_parts in 1u32..20, max_total in 0u64..8000) {
         let l = small_limits(part);
-        let c = SplitReplyCodec::new(l, max_parts, max_total).unwrap();
+        let c = SplitReplyCodec::new(&l, max_parts, max_total).unwrap();
         let max = c.max_payload();
         prop_assert_eq!(max, (max_parts as u64 * part as u64).min(max_total));
         let payload = vec![1u8; max as usize + 1];
@@ -317,7 +323,7 @@ proptest! {
     ) {
         let l = small_limits(part);
         let total: u64 = payloads.iter().map(|p| p.len() as u64).sum();
-        let c = SplitReplyCodec::new(l, u32::MAX, total).unwrap();
+        let c = SplitReplyCodec::new(&l, u32::MAX, total).unwrap();
         let mut queues: Vec<std::collections::VecDeque<Vec<u8>>> = payloads.iter().enumerate()
             .map(|(i, p)| c.split(&reply(i as u32), p).unwrap().into())
             .collect();

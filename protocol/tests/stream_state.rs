@@ -37,13 +37,13 @@ fn frame(key: StreamKey, t: MessageType, s: MessageStatus, payload: &[u8]) -> Ve
 }
 
 fn server_with(key: StreamKey, opts: StreamOptions) -> Reassembler {
-    let mut r = Reassembler::new(Side::Server, limits(), Compat::Strict);
+    let mut r = Reassembler::new(Side::Server, &limits(), Compat::Strict);
     r.open(key, opts).unwrap();
     r
 }
 
 fn client_with(key: StreamKey, opts: StreamOptions) -> Reassembler {
-    let mut r = Reassembler::new(Side::Client, limits(), Compat::Strict);
+    let mut r = Reassembler::new(Side::Client, &limits(), Compat::Strict);
     r.open(key, opts).unwrap();
     r
 }
@@ -249,7 +249,7 @@ fn client_abort_is_empty_and_strict_refuses_a_body() {
         Err(StreamError::Codec { .. })
     ));
     // libvirt's daemon aborts whatever the payload: libvirt mode does the same.
-    let mut lenient = Reassembler::new(Side::Server, limits(), Compat::Libvirt);
+    let mut lenient = Reassembler::new(Side::Server, &limits(), Compat::Libvirt);
     lenient.open(UPLOAD, StreamOptions::new()).unwrap();
     let f = Frame::decode(&with_body, &limits(), Compat::Libvirt).unwrap();
     assert_eq!(lenient.receive(f).unwrap().unwrap().op, StreamOp::Abort);
@@ -399,8 +399,8 @@ fn frames_of_other_streams_and_other_types() {
 
 #[test]
 fn streams_cap_and_reopen() {
-    let l = limits().with_streams_max(2);
-    let mut r = Reassembler::new(Side::Server, l, Compat::Strict);
+    let l = limits().to_builder().streams_max(2).build().unwrap();
+    let mut r = Reassembler::new(Side::Server, &l, Compat::Strict);
     r.open(StreamKey::new(REMOTE, 1, 208, 1), StreamOptions::new())
         .unwrap();
     assert_eq!(
@@ -445,7 +445,7 @@ fn wrong_side_packets_are_refused() {
 #[test]
 fn max_chunk_holds_a_peer_to_a_chunk_size() {
     let mut client =
-        Reassembler::new(Side::Client, limits(), Compat::Strict).with_max_chunk(Some(262_120));
+        Reassembler::new(Side::Client, &limits(), Compat::Strict).with_max_chunk(Some(262_120));
     client.open(DOWNLOAD, StreamOptions::new()).unwrap();
     let ok = frame(
         DOWNLOAD,
@@ -528,7 +528,12 @@ fn wire_parts_match_encode() {
     let mut joined = head.to_vec();
     joined.extend_from_slice(&payload);
     assert_eq!(joined, p.to_bytes(&l).unwrap());
-    let small = l.with_message_max(24 + 99).with_stream_chunk(99);
+    let small = l
+        .to_builder()
+        .message_max(24 + 99)
+        .stream_chunk(99)
+        .build()
+        .unwrap();
     assert!(p.wire_parts(&small).is_err());
     assert!(p.to_bytes(&small).is_err());
 }

@@ -285,7 +285,7 @@ fn hostile_length_words_from_the_field() {
         ([0x80, 0, 0, 0x28], "sunrpc record mark"),
         ([0x02, 0, 0, 0x05], "just over 32 MiB"),
     ] {
-        let mut d = FrameDecoder::new(L, Compat::Libvirt);
+        let mut d = FrameDecoder::new(&L, Compat::Libvirt);
         d.feed(&word);
         let e = d.next_frame().unwrap_err();
         assert_eq!(e.category(), Category::OverLimit, "{what}");

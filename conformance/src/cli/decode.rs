@@ -11,9 +11,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::ValueEnum;
-use virtwire_protocol::schema::Schema;
 use virtwire_protocol::{Compat, Profile};
 
+use crate::protocol_files::Search;
 use crate::render::{Format, RecordWriter};
 use crate::wire::{DEFAULT_PORTS, Decoder, Options};
 
@@ -41,8 +41,9 @@ pub struct Args {
     #[arg(long)]
     raw: bool,
     /// Directory with libvirt's .x protocol files (a libvirt source tree, or the cache made by
-    /// scripts/setup.sh) for procedure names and bodies.
-    #[arg(long, value_name = "DIR", env = "VIRTWIRE_PROTOCOL_DIR")]
+    /// scripts/setup.sh) for procedure names and bodies. Default: $VIRTWIRE_PROTOCOL_DIR, else the
+    /// newest libvirt-VERSION in ~/.cache/virtwire, else in the checkout's .cache.
+    #[arg(long, value_name = "DIR")]
     protocol_dir: Option<PathBuf>,
     /// How strictly each message is judged. Default `libvirt` for captures: accept what libvirt 9.0
     /// accepts (non-zero padding, trailing bytes, unknown enum values…); `strict` follows RFC 4506 and
@@ -99,22 +100,16 @@ pub fn run(args: Args) -> ExitCode {
         limits: args.limits.limits(),
         max_pending: args.reassembly_max,
     };
-    // The schema: an explicit --protocol-dir / $VIRTWIRE_PROTOCOL_DIR must load; the default
-    // location (the repository's .cache) is optional, without it procedure bodies stay hex.
-    // An empty $VIRTWIRE_PROTOCOL_DIR counts as unset, as Schema::locate does.
-    let explicit = args.protocol_dir.filter(|p| !p.as_os_str().is_empty());
-    let located = Schema::locate(explicit.as_deref());
-    let decoder = match located.and_then(|dir| Schema::load_dir(&dir)) {
-        Ok(schema) => Decoder::with_schema(opts, schema),
-        Err(e) if explicit.is_some() => {
-            eprintln!("virtwire: cannot load the protocol files: {e}");
+    // The schema (protocol_files): a --protocol-dir / $VIRTWIRE_PROTOCOL_DIR must load; the caches
+    // are optional, without them procedure bodies stay hex.
+    let decoder = match Search::standard(args.protocol_dir.as_deref()).load() {
+        Ok((schema, _)) => Decoder::with_schema(opts, schema),
+        Err(e) if e.is_fatal() => {
+            eprintln!("virtwire: {e}");
             return ExitCode::from(2);
         }
         Err(e) => {
-            eprintln!(
-                "virtwire: warning: {e}; procedure bodies are shown as hex \
-                 (scripts/setup.sh --xdr-only fetches the files, or pass --protocol-dir DIR)"
-            );
+            eprintln!("virtwire: warning: {e}; procedure bodies are shown as hex");
             Decoder::new(opts)
         }
     };

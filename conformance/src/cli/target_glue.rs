@@ -98,8 +98,11 @@ pub fn open(uri: Option<&str>, _opts: &TargetArgs, _judge: &Arc<Judge>) -> Resul
     })
 }
 
-/// Load libvirt's protocol schema from `dir` or the default places.
+/// Load libvirt's protocol schema from `dir` or the default places (protocol_files): a conformance
+/// run needs it to judge reply bodies.
 pub fn schema(dir: Option<&Path>) -> Result<Schema, String> {
-    let located = Schema::locate(dir).map_err(|e| e.to_string())?;
-    Schema::load_dir(&located).map_err(|e| e.to_string())
+    crate::protocol_files::Search::standard(dir)
+        .load()
+        .map(|(schema, _)| schema)
+        .map_err(|e| e.to_string())
 }

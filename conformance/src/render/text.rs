@@ -8,7 +8,7 @@ use virtwire_protocol::{Body, ErrorBody, Header};
 
 use crate::wire::json::hex;
 use crate::wire::judge::core_procedure_name;
-use crate::wire::record::{BodyOut, MessageRecord, Origin, Record, gap_message, kind_name};
+use crate::wire::record::{BodyOut, MessageRecord, Origin, Record, gap_message};
 
 fn where_text(o: &Origin<'_>) -> String {
     let mut s = String::new();
@@ -207,7 +207,7 @@ pub fn text_message(w: &mut impl Write, m: &MessageRecord<'_>) -> io::Result<()>
     let ind = "        ";
     match &m.body {
         BodyOut::Value { type_name, value } => {
-            let label = format!("Body ({})", type_name.unwrap_or(kind_name(m.kind)));
+            let label = format!("Body ({})", type_name.unwrap_or(m.kind.name()));
             match value {
                 Value::Void => writeln!(w, "    {label}: (void)")?,
                 Value::Struct(fields) => {
@@ -228,7 +228,7 @@ pub fn text_message(w: &mut impl Write, m: &MessageRecord<'_>) -> io::Result<()>
             writeln!(
                 w,
                 "    Body ({}): {} bytes of XDR, {why}",
-                kind_name(m.kind),
+                m.kind.name(),
                 p.len()
             )?;
             text_hexdump(w, p, ind)?;

@@ -16,7 +16,7 @@ use serde::Serialize;
 use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 use serde_json::value::RawValue;
 use virtwire_protocol::schema::Value;
-use virtwire_protocol::{Body, Category, Error, ErrorBody, Header};
+use virtwire_protocol::{Body, Error, ErrorBody, Header};
 
 use super::record::BodyOut;
 
@@ -225,16 +225,6 @@ impl Serialize for BodyJson<'_, '_> {
     }
 }
 
-/// The JSON name of an error category.
-pub(crate) fn category_name(c: Category) -> &'static str {
-    match c {
-        Category::Malformed => "malformed",
-        Category::OverLimit => "over-limit",
-        Category::Unknown => "unknown",
-        _ => "other",
-    }
-}
-
 /// A decode error: `{"message", "category", "offset" (in the frame), "stream_offset", "path"}`.
 pub(crate) struct ErrorJson<'r> {
     /// The error, its offset counted from the frame's first byte.
@@ -248,7 +238,7 @@ impl Serialize for ErrorJson<'_> {
         let e = self.error;
         let mut m = s.serialize_map(Some(5))?;
         m.serialize_entry("message", &Displayed(e))?;
-        m.serialize_entry("category", category_name(e.category()))?;
+        m.serialize_entry("category", e.category().name())?;
         m.serialize_entry("offset", &e.offset())?;
         m.serialize_entry("stream_offset", &self.frame_at.saturating_add(e.offset()))?;
         m.serialize_entry("path", &e.path_string())?;

@@ -11,16 +11,10 @@ use virtwire_protocol::{
 
 use super::record::{BodyOut, MessageRecord, Origin};
 
-/// The name of a procedure when the protocol core knows it without a schema (keepalive).
+/// The name of a procedure when the protocol core knows it without a schema (keepalive PING / PONG).
 pub fn core_procedure_name(h: &Header) -> Option<&'static str> {
-    if h.prog != KEEPALIVE_PROGRAM || h.vers != 1 {
-        return None;
-    }
-    match KeepaliveProc::from_raw(h.procedure) {
-        KeepaliveProc::Ping => Some("PING"),
-        KeepaliveProc::Pong => Some("PONG"),
-        KeepaliveProc::Unknown(_) => None,
-    }
+    let p = KeepaliveProc::from_raw(h.procedure);
+    (h.prog == KEEPALIVE_PROGRAM && h.vers == 1 && p.is_known()).then(|| p.name())
 }
 
 /// What a message is judged by: limits, strictness, and the schema for procedure bodies (without
@@ -68,22 +62,6 @@ impl Judge {
             .or_else(|| core_procedure_name(h))
     }
 
-    /// The `.x` type name of a procedure body of this kind, if the schema has it.
-    fn body_type_name(&self, h: &Header, kind: BodyKind) -> Option<&str> {
-        let p = self
-            .schema
-            .as_ref()?
-            .program(h.prog, h.vers)?
-            .procedure(h.procedure)?;
-        let t = match kind {
-            BodyKind::Args => &p.args,
-            BodyKind::Ret => &p.ret,
-            BodyKind::Msg | BodyKind::Keepalive => &p.msg,
-            _ => return None,
-        };
-        t.as_ref().map(|(name, _)| name.as_str())
-    }
-
     /// Judge one frame, as framed in libvirt mode, into a record: the chosen mode decides whether
     /// its header and body are acceptable. A message that fails keeps its header and raw payload.
     pub fn message<'a>(&'a self, origin: Origin<'a>, lenient: Frame<'a>) -> MessageRecord<'a> {
@@ -107,11 +85,11 @@ impl Judge {
             Err(e) => return fail(e, BodyOut::Raw(lenient.payload)),
         };
         let body = match (msg.body, &self.schema) {
-            (Body::Procedure { payload, kind }, Some(schema)) => {
+            (Body::Procedure { payload, .. }, Some(schema)) => {
                 let base = frame.payload_offset() as u64;
-                match schema.decode_body(&frame.header, payload, base, self.compat, limits) {
+                match schema.decode_body(&frame.header, payload, base, limits, self.compat) {
                     Ok(value) => BodyOut::Value {
-                        type_name: self.body_type_name(&frame.header, kind),
+                        type_name: schema.body_type_name(&frame.header),
                         value,
                     },
                     Err(e) => {

@@ -212,7 +212,7 @@ impl std::fmt::Debug for Peer {
 impl Peer {
     /// A peer over `io`, judging what arrives with `judge` (framing always as libvirt frames).
     pub fn new(io: Box<dyn Transport>, judge: Arc<Judge>) -> Self {
-        let dec = FrameDecoder::new(*judge.limits(), Compat::Libvirt);
+        let dec = FrameDecoder::new(judge.limits(), Compat::Libvirt);
         Peer {
             io,
             dec,

@@ -250,7 +250,7 @@ impl MessageRecord<'_> {
         m.serialize_entry("len", &self.frame.len_word())?;
         HeaderJson::new(&self.frame.header, self.proc_name).entries(m)?;
         m.serialize_entry("nfds", &self.frame.nfds)?;
-        m.serialize_entry("body_kind", kind_name(self.kind))?;
+        m.serialize_entry("body_kind", self.kind.name())?;
         m.serialize_entry("body_type", &self.body.type_name())?;
         m.serialize_entry("body", &BodyJson(&self.body))?;
         let error = self.error.as_ref().map(|e| ErrorJson {
@@ -258,22 +258,6 @@ impl MessageRecord<'_> {
             frame_at: self.origin.offset,
         });
         m.serialize_entry("error", &error)
-    }
-}
-
-/// The JSON name of a body kind (the protocol's, `unexpected` for kinds it adds later).
-pub(crate) fn kind_name(k: BodyKind) -> &'static str {
-    match k {
-        BodyKind::Args => "args",
-        BodyKind::Ret => "ret",
-        BodyKind::Msg => "msg",
-        BodyKind::Error => "error",
-        BodyKind::Keepalive => "keepalive",
-        BodyKind::StreamData => "stream_data",
-        BodyKind::StreamEnd => "stream_end",
-        BodyKind::StreamError => "stream_error",
-        BodyKind::StreamHole => "stream_hole",
-        _ => "unexpected",
     }
 }
 

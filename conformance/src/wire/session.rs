@@ -4,7 +4,7 @@
 
 use std::io;
 
-use virtwire_protocol::{Compat, FrameDecoder, Header, Reader};
+use virtwire_protocol::{Compat, FrameDecoder, Header};
 
 use super::Sink;
 use super::judge::Judge;
@@ -83,13 +83,8 @@ pub struct Direction {
 
 /// The length word and the header of a frame's first bytes, as far as they are there.
 fn peek(head: &[u8]) -> (Option<u32>, Option<Header>) {
-    let len_word = head
-        .get(..4)
-        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
-    let header = head
-        .get(4..28)
-        .and_then(|h| Header::decode(&mut Reader::new(h, Compat::Libvirt)).ok());
-    (len_word, header)
+    let p = Header::peek(head);
+    (p.len, p.header())
 }
 
 impl Direction {
@@ -104,7 +99,7 @@ impl Direction {
         Direction {
             // Framing always follows libvirt (virNetMessageDecodeLength); the judge then applies the
             // chosen mode to each frame, so that one bad message does not lose the framing.
-            dec: Some(FrameDecoder::new(*judge.limits(), Compat::Libvirt)),
+            dec: Some(FrameDecoder::new(judge.limits(), Compat::Libvirt)),
             base,
             conn,
             dir,

@@ -9,6 +9,7 @@
 
 use std::time::{Duration, Instant};
 
+use virtwire_protocol::fuzzing::LibvirtVerdict;
 use virtwire_protocol::schema::Schema;
 use virtwire_protocol::{Compat, Frame, Limits};
 
@@ -34,8 +35,8 @@ fn main() {
         eprintln!("anchor: {path}: {e}");
         std::process::exit(2)
     });
-    let schema = Schema::locate(None)
-        .and_then(|d| Schema::load_dir(&d))
+    let schema = virtwire_protocol::fuzzing::protocol_dir()
+        .and_then(|d| Schema::load_dir(&d).map_err(|e| e.to_string()))
         .unwrap_or_else(|e| {
             eprintln!("anchor: {e}");
             std::process::exit(2)
@@ -47,11 +48,10 @@ fn main() {
     });
     println!("frame: {} bytes, {}", bytes.len(), frame.header);
     match virtwire_libvirt_oracle::decode(&bytes) {
-        virtwire_libvirt_oracle::Outcome::Frame {
-            body: Some((which, true)),
-            ..
-        } => {
-            println!("libvirt decodes it as {which:?}")
+        LibvirtVerdict::Frame {
+            body: Some(body), ..
+        } if body.verdict.accepted() => {
+            println!("libvirt decodes it with xdr_{}", body.filter)
         }
         other => println!("libvirt's verdict: {other:?}"),
     }
@@ -61,13 +61,13 @@ fn main() {
     let base = frame.payload_offset() as u64;
     let val = best(runs, || {
         schema
-            .validate_body(&frame.header, frame.payload, base, Compat::Libvirt, &limits)
+            .validate_body(&frame.header, frame.payload, base, &limits, Compat::Libvirt)
             .expect("valid body");
     });
     let dec = best(runs, || {
         std::hint::black_box(
             schema
-                .decode_body(&frame.header, frame.payload, base, Compat::Libvirt, &limits)
+                .decode_body(&frame.header, frame.payload, base, &limits, Compat::Libvirt)
                 .expect("valid body"),
         );
     });

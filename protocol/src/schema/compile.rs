@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use super::ast::*;
 use super::types::*;
 use super::{C_CONSTANTS, Procedure, ProgramSchema, SchemaError};
+use crate::body::BodyRole;
 use crate::header;
 
 /// The result of compiling a set of files.
@@ -802,28 +803,23 @@ fn normalise_name(s: &str) -> String {
         .collect()
 }
 
-#[derive(Clone, Copy)]
-enum BodyRole {
-    Args,
-    Ret,
-    Msg,
-}
-
 /// `prefix_NAME_args` or `prefixNameArgs` (libvirt's gendispatch.pl convention) → (normalised NAME, role).
 fn body_struct_key(name: &str, prefix: &str) -> Option<(String, BodyRole)> {
     let rest = name.strip_prefix(prefix)?;
-    const SUFFIXES: [(&str, &str, BodyRole); 3] = [
-        ("_args", "Args", BodyRole::Args),
-        ("_ret", "Ret", BodyRole::Ret),
-        ("_msg", "Msg", BodyRole::Msg),
-    ];
-    for (us, camel, role) in SUFFIXES {
-        if let Some(mid) = rest.strip_prefix('_').and_then(|r| r.strip_suffix(us))
+    for role in BodyRole::ALL {
+        // `_args` / `Args`, from the role's name.
+        let us = role.name();
+        let mut camel = us.to_string();
+        camel[..1].make_ascii_uppercase();
+        if let Some(mid) = rest
+            .strip_prefix('_')
+            .and_then(|r| r.strip_suffix(us))
+            .and_then(|r| r.strip_suffix('_'))
             && !mid.is_empty()
         {
             return Some((normalise_name(mid), role));
         }
-        if let Some(mid) = rest.strip_suffix(camel)
+        if let Some(mid) = rest.strip_suffix(camel.as_str())
             && !mid.is_empty()
             && !mid.starts_with('_')
         {
@@ -1048,22 +1044,27 @@ mod tests {
 
     #[test]
     fn body_struct_names() {
-        let k = |n, p| body_struct_key(n, p).map(|(k, r)| (k, r as usize));
+        let k = body_struct_key;
         assert_eq!(
             k("remote_connect_open_args", "remote"),
-            Some(("connectopen".into(), 0))
+            Some(("connectopen".into(), BodyRole::Args))
+        );
+        assert_eq!(
+            k("remote_connect_open_ret", "remote"),
+            Some(("connectopen".into(), BodyRole::Ret))
         );
         assert_eq!(
             k(
                 "virLockSpaceProtocolCreateLockSpaceArgs",
                 "virLockSpaceProtocol"
             ),
-            Some(("createlockspace".into(), 0))
+            Some(("createlockspace".into(), BodyRole::Args))
         );
         assert_eq!(
             k("virLXCMonitorExitEventMsg", "virLXCMonitor"),
-            Some(("exitevent".into(), 2))
+            Some(("exitevent".into(), BodyRole::Msg))
         );
+        assert_eq!(k("remote_args", "remote"), None);
         assert_eq!(k("remote_nonnull_domain", "remote"), None);
         assert_eq!(normalise_name("CREATE_LOCKSPACE"), "createlockspace");
     }

@@ -16,17 +16,17 @@
 //!   and in both [`Compat`] modes; counts are checked against their bound and against the bytes left
 //!   before anything is sized from them; nesting is bounded by [`Limits::nesting_max`].
 //!
-//! The `.x` files are libvirt's and are read at run time from a libvirt source tree
-//! ([`Schema::locate`], [`Schema::load_dir`]); the crate's core (frames, headers, error, keepalive
-//! and stream bodies) never needs them.
+//! The `.x` files are libvirt's and are read at run time from the libvirt source tree the caller
+//! names ([`Schema::load_dir`]; finding one on disk is the application's job); the crate's core
+//! (frames, headers, error, keepalive and stream bodies) never needs them.
 //!
 //! ```no_run
 //! use virtwire_protocol::schema::Schema;
 //! use virtwire_protocol::{Compat, Frame, Limits};
-//! let schema = Schema::load_default()?;
+//! let schema = Schema::load_dir("libvirt-9.0.0".as_ref())?;
 //! # let bytes: &[u8] = &[];
 //! let frame = Frame::decode(bytes, &Limits::default(), Compat::Strict)?;
-//! let body = schema.decode_body(&frame.header, frame.payload, 28, Compat::Strict, &Limits::default())?;
+//! let body = schema.decode_body(&frame.header, frame.payload, 28, &Limits::default(), Compat::Strict)?;
 //! println!("{body}");
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -49,9 +49,9 @@ pub use parse::{ParseError, parse_x};
 pub use types::{Arm, EnumType, Field, SmallInt, StructType, Type, TypeId, UnionType};
 pub use value::Value;
 
-use crate::body::BodyKind;
+use crate::body::{BodyKind, BodyRole};
 use crate::error::{Error, ErrorKind, Op, Result};
-use crate::header::{self, Header};
+use crate::header::{self, Header, HeaderField};
 use crate::limits::Limits;
 use crate::xdr::{Compat, Reader, Writer};
 use codec::{Check, Graph, Tree};
@@ -75,13 +75,6 @@ pub const C_CONSTANTS: &[(&str, i64)] = &[
 /// The file (relative to a libvirt source tree) that defines the RPC layer's own types
 /// (`virNetMessageHeader`, `virNetMessageError`, `virNetStreamHole`); no program of its own.
 pub const VIRNET_XDR_FILE: &str = "src/rpc/virnetprotocol.x";
-
-/// The environment variable [`Schema::locate`] reads.
-pub const PROTOCOL_DIR_ENV: &str = "VIRTWIRE_PROTOCOL_DIR";
-
-/// What to do when the `.x` files cannot be found.
-const FIND_HINT: &str = "pass --protocol-dir DIR or set VIRTWIRE_PROTOCOL_DIR to a libvirt source \
-                         tree, or run scripts/setup.sh --xdr-only";
 
 /// The relative paths of the nine `.x` files [`Schema::load_dir`] reads, the RPC layer's first.
 pub fn xdr_files() -> impl Iterator<Item = &'static str> {
@@ -110,12 +103,7 @@ pub enum SchemaError {
         /// The relative paths not found.
         missing: Vec<String>,
     },
-    /// No libvirt tree was found.
-    NotFound {
-        /// Where we looked.
-        searched: Vec<String>,
-    },
-    /// A file could not be read.
+    /// A file (or the tree's directory itself) could not be read.
     Io {
         /// The file.
         path: PathBuf,
@@ -133,14 +121,9 @@ impl fmt::Display for SchemaError {
             }
             SchemaError::MissingFiles { dir, missing } => write!(
                 f,
-                "libvirt protocol files missing in {}: {}; {FIND_HINT}",
+                "libvirt protocol files missing in {}: {}",
                 dir.display(),
                 missing.join(", ")
-            ),
-            SchemaError::NotFound { searched } => write!(
-                f,
-                "no libvirt protocol (.x) files found (looked in: {}); {FIND_HINT}",
-                searched.join(", ")
             ),
             SchemaError::Io { path, error } => write!(f, "{}: {error}", path.display()),
         }
@@ -178,6 +161,19 @@ pub struct Procedure {
     pub ret: Option<(String, TypeId)>,
     /// The msg struct (MESSAGE body), if any.
     pub msg: Option<(String, TypeId)>,
+}
+
+impl Procedure {
+    /// The body struct of this role (`args`, `ret` or `msg`), if the procedure has one: its name and
+    /// type. `None` is a void body.
+    pub fn body(&self, role: BodyRole) -> Option<(&str, TypeId)> {
+        let b = match role {
+            BodyRole::Args => &self.args,
+            BodyRole::Ret => &self.ret,
+            BodyRole::Msg => &self.msg,
+        };
+        b.as_ref().map(|(name, ty)| (name.as_str(), *ty))
+    }
 }
 
 /// A program: its number, version, name and procedures.
@@ -285,15 +281,6 @@ enum BodyType {
     Fail(Error),
 }
 
-/// An error about a header field, at its frame offset, as a decode or an encode error.
-fn header_error(op: Op, kind: ErrorKind, offset: u64, field: &'static str) -> Error {
-    let e = match op {
-        Op::Decode => Error::decode(kind, offset),
-        Op::Encode => Error::encode(kind, offset),
-    };
-    e.in_field(field).in_field("header")
-}
-
 impl Schema {
     /// Parse and compile `(label, text)` pairs; names resolve across all of them.
     pub fn from_sources(files: &[(&str, &str)]) -> Result<Schema, SchemaError> {
@@ -321,9 +308,26 @@ impl Schema {
         })
     }
 
-    /// Read the nine `.x` files ([`xdr_files`]) from the root of a libvirt source tree (e.g.
-    /// `.cache/libvirt-9.0.0`). Files are labelled by their relative path.
+    /// Read the nine `.x` files ([`xdr_files`]) from `dir`, the root of a libvirt source tree (or a
+    /// pruned copy of one holding the same relative paths). Files are labelled by their relative
+    /// path. Errors name the directory and what is missing in it ([`SchemaError::MissingFiles`]),
+    /// or the directory itself when it cannot be read ([`SchemaError::Io`]).
     pub fn load_dir(dir: &Path) -> Result<Schema, SchemaError> {
+        match std::fs::metadata(dir) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Err(SchemaError::Io {
+                    path: dir.to_path_buf(),
+                    error: std::io::Error::other("not a directory"),
+                });
+            }
+            Err(error) => {
+                return Err(SchemaError::Io {
+                    path: dir.to_path_buf(),
+                    error,
+                });
+            }
+        }
         let missing: Vec<String> = xdr_files()
             .filter(|rel| !dir.join(rel).is_file())
             .map(str::to_string)
@@ -345,53 +349,6 @@ impl Schema {
         }
         let pairs: Vec<(&str, &str)> = texts.iter().map(|(l, t)| (*l, t.as_str())).collect();
         Schema::from_sources(&pairs)
-    }
-
-    /// Find a libvirt source tree: `explicit` if given; else `$VIRTWIRE_PROTOCOL_DIR`; else
-    /// `<workspace>/.cache/libvirt-<version>/` (9.0.0, the version `scripts/setup.sh` fetches, if
-    /// present, else the newest one there that has the files).
-    pub fn locate(explicit: Option<&Path>) -> Result<PathBuf, SchemaError> {
-        if let Some(p) = explicit {
-            return Ok(p.to_path_buf());
-        }
-        if let Some(p) = std::env::var_os(PROTOCOL_DIR_ENV).filter(|p| !p.is_empty()) {
-            return Ok(PathBuf::from(p));
-        }
-        let cache = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.cache");
-        let marker = "src/remote/remote_protocol.x";
-        let mut found: Vec<(Vec<u64>, PathBuf)> = Vec::new();
-        if let Ok(rd) = std::fs::read_dir(&cache) {
-            for e in rd.flatten() {
-                let name = e.file_name().to_string_lossy().into_owned();
-                let Some(ver) = name.strip_prefix("libvirt-") else {
-                    continue;
-                };
-                let path = e.path();
-                if !path.join(marker).is_file() {
-                    continue;
-                }
-                let key: Vec<u64> = ver.split('.').map(|p| p.parse().unwrap_or(0)).collect();
-                found.push((key, path));
-            }
-        }
-        if let Some((_, p)) = found.iter().find(|(k, _)| k[..] == [9, 0, 0]) {
-            return Ok(p.clone());
-        }
-        found.sort();
-        match found.pop() {
-            Some((_, p)) => Ok(p),
-            None => Err(SchemaError::NotFound {
-                searched: vec![
-                    format!("${PROTOCOL_DIR_ENV} (unset)"),
-                    format!("{}/libvirt-*", cache.display()),
-                ],
-            }),
-        }
-    }
-
-    /// [`Schema::locate`]`(None)` then [`Schema::load_dir`].
-    pub fn load_default() -> Result<Schema, SchemaError> {
-        Schema::load_dir(&Schema::locate(None)?)
     }
 
     /// The labels of the files this schema was built from.
@@ -418,6 +375,18 @@ impl Schema {
             .filter(|p| p.number == prog)
             .find_map(|p| p.procedure(procedure))
             .map(|p| p.name.as_str())
+    }
+
+    /// The `.x` struct name of the procedure body a frame with this header carries
+    /// (`remote_connect_open_args`): for CALL*, REPLY*+OK and MESSAGE+OK headers (keepalive
+    /// included) of a known program and procedure that has such a struct; `None` otherwise (a void
+    /// body, or not a procedure body).
+    pub fn body_type_name(&self, header: &Header) -> Option<&str> {
+        let role = BodyKind::of(header).role()?;
+        self.program(header.prog, header.vers)?
+            .procedure(header.procedure)?
+            .body(role)
+            .map(|(name, _)| name)
     }
 
     /// A named type (typedef, struct, union or enum).
@@ -457,7 +426,7 @@ impl Schema {
         Graph {
             types: &self.types,
             min_size: &self.min_size,
-            nesting_max: limits.nesting_max,
+            nesting_max: limits.nesting_max(),
         }
     }
 
@@ -488,57 +457,37 @@ impl Schema {
         op: Op,
     ) -> BodyType {
         let kind = BodyKind::of(header);
-        let role = match kind {
-            BodyKind::Args => 0,
-            BodyKind::Ret => 1,
-            BodyKind::Msg | BodyKind::Keepalive => 2,
-            BodyKind::Error => return self.named_body(self.error_type, "virNetMessageError", op),
-            BodyKind::StreamError if payload_len == 0 => return BodyType::Typed(compile::VOID),
-            BodyKind::StreamError => {
-                return self.named_body(self.error_type, "virNetMessageError", op);
-            }
-            BodyKind::StreamHole => return self.named_body(self.hole_type, "virNetStreamHole", op),
-            BodyKind::StreamEnd => return BodyType::Typed(compile::VOID),
-            BodyKind::StreamData => return BodyType::Raw,
-            _ => {
-                if compat == Compat::Libvirt {
-                    return BodyType::Raw;
-                }
-                return BodyType::Fail(header_error(
-                    op,
-                    ErrorKind::UnexpectedStatus {
-                        ty: header.msg_type.raw(),
-                        status: header.status.raw(),
-                    },
-                    20,
-                    "status",
-                ));
-            }
+        let Some(role) = kind.role() else {
+            return match kind {
+                BodyKind::Error => self.named_body(self.error_type, "virNetMessageError", op),
+                BodyKind::StreamError if payload_len == 0 => BodyType::Typed(compile::VOID),
+                BodyKind::StreamError => self.named_body(self.error_type, "virNetMessageError", op),
+                BodyKind::StreamHole => self.named_body(self.hole_type, "virNetStreamHole", op),
+                BodyKind::StreamEnd => BodyType::Typed(compile::VOID),
+                BodyKind::StreamData => BodyType::Raw,
+                _ if compat == Compat::Libvirt => BodyType::Raw,
+                _ => BodyType::Fail(header.unexpected_status(op)),
+            };
         };
         let Some(prog) = self.program(header.prog, header.vers) else {
-            return BodyType::Fail(header_error(
+            return BodyType::Fail(HeaderField::Prog.error(
                 op,
                 ErrorKind::UnknownProgram {
                     prog: header.prog,
                     vers: header.vers,
                 },
-                4,
-                "prog",
             ));
         };
         let Some(p) = prog.procedure(header.procedure) else {
-            return BodyType::Fail(header_error(
+            return BodyType::Fail(HeaderField::Proc.error(
                 op,
                 ErrorKind::UnknownProcedure {
                     prog: header.prog,
                     procedure: header.procedure,
                 },
-                12,
-                "proc",
             ));
         };
-        let t = [&p.args, &p.ret, &p.msg][role];
-        BodyType::Typed(t.as_ref().map_or(compile::VOID, |(_, id)| *id))
+        BodyType::Typed(p.body(role).map_or(compile::VOID, |(_, id)| id))
     }
 
     fn named_body(&self, t: Option<TypeId>, name: &str, op: Op) -> BodyType {
@@ -570,11 +519,11 @@ impl Schema {
         header: &Header,
         payload: &'a [u8],
         base: u64,
-        compat: Compat,
         limits: &Limits,
+        compat: Compat,
     ) -> Result<Value<'a>> {
         match self.body_type_inner(header, payload.len(), compat, Op::Decode) {
-            BodyType::Typed(t) => self.decode_type(t, payload, base, compat, limits),
+            BodyType::Typed(t) => self.decode_type(t, payload, base, limits, compat),
             BodyType::Raw => Ok(Value::Opaque(payload)),
             BodyType::Fail(e) => Err(e),
         }
@@ -587,11 +536,11 @@ impl Schema {
         header: &Header,
         payload: &[u8],
         base: u64,
-        compat: Compat,
         limits: &Limits,
+        compat: Compat,
     ) -> Result<()> {
         match self.body_type_inner(header, payload.len(), compat, Op::Decode) {
-            BodyType::Typed(t) => self.validate_type(t, payload, base, compat, limits),
+            BodyType::Typed(t) => self.validate_type(t, payload, base, limits, compat),
             BodyType::Raw => Ok(()),
             BodyType::Fail(e) => Err(e),
         }
@@ -639,8 +588,8 @@ impl Schema {
         ty: TypeId,
         payload: &'a [u8],
         base: u64,
-        compat: Compat,
         limits: &Limits,
+        compat: Compat,
     ) -> Result<Value<'a>> {
         let mut r = Reader::with_base(payload, base, compat);
         let v = self.graph(limits).walk::<Tree>(&mut r, ty, 0)?;
@@ -654,8 +603,8 @@ impl Schema {
         ty: TypeId,
         payload: &[u8],
         base: u64,
-        compat: Compat,
         limits: &Limits,
+        compat: Compat,
     ) -> Result<()> {
         let mut r = Reader::with_base(payload, base, compat);
         self.graph(limits).walk::<Check>(&mut r, ty, 0)?;

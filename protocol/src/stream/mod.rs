@@ -40,7 +40,7 @@
 //! for p in server.data(&png)? { frames.push(p.to_bytes(&limits)?); }
 //! frames.push(server.eof()?.to_bytes(&limits)?);
 //!
-//! let mut client = Reassembler::new(Side::Client, limits, Compat::Strict);
+//! let mut client = Reassembler::new(Side::Client, &limits, Compat::Strict);
 //! client.open(key, StreamOptions::new())?;
 //! let mut got = Vec::new();
 //! for f in &frames {
@@ -60,8 +60,6 @@ use std::fmt;
 use crate::header::{Header, MessageStatus, MessageType, program_name};
 
 mod error;
-#[cfg(fuzzing)]
-pub mod fuzz;
 mod packet;
 mod reassemble;
 mod split;

@@ -189,10 +189,11 @@ pub struct Reassembler {
 
 impl Reassembler {
     /// A reassembler for the `local` end of a connection: it receives what the other end sends.
-    pub fn new(local: Side, limits: Limits, compat: Compat) -> Self {
+    /// The limits are copied.
+    pub fn new(local: Side, limits: &Limits, compat: Compat) -> Self {
         Reassembler {
             local,
-            limits,
+            limits: *limits,
             compat,
             max_chunk: None,
             streams: HashMap::new(),
@@ -236,7 +237,7 @@ impl Reassembler {
     }
 
     fn cap(&self) -> usize {
-        usize::try_from(self.limits.stream_buffer_max).unwrap_or(usize::MAX)
+        usize::try_from(self.limits.stream_buffer_max()).unwrap_or(usize::MAX)
     }
 
     /// Start tracking stream `key`. Refused when it is already open, or when
@@ -246,11 +247,11 @@ impl Reassembler {
             return Err(StreamError::AlreadyOpen { key });
         }
         let n = self.streams.len() as u64;
-        if n >= self.limits.streams_max as u64 {
+        if n >= self.limits.streams_max() as u64 {
             return Err(StreamError::over(
                 Some(key),
                 LimitKind::Streams,
-                self.limits.streams_max as u64,
+                self.limits.streams_max() as u64,
                 n + 1,
             ));
         }
@@ -477,7 +478,7 @@ impl Reassembler {
             return Err(StreamError::over(
                 Some(key),
                 LimitKind::StreamBuffer,
-                self.limits.stream_buffer_max,
+                self.limits.stream_buffer_max(),
                 after as u64,
             ));
         }
@@ -504,7 +505,7 @@ impl Reassembler {
                 return Err(StreamError::over(
                     Some(key),
                     LimitKind::StreamBuffer,
-                    self.limits.stream_buffer_max,
+                    self.limits.stream_buffer_max(),
                     (others + min_mem(e)) as u64,
                 ));
             }

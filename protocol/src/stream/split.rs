@@ -56,7 +56,7 @@ impl StreamSplitter {
             sent_end: None,
             done: None,
         }
-        .with_chunk(limits.stream_chunk as usize, limits)
+        .with_chunk(limits.stream_chunk() as usize, limits)
     }
 
     /// Use chunks of `chunk` bytes: at least 1 and at most [`Limits::payload_max`], so that every

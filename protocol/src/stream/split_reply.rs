@@ -116,16 +116,13 @@ impl SplitPlan {
 
 impl SplitReplyCodec {
     /// A codec whose parts obey `limits` and whose replies have at most `max_parts` parts and
-    /// `max_total` payload bytes. `max_parts` must be at least 1 and `limits` valid.
-    pub fn new(limits: Limits, max_parts: u32, max_total: u64) -> Result<Self, StreamError> {
+    /// `max_total` payload bytes. `max_parts` must be at least 1.
+    pub fn new(limits: &Limits, max_parts: u32, max_total: u64) -> Result<Self, StreamError> {
         if max_parts == 0 {
             return Err(StreamError::Invalid("max_parts must be at least 1"));
         }
-        limits
-            .validate()
-            .map_err(|_| StreamError::Invalid("the limits do not validate"))?;
         Ok(SplitReplyCodec {
-            limits,
+            limits: *limits,
             max_parts,
             max_total,
         })
@@ -393,7 +390,7 @@ impl SplitReplyAssembler {
                 }
                 if parts == 0 {
                     let n = self.pending.len() as u64;
-                    let cap = self.codec.limits.streams_max as u64;
+                    let cap = self.codec.limits.streams_max() as u64;
                     if n >= cap {
                         return Err(StreamError::over(Some(key), LimitKind::Streams, cap, n + 1));
                     }

@@ -5,11 +5,18 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
+use virtwire_protocol::BodyRole;
 use virtwire_protocol::schema::{Schema, Type, TypeId, Value};
 
-/// The libvirt 9.0.0 tree the tests use.
+/// The libvirt tree the tests use, found as the tools find it: `$VIRTWIRE_PROTOCOL_DIR` when set
+/// (and not empty), else the repository's `.cache/libvirt-9.0.0` (`scripts/setup.sh --xdr-only`).
 pub fn libvirt_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.cache/libvirt-9.0.0")
+    std::env::var_os("VIRTWIRE_PROTOCOL_DIR")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.cache/libvirt-9.0.0")
+        })
 }
 
 /// The compiled 9.0.0 schema, or `None` (after printing why) when the .x cache is absent.
@@ -24,8 +31,8 @@ pub fn schema() -> Option<&'static Schema> {
     });
     if s.is_none() {
         eprintln!(
-            "SKIPPED: libvirt 9.0.0 .x files not found in {} — run scripts/setup.sh --xdr-only \
-             (this test checked nothing)",
+            "SKIPPED: libvirt .x files not found in {} — run scripts/setup.sh --xdr-only or set \
+             VIRTWIRE_PROTOCOL_DIR (this test checked nothing)",
             libvirt_dir().display()
         );
     }
@@ -308,14 +315,14 @@ pub fn random_value<'s>(
     }
 }
 
-/// Every (program, version, procedure, role, type) body of the schema; role 0 args, 1 ret, 2 msg.
-pub fn bodies(s: &Schema) -> Vec<(u32, u32, i32, usize, TypeId)> {
+/// Every (program, version, procedure, role, type) body of the schema.
+pub fn bodies(s: &Schema) -> Vec<(u32, u32, i32, BodyRole, TypeId)> {
     let mut v = Vec::new();
     for p in s.programs() {
         for q in p.procedure_list() {
-            for (role, b) in [&q.args, &q.ret, &q.msg].into_iter().enumerate() {
-                if let Some((_, t)) = b {
-                    v.push((p.number(), p.version(), q.number, role, *t));
+            for role in BodyRole::ALL {
+                if let Some((_, t)) = q.body(role) {
+                    v.push((p.number(), p.version(), q.number, role, t));
                 }
             }
         }
@@ -323,16 +330,21 @@ pub fn bodies(s: &Schema) -> Vec<(u32, u32, i32, usize, TypeId)> {
     v
 }
 
-/// The header that carries a body of this role.
-pub fn header_for(prog: u32, vers: u32, procedure: i32, role: usize) -> virtwire_protocol::Header {
-    use virtwire_protocol::{Header, MessageStatus, MessageType};
-    let t = [MessageType::Call, MessageType::Reply, MessageType::Message][role];
+/// The header that carries a body of this role (serial 0 for a MESSAGE, 7 otherwise).
+pub fn header_for(
+    prog: u32,
+    vers: u32,
+    procedure: i32,
+    role: BodyRole,
+) -> virtwire_protocol::Header {
+    use virtwire_protocol::{Header, MessageStatus};
+    let serial = if role == BodyRole::Msg { 0 } else { 7 };
     Header::new(
         prog,
         vers,
         procedure,
-        t,
-        if role == 2 { 0 } else { 7 },
+        role.message_type(),
+        serial,
         MessageStatus::Ok,
     )
 }
