@@ -17,9 +17,11 @@ use virtwire_protocol::{
     header::KEEPALIVE_PROGRAM, parse_frame,
 };
 
+use crate::capture::net::{self, Decoded};
+use crate::capture::tcp::{
+    self as reassembly, ConnId, Dir, EndReason, Event, GapReason, Reassembler,
+};
 use crate::capture::{CaptureError, CaptureReader, Packet};
-use crate::net::{self, Decoded};
-use crate::reassembly::{self, ConnId, Dir, EndReason, Event, GapReason, Reassembler};
 
 /// Decoding options.
 #[derive(Clone, Debug)]

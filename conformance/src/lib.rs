@@ -1,7 +1,7 @@
 //! # virtwire-conformance
 //!
-//! The `virtwire` command line and what it is built from: capture reading ([`capture`]), link/IP/TCP
-//! headers ([`net`]), TCP reassembly ([`reassembly`]), and the decoder of libvirt RPC traffic in
+//! The `virtwire` command line and what it is built from: capture reading ([`capture`]: pcap and
+//! pcapng files, link/IP/TCP headers, TCP reassembly), and the decoder of libvirt RPC traffic in
 //! captures ([`decode`]) with its text and JSON output ([`render`]). All parsing of libvirt bytes goes
 //! through `virtwire_protocol`.
 #![forbid(unsafe_code)]
@@ -9,7 +9,5 @@
 
 pub mod capture;
 pub mod decode;
-pub mod net;
-pub mod reassembly;
 pub mod render;
 pub mod synth;
