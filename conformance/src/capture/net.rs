@@ -1,12 +1,25 @@
 //! Link, IP and TCP headers: from a captured packet to a TCP segment.
 //!
 //! Link types: Ethernet (with 802.1Q / QinQ tags), Linux cooked capture v1 and v2, raw IP, and BSD
-//! loopback (null / loop). IPv4 and IPv6 (hop-by-hop, routing and destination-options extension headers
-//! are skipped). IP fragments are not reassembled (libvirt traffic is never fragmented on loopback, and
-//! rarely anywhere): they are reported. Checksums are not verified (loopback captures carry offloaded,
-//! unfilled checksums).
+//! loopback (null / loop). IPv4 and IPv6 (hop-by-hop, routing, destination-options and authentication
+//! extension headers are skipped). IP fragments are not reassembled (libvirt traffic is never
+//! fragmented on loopback, and rarely anywhere): they are reported. Checksums are not verified
+//! (loopback captures carry offloaded, unfilled checksums).
+//!
+//! Ethernet, VLAN tags, IPv4, IPv6 and TCP are parsed by `etherparse` (its lax IP slices keep a packet
+//! cut by the snap length, whose wire length then comes from the IP header). The other link headers are
+//! a fixed header and an EtherType or address family, read here, because etherparse 0.21 does not fit:
+//! - Linux cooked v1: `LinuxSllSlice` refuses ARPHRD_LOOPBACK, the hardware type of every `lo` packet
+//!   captured on `any` (corpus/traces/list-sll.pcap, packet 1: `UnsupportedArpHardwareId` 772).
+//! - Linux cooked v2, BSD null / loop: etherparse has no such link types; an SLL2 header read as v1
+//!   fails (list-sll2.pcap, packet 1: `UnsupportedPacketTypeField` 2048).
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
+
+use etherparse::err::{LenError, ipv4, ipv6, ipv6_exts, tcp};
+use etherparse::{
+    EtherType, Ethernet2Slice, IpNumber, LaxIpv4Slice, LaxIpv6Slice, SingleVlanSlice, TcpSlice,
+};
 
 /// `LINKTYPE_NULL`: 4-byte address family in the capturing host's byte order.
 pub const LINKTYPE_NULL: u32 = 0;
@@ -72,45 +85,57 @@ pub enum Decoded<'a> {
 }
 
 fn be16(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_be_bytes(b.get(at..at + 2)?.try_into().ok()?))
-}
-
-fn be32(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?))
+    Some(u16::from_be_bytes(*b.get(at..)?.first_chunk::<2>()?))
 }
 
 /// Decode a captured packet of the given link type.
 pub fn decode(linktype: u32, data: &[u8]) -> Decoded<'_> {
-    let (ethertype, rest) = match linktype {
+    let (ethertype, rest) = match link(linktype, data) {
+        Ok(v) => v,
+        Err(skipped) => return skipped,
+    };
+    match ethertype {
+        EtherType::IPV4 => ipv4(rest),
+        EtherType::IPV6 => ipv6(rest),
+        _ => Decoded::Other,
+    }
+}
+
+/// The link header: the EtherType of what follows, and what follows.
+fn link(linktype: u32, data: &[u8]) -> Result<(EtherType, &[u8]), Decoded<'_>> {
+    let skip = |why| move |_| Decoded::Skipped(why);
+    match linktype {
         LINKTYPE_ETHERNET => {
-            let mut at = 12;
-            let mut et = match be16(data, at) {
-                Some(v) => v,
-                None => return Decoded::Skipped("Ethernet header truncated"),
-            };
+            let eth = Ethernet2Slice::from_slice_without_fcs(data)
+                .map_err(skip("Ethernet header truncated"))?;
+            let mut p = eth.payload();
             // 802.1Q, 802.1ad and the old QinQ tag.
-            while matches!(et, 0x8100 | 0x88a8 | 0x9100) {
-                at += 4;
-                et = match be16(data, at) {
-                    Some(v) => v,
-                    None => return Decoded::Skipped("VLAN tag truncated"),
-                };
+            while matches!(
+                p.ether_type,
+                EtherType::VLAN_TAGGED_FRAME
+                    | EtherType::PROVIDER_BRIDGING
+                    | EtherType::VLAN_DOUBLE_TAGGED_FRAME
+            ) {
+                p = SingleVlanSlice::from_slice(p.payload)
+                    .map_err(skip("VLAN tag truncated"))?
+                    .payload();
             }
-            (et, &data[at + 2..])
+            Ok((p.ether_type, p.payload))
         }
-        LINKTYPE_LINUX_SLL => match be16(data, 14) {
-            Some(et) => (et, &data[16..]),
-            None => return Decoded::Skipped("Linux cooked header truncated"),
+        // Packet type, ARPHRD type, address length, 8 address bytes, protocol (an EtherType).
+        LINKTYPE_LINUX_SLL => match (be16(data, 14), data.get(16..)) {
+            (Some(et), Some(rest)) => Ok((EtherType(et), rest)),
+            _ => Err(Decoded::Skipped("Linux cooked header truncated")),
         },
+        // Protocol (an EtherType) first, then 18 bytes of interface, ARPHRD type and address.
         LINKTYPE_LINUX_SLL2 => match (be16(data, 0), data.get(20..)) {
-            (Some(et), Some(rest)) => (et, rest),
-            _ => return Decoded::Skipped("Linux cooked v2 header truncated"),
+            (Some(et), Some(rest)) => Ok((EtherType(et), rest)),
+            _ => Err(Decoded::Skipped("Linux cooked v2 header truncated")),
         },
         LINKTYPE_NULL | LINKTYPE_LOOP => {
-            let Some(af) = data.get(..4) else {
-                return Decoded::Skipped("loopback header truncated");
+            let (Some(&af), Some(rest)) = (data.first_chunk::<4>(), data.get(4..)) else {
+                return Err(Decoded::Skipped("loopback header truncated"));
             };
-            let af = [af[0], af[1], af[2], af[3]];
             let fam = if linktype == LINKTYPE_LOOP {
                 u32::from_be_bytes(af)
             } else {
@@ -122,130 +147,133 @@ pub fn decode(linktype: u32, data: &[u8]) -> Decoded<'_> {
                     u32::from_be_bytes(af)
                 }
             };
-            let et = match fam {
-                2 => 0x0800,
+            match fam {
+                2 => Ok((EtherType::IPV4, rest)),
                 // AF_INET6 on Linux, BSDs, Darwin.
-                10 | 24 | 28 | 30 => 0x86dd,
-                _ => return Decoded::Other,
-            };
-            (et, &data[4..])
+                10 | 24 | 28 | 30 => Ok((EtherType::IPV6, rest)),
+                _ => Err(Decoded::Other),
+            }
         }
         LINKTYPE_RAW | 12 | 14 | LINKTYPE_IPV4 | LINKTYPE_IPV6 => match data.first() {
-            Some(b) if b >> 4 == 4 => (0x0800, data),
-            Some(b) if b >> 4 == 6 => (0x86dd, data),
-            _ => return Decoded::Skipped("raw IP packet of unknown version"),
+            Some(b) if b >> 4 == 4 => Ok((EtherType::IPV4, data)),
+            Some(b) if b >> 4 == 6 => Ok((EtherType::IPV6, data)),
+            _ => Err(Decoded::Skipped("raw IP packet of unknown version")),
         },
-        _ => return Decoded::Skipped("unsupported link type"),
-    };
-    match ethertype {
-        0x0800 => ipv4(rest),
-        0x86dd => ipv6(rest),
-        _ => Decoded::Other,
+        _ => Err(Decoded::Skipped("unsupported link type")),
     }
+}
+
+/// Shorter than the fixed part of the header (rather than than its options).
+fn short_of_fixed(e: &LenError, fixed: usize) -> bool {
+    e.required_len <= fixed
 }
 
 fn ipv4(b: &[u8]) -> Decoded<'_> {
-    let (Some(&vihl), Some(total), Some(frag)) = (b.first(), be16(b, 2), be16(b, 6)) else {
-        return Decoded::Skipped("IPv4 header truncated");
+    let ip = match LaxIpv4Slice::from_slice(b) {
+        Ok((ip, _)) => ip,
+        Err(e) => {
+            return Decoded::Skipped(match e {
+                ipv4::HeaderSliceError::Len(l) if short_of_fixed(&l, 20) => "IPv4 header truncated",
+                ipv4::HeaderSliceError::Content(ipv4::HeaderError::UnexpectedVersion {
+                    ..
+                }) => "IPv4 version field is not 4",
+                _ => "IPv4 header truncated or too short",
+            });
+        }
     };
-    if vihl >> 4 != 4 {
-        return Decoded::Skipped("IPv4 version field is not 4");
-    }
-    let ihl = usize::from(vihl & 0xf) * 4;
-    if ihl < 20 || b.len() < ihl {
-        return Decoded::Skipped("IPv4 header truncated or too short");
-    }
-    if b[9] != 6 {
+    let (h, payload) = (ip.header(), ip.payload());
+    // An authentication header that does not parse leaves AUTH here: not known to be TCP.
+    if payload.ip_number != IpNumber::TCP {
         return Decoded::Other;
     }
-    if frag & 0x3fff != 0 {
+    if payload.fragmented {
         return Decoded::Skipped("IPv4 fragment (fragments are not reassembled)");
     }
-    let total = usize::from(total);
-    if total < ihl {
+    let (ihl, total) = (h.slice().len(), usize::from(h.total_len()));
+    if total != 0 && total < ihl {
         return Decoded::Skipped("IPv4 total length shorter than its header");
     }
-    let src = IpAddr::V4(Ipv4Addr::new(b[12], b[13], b[14], b[15]));
-    let dst = IpAddr::V4(Ipv4Addr::new(b[16], b[17], b[18], b[19]));
     // TSO captures can carry total length 0; then trust what was captured.
-    let wire = if total == 0 {
-        b.len() - ihl
-    } else {
-        total - ihl
-    };
-    let end = (ihl + wire).min(b.len());
-    tcp(src, dst, &b[ihl..end], wire)
+    let wire = if total == 0 { b.len() } else { total } - ihl;
+    let auth = ip.extensions().auth.map_or(0, |a| a.slice().len());
+    tcp(
+        IpAddr::V4(h.source_addr()),
+        IpAddr::V4(h.destination_addr()),
+        payload.payload,
+        wire.saturating_sub(auth),
+    )
 }
 
 fn ipv6(b: &[u8]) -> Decoded<'_> {
-    let Some(plen) = be16(b, 4) else {
-        return Decoded::Skipped("IPv6 header truncated");
+    let (ip, ext_err) = match LaxIpv6Slice::from_slice(b) {
+        Ok(v) => v,
+        Err(ipv6::HeaderSliceError::Content(ipv6::HeaderError::UnexpectedVersion { .. })) => {
+            return Decoded::Skipped("IPv6 version field is not 6");
+        }
+        Err(_) => return Decoded::Skipped("IPv6 header truncated"),
     };
-    if b.len() < 40 {
-        return Decoded::Skipped("IPv6 header truncated");
+    let (h, payload) = (ip.header(), ip.payload());
+    if payload.fragmented {
+        return Decoded::Skipped("IPv6 fragment (fragments are not reassembled)");
     }
-    if b[0] >> 4 != 6 {
-        return Decoded::Skipped("IPv6 version field is not 6");
-    }
-    let mut next = b[6];
-    let addr = |at: usize| {
-        let mut a = [0u8; 16];
-        a.copy_from_slice(&b[at..at + 16]);
-        IpAddr::V6(Ipv6Addr::from(a))
-    };
-    let (src, dst) = (addr(8), addr(24));
-    // Payload length 0 means a jumbogram (or TSO): trust what was captured.
-    let mut wire = if plen == 0 {
-        b.len() - 40
-    } else {
-        usize::from(plen)
-    };
-    let mut at = 40;
-    loop {
-        match next {
-            6 => break,
-            0 | 43 | 60 => {
-                let (Some(&nh), Some(&len)) = (b.get(at), b.get(at + 1)) else {
-                    return Decoded::Skipped("IPv6 extension header truncated");
-                };
-                let l = (usize::from(len) + 1) * 8;
-                if wire < l || b.len() < at + l {
-                    return Decoded::Skipped("IPv6 extension header truncated");
-                }
-                next = nh;
-                at += l;
-                wire -= l;
-            }
-            44 => return Decoded::Skipped("IPv6 fragment (fragments are not reassembled)"),
-            _ => return Decoded::Other,
+    match ext_err {
+        None => {}
+        Some((ipv6_exts::HeaderSliceError::Len(_), _)) => {
+            return Decoded::Skipped("IPv6 extension header truncated");
+        }
+        // Hop-by-hop options not first (RFC 8200 §4.1), or a malformed authentication header.
+        Some((ipv6_exts::HeaderSliceError::Content(_), _)) => {
+            return Decoded::Skipped("IPv6 extension header invalid");
         }
     }
-    let end = (at + wire).min(b.len());
-    tcp(src, dst, &b[at..end], wire)
+    if payload.ip_number != IpNumber::TCP {
+        return Decoded::Other;
+    }
+    // Payload length 0 means a jumbogram (or TSO): trust what was captured.
+    let wire = match usize::from(h.payload_length()) {
+        0 => b.len() - h.slice().len(),
+        plen => plen,
+    };
+    tcp(
+        IpAddr::V6(h.source_addr()),
+        IpAddr::V6(h.destination_addr()),
+        payload.payload,
+        wire.saturating_sub(ip.extensions().slice().len()),
+    )
 }
 
 fn tcp(src: IpAddr, dst: IpAddr, b: &[u8], wire: usize) -> Decoded<'_> {
-    let (Some(sport), Some(dport), Some(seq), Some(ack), Some(&off), Some(&fl)) = (
-        be16(b, 0),
-        be16(b, 2),
-        be32(b, 4),
-        be32(b, 8),
-        b.get(12),
-        b.get(13),
-    ) else {
-        return Decoded::Skipped("TCP header truncated");
+    let t = match TcpSlice::from_slice(b) {
+        Ok(t) => t,
+        Err(tcp::HeaderSliceError::Len(l)) if short_of_fixed(&l, 20) => {
+            return Decoded::Skipped("TCP header truncated");
+        }
+        Err(_) => return Decoded::Skipped("TCP header truncated or too short"),
     };
-    let hl = usize::from(off >> 4) * 4;
-    if hl < 20 || b.len() < hl || wire < hl {
+    let hl = t.header_len();
+    if wire < hl {
         return Decoded::Skipped("TCP header truncated or too short");
     }
+    let flags = [
+        t.fin(),
+        t.syn(),
+        t.rst(),
+        t.psh(),
+        t.ack(),
+        t.urg(),
+        t.ece(),
+        t.cwr(),
+    ]
+    .iter()
+    .enumerate()
+    .fold(0u8, |f, (bit, &on)| f | (u8::from(on) << bit));
     Decoded::Tcp(TcpSegment {
-        src: SocketAddr::new(src, sport),
-        dst: SocketAddr::new(dst, dport),
-        seq,
-        ack,
-        flags: fl,
-        payload: &b[hl..],
+        src: SocketAddr::new(src, t.source_port()),
+        dst: SocketAddr::new(dst, t.destination_port()),
+        seq: t.sequence_number(),
+        ack: t.acknowledgment_number(),
+        flags,
+        payload: t.payload(),
         wire_len: u32::try_from(wire - hl).unwrap_or(u32::MAX),
     })
 }
@@ -333,6 +361,52 @@ mod tests {
         for cut in 0..good.len() {
             let _ = decode(LINKTYPE_ETHERNET, &good[..cut]);
         }
+    }
+
+    #[test]
+    fn options_extension_headers_and_tags() {
+        // TCP options (NOP NOP NOP EOL, MSS, window scale): the payload starts after them.
+        let mut t = tcp_bytes(1, 16509, 3, 4, flags::SYN | flags::ACK, b"xy");
+        t[12] = 8 << 4;
+        t.splice(20..20, [1u8, 1, 1, 0, 2, 4, 5, 0xb4, 1, 3, 3, 7]);
+        // IPv6 with hop-by-hop then destination options before TCP.
+        let mut ip6 = ipv6(Ipv6Addr::LOCALHOST, Ipv6Addr::LOCALHOST, &t);
+        ip6[6] = 0;
+        let plen = u16::from_be_bytes([ip6[4], ip6[5]]) + 16;
+        ip6[4..6].copy_from_slice(&plen.to_be_bytes());
+        ip6.splice(40..40, [60u8, 0, 1, 4, 0, 0, 0, 0, 6, 0, 1, 4, 0, 0, 0, 0]);
+        // QinQ: an 802.1ad tag, then an 802.1Q tag.
+        let mut qinq = vec![0; 12];
+        qinq.extend_from_slice(&[0x88, 0xa8, 0, 6, 0x81, 0, 0, 5]);
+        qinq.extend_from_slice(&ether(&ip6)[12..]);
+        // Linux cooked v1 from `any`: ARPHRD_LOOPBACK (772), which etherparse's LinuxSllSlice refuses.
+        let mut sll = vec![0, 0, 3, 4, 0, 6, 0, 0, 0, 0, 0, 0, 0, 0, 0x86, 0xdd];
+        sll.extend_from_slice(&ip6);
+        for (lt, pkt) in [(LINKTYPE_ETHERNET, qinq), (LINKTYPE_LINUX_SLL, sll)] {
+            let s = seg(decode(lt, &pkt));
+            assert_eq!((s.flags, s.payload, s.wire_len), (0x12, &b"xy"[..], 2));
+        }
+        // Hop-by-hop anywhere but first is invalid (RFC 8200 §4.1).
+        ip6[40] = 0;
+        assert_eq!(
+            decode(LINKTYPE_IPV6, &ip6),
+            Decoded::Skipped("IPv6 extension header invalid")
+        );
+    }
+
+    #[test]
+    fn ipv4_total_length_zero_trusts_the_capture() {
+        // TSO / offloaded captures: total length 0, the segment is what was captured.
+        let t = tcp_bytes(1, 2, 0, 0, 0, b"abc");
+        let mut ip = ipv4([1, 1, 1, 1], [2, 2, 2, 2], &t);
+        ip[2..4].copy_from_slice(&[0, 0]);
+        let s = seg(decode(LINKTYPE_RAW, &ip));
+        assert_eq!((s.payload, s.wire_len), (&b"abc"[..], 3));
+        ip[2..4].copy_from_slice(&[0, 12]);
+        assert_eq!(
+            decode(LINKTYPE_RAW, &ip),
+            Decoded::Skipped("IPv4 total length shorter than its header")
+        );
     }
 
     proptest::proptest! {
