@@ -395,6 +395,23 @@ mod tests {
     }
 
     #[test]
+    fn ipv6_fragments_and_atomic_fragments() {
+        let t = tcp_bytes(1, 2, 0, 0, 0, b"ab");
+        let mut ip = ipv6(Ipv6Addr::LOCALHOST, Ipv6Addr::LOCALHOST, &t);
+        ip[6] = 44;
+        let plen = u16::from_be_bytes([ip[4], ip[5]]) + 8;
+        ip[4..6].copy_from_slice(&plen.to_be_bytes());
+        // Fragment header: next header TCP, offset 0, M set.
+        ip.splice(40..40, [6u8, 0, 0, 1, 0, 0, 0, 9]);
+        assert!(
+            matches!(decode(LINKTYPE_IPV6, &ip), Decoded::Skipped(m) if m.contains("fragment"))
+        );
+        // Offset 0 and no more fragments: an atomic fragment (RFC 6946), the whole segment.
+        ip[43] = 0;
+        assert_eq!(seg(decode(LINKTYPE_IPV6, &ip)).payload, b"ab");
+    }
+
+    #[test]
     fn ipv4_total_length_zero_trusts_the_capture() {
         // TSO / offloaded captures: total length 0, the segment is what was captured.
         let t = tcp_bytes(1, 2, 0, 0, 0, b"abc");
