@@ -3,8 +3,8 @@
 //! The `virtwire` command line and what it is built from (map and import rules: conformance/README.md):
 //!
 //! - [`cli`]: one file per subcommand;
-//! - [`capture`], [`net`], [`reassembly`]: capture files, link/IP/TCP headers and TCP reassembly,
-//!   which feed [`wire`] only;
+//! - [`capture`]: capture files (pcap, pcapng), link/IP/TCP headers and TCP reassembly, which
+//!   feed [`wire`] only;
 //! - [`wire`]: the only module that reads libvirt bytes (through `virtwire_protocol`): framing,
 //!   judging each message, the record model and its JSON form;
 //! - [`render`]: records as text or JSON lines;
@@ -17,9 +17,7 @@
 pub mod capture;
 pub mod catalogue;
 pub mod cli;
-pub mod net;
 pub mod protocol_files;
-pub mod reassembly;
 pub mod render;
 pub mod report;
 pub mod runner;

@@ -3,7 +3,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use crate::net::flags;
+use crate::capture::net::flags;
 
 /// A TCP header + payload.
 pub fn tcp_bytes(sport: u16, dport: u16, seq: u32, ack: u32, fl: u8, payload: &[u8]) -> Vec<u8> {
@@ -205,6 +205,6 @@ impl Conversation {
 
     /// The conversation as a pcap file.
     pub fn pcap(&self) -> Vec<u8> {
-        pcap(crate::net::LINKTYPE_ETHERNET, &self.packets)
+        pcap(crate::capture::net::LINKTYPE_ETHERNET, &self.packets)
     }
 }

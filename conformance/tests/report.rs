@@ -9,7 +9,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use quick_junit::{NonSuccessKind, TestCaseStatus};
 use serde_json::Value;
-use virtwire_conformance::reassembly::Dir;
+use virtwire_conformance::capture::tcp::Dir;
 use virtwire_conformance::report::{self, Standing, json, junit, terminal};
 use virtwire_conformance::runner::ctx::connect_open_args;
 use virtwire_conformance::runner::{

@@ -6,7 +6,7 @@
 //! printed). When several apply, the highest wins.
 
 use std::fs::File;
-use std::io::{self, BufReader, BufWriter, Write};
+use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -126,7 +126,8 @@ pub fn run(args: Args) -> ExitCode {
             Box::new(io::stdin().lock())
         } else {
             match File::open(path) {
-                Ok(f) => Box::new(BufReader::with_capacity(1 << 16, f)),
+                // Both readers buffer on their own (64 KiB): no BufReader in front.
+                Ok(f) => Box::new(f),
                 Err(e) => {
                     let _ = out.flush();
                     eprintln!("virtwire: {name}: {e}");

@@ -27,7 +27,7 @@ pub fn summary_line(r: &Record<'_>) -> Option<String> {
             format!("+{}.{:03}s ", ns / 1_000_000_000, (ns / 1_000_000) % 1000)
         })
     };
-    let dir = |d: Option<crate::reassembly::Dir>| d.map_or("", |d| d.name());
+    let dir = |d: Option<crate::capture::tcp::Dir>| d.map_or("", |d| d.name());
     Some(match r {
         Record::Message(m) => format!("{}{} {}", at(m.origin.ts_ns), dir(m.origin.dir), message(m)),
         Record::FramingError {

@@ -13,9 +13,9 @@ use super::judge::Judge;
 use super::record::{MessageRecord, Origin, Record, Stats};
 use super::session::{Direction, Out, Packet, Session};
 use super::{DEFAULT_PORTS, Sink};
+use crate::capture::net::{self, Decoded};
+use crate::capture::tcp::{self as reassembly, ConnId, EndReason, Event, Reassembler};
 use crate::capture::{CaptureReader, Packet as CapturePacket};
-use crate::net::{self, Decoded};
-use crate::reassembly::{self, ConnId, EndReason, Event, Reassembler};
 
 /// Decoding options.
 #[derive(Clone, Debug)]
@@ -318,7 +318,7 @@ impl Decoder {
                 &c.bytes,
             )?;
         }
-        for dir in [crate::reassembly::Dir::C2s, crate::reassembly::Dir::S2c] {
+        for dir in [crate::capture::tcp::Dir::C2s, crate::capture::tcp::Dir::S2c] {
             if let Some(d) = session.direction(dir) {
                 d.stop(&mut out, "the connection ended")?;
             }

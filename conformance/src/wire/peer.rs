@@ -19,7 +19,7 @@ use virtwire_protocol::{
 
 use super::judge::Judge;
 use super::record::{BodyOut, Origin};
-use crate::reassembly::Dir;
+use crate::capture::tcp::Dir;
 
 /// A byte stream to a server: TCP, a unix socket, TLS, or a test's in-memory fake.
 pub trait Transport: Read + Write + Send {

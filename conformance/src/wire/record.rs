@@ -14,7 +14,7 @@ use virtwire_protocol::{BodyKind, Error, Frame, Header};
 
 use super::json::{BodyJson, ErrorJson, HeaderJson, ts_raw};
 use crate::capture::CaptureError;
-use crate::reassembly::{ConnId, Dir, EndReason, GapReason};
+use crate::capture::tcp::{ConnId, Dir, EndReason, GapReason};
 
 /// Where a record came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -9,7 +9,7 @@ use virtwire_protocol::{Compat, FrameDecoder, Header};
 use super::Sink;
 use super::judge::Judge;
 use super::record::{Origin, Record, Stats};
-use crate::reassembly::{ConnId, Dir};
+use crate::capture::tcp::{ConnId, Dir};
 
 /// Where records of one input go, and the counts kept on the way.
 pub struct Out<'s> {

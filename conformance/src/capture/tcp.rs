@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::SocketAddr;
 
-use crate::net::{TcpSegment, flags};
+use super::net::{TcpSegment, flags};
 
 /// A connection number, in order of first appearance (0, 1, 2, …).
 pub type ConnId = u64;
@@ -546,7 +546,7 @@ fn data(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::net::flags::*;
+    use crate::capture::net::flags::*;
 
     const C: &str = "127.0.0.1:40000";
     const S: &str = "127.0.0.1:16509";
