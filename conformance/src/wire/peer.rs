@@ -195,6 +195,8 @@ pub struct Peer {
     readable: bool,
     /// Answer the server's keepalive PING with PONG while waiting.
     pub auto_pong: bool,
+    /// A PONG could not be written (the server does not read): no more are tried.
+    pong_failed: bool,
     /// Frames set aside by [`Peer::reply`] while it looked for another one.
     stash: std::collections::VecDeque<OwnedFrame>,
     next_serial: u32,
@@ -221,6 +223,7 @@ impl Peer {
             log: WireLog::default(),
             readable: true,
             auto_pong: true,
+            pong_failed: false,
             stash: Default::default(),
             next_serial: 1,
         }
@@ -342,9 +345,13 @@ impl Peer {
         }
     }
 
+    /// Answer a PING with PONG, within `deadline`. A server that stops reading makes the PONG's write
+    /// block: it may block until the deadline once, then no more PONGs are sent on this connection
+    /// (otherwise every PING of a flood would cost a write timeout, long past the deadline).
     fn pong_if_ping(&mut self, frame: &OwnedFrame, deadline: Instant) {
         let h = frame.header();
         if self.auto_pong
+            && !self.pong_failed
             && h.prog == KEEPALIVE_PROGRAM
             && h.msg_type == MessageType::Message
             && KeepaliveProc::from_raw(h.procedure) == KeepaliveProc::Ping
@@ -356,7 +363,9 @@ impl Peer {
                 .is_ok()
             {
                 let left = deadline.saturating_duration_since(Instant::now());
-                let _ = self.send(&bytes, left.max(Duration::from_millis(100)));
+                if self.send(&bytes, left).is_err() {
+                    self.pong_failed = true;
+                }
             }
         }
     }
