@@ -246,13 +246,34 @@ impl Peer {
         s
     }
 
-    /// Send bytes as they are (one write), within `timeout`. A server that does not read fails the
-    /// write at the timeout instead of blocking forever.
+    /// Send bytes as they are, within `timeout` for all of them. A server that does not read fails
+    /// the send at the timeout instead of blocking forever (and a server that reads a little at a
+    /// time cannot stretch it: the timeout is one deadline, not one per partial write).
     pub fn send(&mut self, bytes: &[u8], timeout: Duration) -> io::Result<()> {
-        self.io
-            .set_write_timeout(Some(timeout.max(Duration::from_millis(1))))?;
+        let deadline = Instant::now() + timeout;
         self.log.push(Dir::C2s, self.opened.elapsed(), bytes);
-        self.io.write_all(bytes)?;
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            self.io
+                .set_write_timeout(Some(left.max(Duration::from_millis(1))))?;
+            match self.io.write(rest) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => rest = &rest[n..],
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+            if !rest.is_empty() && Instant::now() >= deadline {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!(
+                        "{} of {} bytes written when the time ran out",
+                        bytes.len() - rest.len(),
+                        bytes.len()
+                    ),
+                ));
+            }
+        }
         self.io.flush()
     }
 
