@@ -21,6 +21,9 @@ use super::judge::Judge;
 use super::record::{BodyOut, Origin};
 use crate::reassembly::Dir;
 
+/// How many sent calls a [`Peer`] remembers for checking their replies.
+const CALLS_KEPT: usize = 64;
+
 /// A byte stream to a server: TCP, a unix socket, TLS, or a test's in-memory fake.
 pub trait Transport: Read + Write + Send {
     /// Longest a read may block (`None`: forever; never used by a [`Peer`]).
@@ -199,6 +202,8 @@ pub struct Peer {
     pong_failed: bool,
     /// Frames set aside by [`Peer::reply`] while it looked for another one.
     stash: std::collections::VecDeque<OwnedFrame>,
+    /// The latest calls noted by [`Peer::sent_call`] (at most [`CALLS_KEPT`]).
+    calls: std::collections::VecDeque<Header>,
     next_serial: u32,
 }
 
@@ -225,6 +230,7 @@ impl Peer {
             auto_pong: true,
             pong_failed: false,
             stash: Default::default(),
+            calls: Default::default(),
             next_serial: 1,
         }
     }
@@ -244,6 +250,19 @@ impl Peer {
         let s = self.next_serial;
         self.next_serial = self.next_serial.wrapping_add(1);
         s
+    }
+
+    /// Note that a CALL with header `h` was sent, so that its reply can be checked to echo it.
+    pub fn sent_call(&mut self, h: Header) {
+        if self.calls.len() == CALLS_KEPT {
+            self.calls.pop_front();
+        }
+        self.calls.push_back(h);
+    }
+
+    /// The header of the latest call noted with this serial.
+    pub fn call_with_serial(&self, serial: u32) -> Option<&Header> {
+        self.calls.iter().rev().find(|h| h.serial == serial)
     }
 
     /// Send bytes as they are, within `timeout` for all of them. A server that does not read fails
