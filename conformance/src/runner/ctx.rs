@@ -173,11 +173,12 @@ impl<'r> Ctx<'r> {
         args: &[u8],
     ) -> Result<u32, Outcome> {
         let serial = peer.serial();
-        let bytes = FrameBuilder::call(prog, procedure, serial)
-            .payload(args.to_vec())
+        let call = FrameBuilder::call(prog, procedure, serial).payload(args.to_vec());
+        let bytes = call
             .encode(self.env.judge.limits())
             .map_err(|e| Outcome::error(format!("cannot encode the call: {e}")))?;
         self.send(peer, &bytes)?;
+        peer.sent_call(*call.header());
         Ok(serial)
     }
 
@@ -202,14 +203,27 @@ impl<'r> Ctx<'r> {
     }
 
     /// The reply to `serial`, whatever its status; anything else that ends the wait is a failure.
+    /// A reply to a call sent with [`Ctx::call`] must echo its program, version and procedure.
     pub fn expect_reply(&mut self, peer: &mut Peer, serial: u32) -> Result<Reply, Outcome> {
         let deadline = self.read_deadline();
-        peer.reply(serial, deadline).map_err(|ev| {
+        let r = peer.reply(serial, deadline).map_err(|ev| {
             Outcome::fail(
                 format!("a REPLY to serial {serial}"),
                 self.describe(peer, &ev),
             )
-        })
+        })?;
+        if let Some(c) = peer.call_with_serial(serial)
+            && (c.prog, c.vers, c.procedure) != (r.header.prog, r.header.vers, r.header.procedure)
+        {
+            return Err(Outcome::fail(
+                format!(
+                    "a REPLY to serial {serial} echoing prog {:#x} vers {} proc {}",
+                    c.prog, c.vers, c.procedure
+                ),
+                r.to_string(),
+            ));
+        }
+        Ok(r)
     }
 
     /// The reply to `serial` must be REPLY/OK and decode.

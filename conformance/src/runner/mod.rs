@@ -286,7 +286,16 @@ fn run_one(case: Case, env: &Env, case_timeout: Duration) -> (Outcome, Vec<Wire>
             Outcome::error(format!("the case panicked (a virtwire bug): {what}"))
         }
     };
-    let (logs, notes) = ctx.into_parts();
+    let (logs, mut notes) = ctx.into_parts();
+    for (label, log) in &logs {
+        let (sent, received) = log.omitted();
+        if sent + received > 0 {
+            notes.push(format!(
+                "{label}: the wire log keeps the first {} KiB each way; {sent} bytes sent and {received} received after that are not in it",
+                crate::wire::peer::LOG_KEEP >> 10
+            ));
+        }
+    }
     let wire = logs
         .into_iter()
         .map(|(label, log)| Wire {

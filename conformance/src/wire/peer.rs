@@ -4,8 +4,11 @@
 //!
 //! Nothing here trusts the server: a length word is checked before anything is sized from it (the
 //! decoder never buffers more than arrived), a server that says nothing is a [`Event::Timeout`] at
-//! the deadline, and one that closes or resets is an event like any other.
+//! the deadline, and one that closes or resets is an event like any other. What a peer keeps of a
+//! server that floods is bounded too: frames it set aside while waiting for a reply (64 replies and 64
+//! others, one largest frame's worth of bytes) and the traffic log ([`LOG_KEEP`] each way).
 
+use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::os::unix::net::UnixStream;
@@ -20,6 +23,50 @@ use virtwire_protocol::{
 use super::judge::Judge;
 use super::record::{BodyOut, Origin};
 use crate::capture::tcp::Dir;
+
+/// How many replies, and how many other frames, [`Peer::reply`] sets aside at most ([`Stash`]).
+const STASH_FRAMES: usize = 64;
+
+/// Frames [`Peer::reply`] set aside for later waits: at most [`STASH_FRAMES`] replies and as many
+/// other frames, and in all at most one largest frame's worth of bytes. What does not fit is
+/// dropped, so a server that floods events while a case waits for its reply costs that case time,
+/// never memory.
+#[derive(Debug, Default)]
+struct Stash {
+    frames: VecDeque<OwnedFrame>,
+    replies: usize,
+    bytes: usize,
+}
+
+impl Stash {
+    /// Keep `f` if there is room (`room`: the byte budget); false when it was dropped.
+    fn keep(&mut self, f: OwnedFrame, room: usize) -> bool {
+        let reply = f.header().msg_type.is_reply();
+        let same_kind = if reply {
+            self.replies
+        } else {
+            self.frames.len() - self.replies
+        };
+        if same_kind >= STASH_FRAMES || self.bytes + f.bytes().len() > room {
+            return false;
+        }
+        self.replies += usize::from(reply);
+        self.bytes += f.bytes().len();
+        self.frames.push_back(f);
+        true
+    }
+
+    /// Take out the first frame that `which` picks.
+    fn take(&mut self, which: impl Fn(&OwnedFrame) -> bool) -> Option<OwnedFrame> {
+        let f = self.frames.remove(self.frames.iter().position(which)?)?;
+        self.replies -= usize::from(f.header().msg_type.is_reply());
+        self.bytes -= f.bytes().len();
+        Some(f)
+    }
+}
+
+/// How many sent calls a [`Peer`] remembers for checking their replies.
+const CALLS_KEPT: usize = 64;
 
 /// A byte stream to a server: TCP, a unix socket, TLS, or a test's in-memory fake.
 pub trait Transport: Read + Write + Send {
@@ -67,21 +114,53 @@ pub struct Chunk {
     pub bytes: Vec<u8>,
 }
 
-/// The traffic of one connection, shared between the [`Peer`] and whoever reports on it.
+/// How much of each direction's traffic a [`WireLog`] keeps: the first 256 KiB. What comes after is
+/// counted, not kept, so a server that floods cannot grow a case's report without bound.
+pub const LOG_KEEP: usize = 256 << 10;
+/// Bursts are merged into one chunk up to this size (so no chunk's buffer grows large).
+const CHUNK_MERGE: usize = 64 << 10;
+
+/// The traffic of one connection, shared between the [`Peer`] and whoever reports on it: the
+/// first [`LOG_KEEP`] bytes of each direction, and a count of the rest.
 #[derive(Clone, Debug, Default)]
-pub struct WireLog(Arc<Mutex<Vec<Chunk>>>);
+pub struct WireLog(Arc<Mutex<LogInner>>);
+
+#[derive(Debug, Default)]
+struct LogInner {
+    chunks: Vec<Chunk>,
+    /// Bytes kept, and bytes seen but not kept: [sent, received].
+    kept: [usize; 2],
+    omitted: [usize; 2],
+}
+
+fn dir_index(dir: Dir) -> usize {
+    match dir {
+        Dir::C2s => 0,
+        Dir::S2c => 1,
+    }
+}
 
 impl WireLog {
     fn push(&self, dir: Dir, at: Duration, bytes: &[u8]) {
-        if let Ok(mut v) = self.0.lock() {
+        if let Ok(mut log) = self.0.lock() {
+            let d = dir_index(dir);
+            let keep = bytes.len().min(LOG_KEEP - log.kept[d]);
+            log.kept[d] += keep;
+            log.omitted[d] += bytes.len() - keep;
+            let bytes = &bytes[..keep];
+            if bytes.is_empty() {
+                return;
+            }
             // Merge consecutive reads / writes of one direction: one chunk per burst.
-            match v.last_mut() {
+            match log.chunks.last_mut() {
                 Some(last)
-                    if last.dir == dir && at.saturating_sub(last.at) < Duration::from_millis(1) =>
+                    if last.dir == dir
+                        && at.saturating_sub(last.at) < Duration::from_millis(1)
+                        && last.bytes.len() < CHUNK_MERGE =>
                 {
                     last.bytes.extend_from_slice(bytes)
                 }
-                _ => v.push(Chunk {
+                _ => log.chunks.push(Chunk {
                     dir,
                     at,
                     bytes: bytes.to_vec(),
@@ -90,17 +169,28 @@ impl WireLog {
         }
     }
 
-    /// A copy of the chunks so far.
+    /// A copy of the chunks kept so far.
     pub fn chunks(&self) -> Vec<Chunk> {
-        self.0.lock().map(|v| v.clone()).unwrap_or_default()
+        self.0
+            .lock()
+            .map(|log| log.chunks.clone())
+            .unwrap_or_default()
     }
 
-    /// Total bytes each way: (sent, received).
+    /// Total bytes each way, kept or not: (sent, received).
     pub fn totals(&self) -> (usize, usize) {
-        self.chunks().iter().fold((0, 0), |(s, r), c| match c.dir {
-            Dir::C2s => (s + c.bytes.len(), r),
-            Dir::S2c => (s, r + c.bytes.len()),
-        })
+        self.0
+            .lock()
+            .map(|l| (l.kept[0] + l.omitted[0], l.kept[1] + l.omitted[1]))
+            .unwrap_or_default()
+    }
+
+    /// Bytes each way past [`LOG_KEEP`], counted but not kept: (sent, received).
+    pub fn omitted(&self) -> (usize, usize) {
+        self.0
+            .lock()
+            .map(|l| (l.omitted[0], l.omitted[1]))
+            .unwrap_or_default()
     }
 }
 
@@ -195,8 +285,14 @@ pub struct Peer {
     readable: bool,
     /// Answer the server's keepalive PING with PONG while waiting.
     pub auto_pong: bool,
-    /// Frames set aside by [`Peer::reply`] while it looked for another one.
-    stash: std::collections::VecDeque<OwnedFrame>,
+    /// A PONG could not be written (the server does not read): no more are tried.
+    pong_failed: bool,
+    /// Frames set aside by [`Peer::reply`] while it looked for another one (bounded).
+    stash: Stash,
+    /// Frames dropped because the stash was full.
+    dropped: u64,
+    /// The latest calls noted by [`Peer::sent_call`] (at most [`CALLS_KEPT`]).
+    calls: VecDeque<Header>,
     next_serial: u32,
 }
 
@@ -221,7 +317,10 @@ impl Peer {
             log: WireLog::default(),
             readable: true,
             auto_pong: true,
+            pong_failed: false,
             stash: Default::default(),
+            dropped: 0,
+            calls: Default::default(),
             next_serial: 1,
         }
     }
@@ -243,13 +342,47 @@ impl Peer {
         s
     }
 
-    /// Send bytes as they are (one write), within `timeout`. A server that does not read fails the
-    /// write at the timeout instead of blocking forever.
+    /// Note that a CALL with header `h` was sent, so that its reply can be checked to echo it.
+    pub fn sent_call(&mut self, h: Header) {
+        if self.calls.len() == CALLS_KEPT {
+            self.calls.pop_front();
+        }
+        self.calls.push_back(h);
+    }
+
+    /// The header of the latest call noted with this serial.
+    pub fn call_with_serial(&self, serial: u32) -> Option<&Header> {
+        self.calls.iter().rev().find(|h| h.serial == serial)
+    }
+
+    /// Send bytes as they are, within `timeout` for all of them. A server that does not read fails
+    /// the send at the timeout instead of blocking forever (and a server that reads a little at a
+    /// time cannot stretch it: the timeout is one deadline, not one per partial write).
     pub fn send(&mut self, bytes: &[u8], timeout: Duration) -> io::Result<()> {
-        self.io
-            .set_write_timeout(Some(timeout.max(Duration::from_millis(1))))?;
+        let deadline = Instant::now() + timeout;
         self.log.push(Dir::C2s, self.opened.elapsed(), bytes);
-        self.io.write_all(bytes)?;
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            self.io
+                .set_write_timeout(Some(left.max(Duration::from_millis(1))))?;
+            match self.io.write(rest) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => rest = &rest[n..],
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+            if !rest.is_empty() && Instant::now() >= deadline {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!(
+                        "{} of {} bytes written when the time ran out",
+                        bytes.len() - rest.len(),
+                        bytes.len()
+                    ),
+                ));
+            }
+        }
         self.io.flush()
     }
 
@@ -278,7 +411,7 @@ impl Peer {
     /// The next thing the server does, waiting until `deadline` at most. Keepalive PINGs are
     /// answered (when [`Peer::auto_pong`]) and still reported.
     pub fn next_event(&mut self, deadline: Instant) -> Event {
-        if let Some(f) = self.stash.pop_front() {
+        if let Some(f) = self.stash.take(|_| true) {
             return Event::Frame(f);
         }
         let mut buf = vec![0u8; 64 << 10];
@@ -342,9 +475,13 @@ impl Peer {
         }
     }
 
+    /// Answer a PING with PONG, within `deadline`. A server that stops reading makes the PONG's write
+    /// block: it may block until the deadline once, then no more PONGs are sent on this connection
+    /// (otherwise every PING of a flood would cost a write timeout, long past the deadline).
     fn pong_if_ping(&mut self, frame: &OwnedFrame, deadline: Instant) {
         let h = frame.header();
         if self.auto_pong
+            && !self.pong_failed
             && h.prog == KEEPALIVE_PROGRAM
             && h.msg_type == MessageType::Message
             && KeepaliveProc::from_raw(h.procedure) == KeepaliveProc::Ping
@@ -356,7 +493,9 @@ impl Peer {
                 .is_ok()
             {
                 let left = deadline.saturating_duration_since(Instant::now());
-                let _ = self.send(&bytes, left.max(Duration::from_millis(100)));
+                if self.send(&bytes, left).is_err() {
+                    self.pong_failed = true;
+                }
             }
         }
     }
@@ -392,35 +531,37 @@ impl Peer {
 
     /// Wait for the reply to call `serial` (type REPLY or REPLY_WITH_FDS, any program), until
     /// `deadline`. Other frames that arrive meanwhile (events, keepalives, other replies) are set aside
-    /// for [`Peer::next_event`]. Returns the reply, or the event that ended the wait.
+    /// for [`Peer::next_event`], up to 64 replies and 64 other frames and one largest frame's
+    /// worth of bytes; the rest are dropped ([`Peer::dropped`]). Returns the reply, or the event
+    /// that ended the wait.
     pub fn reply(&mut self, serial: u32, deadline: Instant) -> Result<Reply, Event> {
         let is_it = |f: &OwnedFrame| f.header().msg_type.is_reply() && f.header().serial == serial;
-        if let Some(f) = self
-            .stash
-            .iter()
-            .position(is_it)
-            .and_then(|i| self.stash.remove(i))
-        {
+        if let Some(f) = self.stash.take(is_it) {
             return Ok(self.judge_frame(&f));
         }
-        let mut aside = Vec::new();
+        // What was set aside before is not it; wait with the stash out of next_event's way.
+        let mut aside = std::mem::take(&mut self.stash);
+        let room = self.judge.limits().frame_max() as usize;
         let out = loop {
-            match self.next_event_unstashed(deadline) {
+            match self.next_event(deadline) {
                 Event::Frame(f) if is_it(&f) => {
                     break Ok(self.judge_frame(&f));
                 }
-                Event::Frame(f) => aside.push(f),
+                Event::Frame(f) => {
+                    if !aside.keep(f, room) {
+                        self.dropped += 1;
+                    }
+                }
                 other => break Err(other),
             }
         };
-        self.stash.extend(aside);
+        self.stash = aside;
         out
     }
 
-    fn next_event_unstashed(&mut self, deadline: Instant) -> Event {
-        let stash = std::mem::take(&mut self.stash);
-        let ev = self.next_event(deadline);
-        self.stash = stash;
-        ev
+    /// Frames that arrived while a case waited for another one and were dropped because the stash
+    /// was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
     }
 }

@@ -3,6 +3,8 @@
 //! repository's `.cache/libvirt-9.0.0` (`scripts/setup.sh --xdr-only`). The user's cache is not
 //! searched: the tests pin libvirt 9.0.0.
 
+#![allow(dead_code)] // each test binary uses its own part of the kit
+
 use std::path::PathBuf;
 
 use virtwire_conformance::protocol_files::PROTOCOL_DIR_ENV;
@@ -19,3 +21,7 @@ pub fn schema() -> Result<Schema, String> {
     Schema::load_dir(&dir)
         .map_err(|e| format!("{e} (set {PROTOCOL_DIR_ENV}, or run scripts/setup.sh --xdr-only)"))
 }
+
+pub mod fake;
+#[allow(unused_imports)]
+pub use fake::*;
