@@ -8,7 +8,8 @@
 //! - [`wire`]: the only module that reads libvirt bytes (through `virtwire_protocol`): framing,
 //!   judging each message, the record model and its JSON form;
 //! - [`render`]: records as text or JSON lines;
-//! - [`synth`]: synthetic captures for tests.
+//! - [`synth`]: synthetic captures for tests;
+//! - [`target`]: reaching a server (URIs, tcp/unix/tls connections, the private libvirtd).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -18,4 +19,5 @@ pub mod net;
 pub mod reassembly;
 pub mod render;
 pub mod synth;
+pub mod target;
 pub mod wire;

@@ -1,0 +1,23 @@
+//! Reaching a libvirt server: everything about getting a byte stream to one, and nothing about
+//! the protocol's bytes.
+//!
+//! - [`uri`]: libvirt connection URIs as users write them (`test+tcp://host:port/default`,
+//!   `qemu+tls://host/system`, `qemu+unix:///system?socket=…`, `libvirtd:///system`), with
+//!   libvirt's defaults (ports, socket paths) and the name its client sends in CONNECT_OPEN;
+//! - [`connect()`]: TCP (a deadline over every resolved address), unix sockets and TLS (rustls,
+//!   libvirt's pkipath layout, `no_verify`, the TLS confirmation byte) → a [`Connection`]:
+//!   `Read + Write`, timeouts, shutdown, `try_clone` for a reader thread;
+//! - [`Libvirtd`]: the private libvirtd started when no target is given (test driver, loopback
+//!   port, temp dir, bounded lifetime, stopped on drop, panic, Ctrl-C and — through a watchdog —
+//!   when virtwire itself is killed), its restart, and its log for failing cases;
+//! - [`TargetError`]: what failed and where; for the runner, a harness error (exit code 3).
+//!
+//! Import rule: target/ imports nothing from `wire`, `render` or `capture`, and never frames or
+//! decodes a message (only wire/ reads libvirt bytes). Where a round trip is needed — is the
+//! daemon ready? — the caller passes a [`Probe`] built on wire/.
+
+pub mod error;
+pub mod uri;
+
+pub use error::TargetError;
+pub use uri::{Param, SocketMode, TargetUri, Transport};
