@@ -170,6 +170,15 @@ pub enum TargetError {
     },
 }
 
+impl TargetError {
+    pub(crate) fn io(context: impl Into<String>, source: io::Error) -> Self {
+        TargetError::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
 /// The column of byte offset `at` when `uri` is printed (characters, not bytes).
 fn caret_column(uri: &str, at: usize) -> usize {
     let at = at.min(uri.len());

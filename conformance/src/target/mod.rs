@@ -16,8 +16,14 @@
 //! decodes a message (only wire/ reads libvirt bytes). Where a round trip is needed — is the
 //! daemon ready? — the caller passes a [`Probe`] built on wire/.
 
+pub mod connect;
 pub mod error;
+pub mod tls;
+pub mod transport;
 pub mod uri;
 
+pub use connect::{ConnectOptions, connect, probe_connect};
 pub use error::TargetError;
+pub use tls::TlsFiles;
+pub use transport::Connection;
 pub use uri::{Param, SocketMode, TargetUri, Transport};

@@ -1,0 +1,718 @@
+//! target/: URIs, connections (tcp, unix, tls against an in-process rustls server).
+//!
+//! Everything listens on loopback only.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixListener;
+use std::path::Path;
+use std::sync::{Arc, mpsc};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use nix::sys::socket::{self, AddressFamily, Backlog, SockFlag, SockType, UnixAddr};
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair,
+};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use virtwire_conformance::target::{
+    ConnectOptions, TargetError, TargetUri, TlsFiles, Transport, connect,
+};
+
+// ---------------------------------------------------------------------------------------------
+// helpers
+
+fn opts(timeout_ms: u64) -> ConnectOptions {
+    ConnectOptions {
+        connect_timeout: Duration::from_millis(timeout_ms),
+        io_timeout: Some(Duration::from_secs(10)),
+        ..ConnectOptions::default()
+    }
+}
+
+fn uri(s: &str) -> TargetUri {
+    TargetUri::parse(s).unwrap_or_else(|e| panic!("{s}: {e}"))
+}
+
+fn tempdir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("virtwire-target-test.")
+        .tempdir()
+        .unwrap()
+}
+
+/// A TCP echo server on 127.0.0.1 for one connection.
+fn echo_server() -> (u16, thread::JoinHandle<()>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let h = thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut buf = [0u8; 8192];
+        while let Ok(n) = s.read(&mut buf) {
+            if n == 0 || s.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
+    });
+    (port, h)
+}
+
+/// A loopback TCP listener with a backlog of 0, already holding one unaccepted connection:
+/// further SYNs are dropped, so a connect waits until its deadline.
+fn full_tcp_listener() -> (u16, TcpListener, TcpStream) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    // listen(2) again on a listening socket sets its backlog (Linux).
+    socket::listen(&l, Backlog::new(0).unwrap()).unwrap();
+    let port = l.local_addr().unwrap().port();
+    let first = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    (port, l, first)
+}
+
+// ---------------------------------------------------------------------------------------------
+// URIs
+
+#[test]
+fn uri_table() {
+    // uri, transport, host to connect to, port, socket (None: not unix), CONNECT_OPEN name, admin
+    type Row = (
+        &'static str,
+        Transport,
+        &'static str,
+        Option<u16>,
+        Option<&'static str>,
+        Option<&'static str>,
+        bool,
+    );
+    let rows: &[Row] = &[
+        (
+            "test+tcp://127.0.0.1:16600/default",
+            Transport::Tcp,
+            "127.0.0.1",
+            Some(16600),
+            None,
+            Some("test:///default"),
+            false,
+        ),
+        (
+            "qemu+tcp://host/system",
+            Transport::Tcp,
+            "host",
+            Some(16509),
+            None,
+            Some("qemu:///system"),
+            false,
+        ),
+        (
+            "qemu+tls://host/system",
+            Transport::Tls,
+            "host",
+            Some(16514),
+            None,
+            Some("qemu:///system"),
+            false,
+        ),
+        (
+            "qemu://host/system",
+            Transport::Tls,
+            "host",
+            Some(16514),
+            None,
+            Some("qemu:///system"),
+            false,
+        ),
+        (
+            "qemu+tcp://[::1]:1234/system",
+            Transport::Tcp,
+            "::1",
+            Some(1234),
+            None,
+            Some("qemu:///system"),
+            false,
+        ),
+        (
+            "qemu+tcp://root@h/system?foo=bar",
+            Transport::Tcp,
+            "h",
+            Some(16509),
+            None,
+            Some("qemu:///system?foo=bar"),
+            false,
+        ),
+        (
+            "test+unix:///default?socket=/tmp/s/libvirt-sock",
+            Transport::Unix,
+            "localhost",
+            None,
+            Some("/tmp/s/libvirt-sock"),
+            Some("test:///default"),
+            false,
+        ),
+        (
+            "qemu+tcp://h/system?name=qemu:///embed",
+            Transport::Tcp,
+            "h",
+            Some(16509),
+            None,
+            Some("qemu:///embed"),
+            false,
+        ),
+        (
+            "libvirtd:///system?socket=/tmp/s/libvirt-admin-sock",
+            Transport::Unix,
+            "localhost",
+            None,
+            Some("/tmp/s/libvirt-admin-sock"),
+            None,
+            true,
+        ),
+        (
+            "test+tcp://127.0.0.1:1/tmp/world.xml",
+            Transport::Tcp,
+            "127.0.0.1",
+            Some(1),
+            None,
+            Some("test:///tmp/world.xml"),
+            false,
+        ),
+    ];
+    for &(s, transport, host, port, sock, name, admin) in rows {
+        let u = uri(s);
+        assert_eq!(u.transport(), transport, "{s}");
+        assert_eq!(u.connect_host(), host, "{s}");
+        assert_eq!(u.port(), port, "{s}");
+        assert_eq!(u.socket_path().as_deref(), sock.map(Path::new), "{s}");
+        assert_eq!(u.open_name().as_deref(), name, "{s}");
+        assert_eq!(u.is_admin(), admin, "{s}");
+        assert_eq!(u.to_string(), s);
+    }
+    // libvirt's default sockets (as root; this suite's CI runs as root, otherwise session paths).
+    if nix::unistd::geteuid().is_root() {
+        assert_eq!(
+            uri("qemu+unix:///system").socket_path().unwrap(),
+            Path::new("/var/run/libvirt/libvirt-sock")
+        );
+        assert_eq!(
+            uri("qemu+unix:///system?readonly").socket_path().unwrap(),
+            Path::new("/var/run/libvirt/libvirt-sock-ro")
+        );
+        assert_eq!(
+            uri("libvirtd:///system").socket_path().unwrap(),
+            Path::new("/run/libvirt/libvirt-admin-sock")
+        );
+    }
+}
+
+#[test]
+fn uri_errors_say_what_and_where() {
+    for (s, at, says) in [
+        ("qemu+ssh://host/system", 5, "tcp, tls and unix"),
+        ("qemu+libssh2://host/system", 5, "tcp, tls and unix"),
+        ("qemu+ext:///system", 5, "tcp, tls and unix"),
+        ("qemu+carrier-pigeon://h/system", 5, "unknown transport"),
+        ("test+tcp://h:70000/default", 13, "not a port"),
+        ("test+unix://h/default", 12, "cannot name a host"),
+        ("qemu", 0, "no scheme"),
+        ("test+tcp://h/default?no_verify=yes", 31, "takes a number"),
+    ] {
+        let e = TargetUri::parse(s).unwrap_err();
+        match &e {
+            TargetError::Uri { at: a, message, .. } => {
+                assert_eq!(*a, at, "{s}: {e}");
+                assert!(message.contains(says), "{s}: {e}");
+            }
+            other => panic!("{s}: {other:?}"),
+        }
+        // The message shows the URI and points at the byte.
+        let text = e.to_string();
+        assert!(text.contains(s) && text.contains('^'), "{text}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// TCP and unix
+
+#[test]
+fn tcp_round_trip_split_and_timeouts() {
+    let (port, server) = echo_server();
+    let u = uri(&format!("test+tcp://127.0.0.1:{port}/default"));
+    let mut c = connect(&u, &opts(2000)).unwrap();
+    assert_eq!(c.description(), format!("tcp 127.0.0.1:{port}"));
+    assert_eq!(c.transport(), Transport::Tcp);
+    // A reader thread on a clone, the writer here.
+    let mut r = c.try_clone().unwrap();
+    let reader = thread::spawn(move || {
+        let mut got = vec![0u8; 100_000];
+        r.read_exact(&mut got).unwrap();
+        got
+    });
+    let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+    c.write_all(&data).unwrap();
+    assert_eq!(reader.join().unwrap(), data);
+    // A read with nothing to read ends at its deadline.
+    c.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let t = Instant::now();
+    let e = c.read(&mut [0u8; 4]).unwrap_err();
+    assert!(matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    ));
+    assert!(t.elapsed() < Duration::from_secs(2));
+    c.shutdown(Shutdown::Both).unwrap();
+    server.join().unwrap();
+}
+
+#[test]
+fn tcp_by_name_tries_every_address() {
+    // localhost may resolve to ::1 first, where nothing listens: the next address is tried.
+    let (port, server) = echo_server();
+    let mut c = connect(
+        &uri(&format!("test+tcp://localhost:{port}/default")),
+        &opts(3000),
+    )
+    .unwrap();
+    assert!(
+        c.description()
+            .starts_with(&format!("tcp localhost:{port}")),
+        "{}",
+        c.description()
+    );
+    c.write_all(b"ping").unwrap();
+    let mut b = [0u8; 4];
+    c.read_exact(&mut b).unwrap();
+    assert_eq!(&b, b"ping");
+    drop(c);
+    server.join().unwrap();
+}
+
+#[test]
+fn tcp_refused_is_quick_and_named() {
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let t = Instant::now();
+    let e = connect(
+        &uri(&format!("test+tcp://127.0.0.1:{port}/default")),
+        &opts(5000),
+    )
+    .unwrap_err();
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    let text = e.to_string();
+    assert!(matches!(e, TargetError::Connect { .. }), "{e:?}");
+    assert!(
+        text.contains(&format!("127.0.0.1:{port}")) && text.contains("refused"),
+        "{text}"
+    );
+}
+
+#[test]
+fn tcp_connect_timeout_on_a_full_backlog() {
+    let (port, _listener, _first) = full_tcp_listener();
+    let t = Instant::now();
+    let e = connect(
+        &uri(&format!("test+tcp://127.0.0.1:{port}/default")),
+        &opts(400),
+    )
+    .unwrap_err();
+    let took = t.elapsed();
+    assert!(
+        took >= Duration::from_millis(300) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+    let text = e.to_string();
+    assert!(matches!(e, TargetError::ConnectTimeout { .. }), "{e:?}");
+    assert!(
+        text.contains("400 ms") && text.contains("--connect-timeout"),
+        "{text}"
+    );
+}
+
+#[test]
+fn unix_round_trip_and_errors() {
+    let dir = tempdir();
+    let path = dir.path().join("libvirt-sock");
+    let l = UnixListener::bind(&path).unwrap();
+    let server = thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        let mut b = [0u8; 5];
+        s.read_exact(&mut b).unwrap();
+        s.write_all(&b).unwrap();
+    });
+    let u = uri(&format!("test+unix:///default?socket={}", path.display()));
+    let mut c = connect(&u, &opts(2000)).unwrap();
+    assert_eq!(c.description(), format!("unix {}", path.display()));
+    c.write_all(b"hello").unwrap();
+    let mut b = [0u8; 5];
+    c.read_exact(&mut b).unwrap();
+    assert_eq!(&b, b"hello");
+    server.join().unwrap();
+
+    let missing = dir.path().join("nothing-here");
+    let e = connect(
+        &uri(&format!(
+            "test+unix:///default?socket={}",
+            missing.display()
+        )),
+        &opts(1000),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains(&missing.display().to_string()) && e.contains("no such socket"),
+        "{e}"
+    );
+}
+
+#[test]
+fn unix_connect_timeout_on_a_full_backlog() {
+    let dir = tempdir();
+    let path = dir.path().join("full-sock");
+    let fd = socket::socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .unwrap();
+    socket::bind(fd.as_raw_fd(), &UnixAddr::new(&path).unwrap()).unwrap();
+    socket::listen(&fd, Backlog::new(0).unwrap()).unwrap();
+    // Fill the queue without blocking ourselves.
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        let s = socket::socket(
+            AddressFamily::Unix,
+            SockType::Stream,
+            SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+            None,
+        )
+        .unwrap();
+        if socket::connect(s.as_raw_fd(), &UnixAddr::new(&path).unwrap()).is_ok() {
+            held.push(s);
+        }
+    }
+    assert!(!held.is_empty());
+    let t = Instant::now();
+    let e = connect(
+        &uri(&format!("test+unix:///default?socket={}", path.display())),
+        &opts(300),
+    )
+    .unwrap_err();
+    assert!(t.elapsed() < Duration::from_secs(3));
+    assert!(matches!(e, TargetError::ConnectTimeout { .. }), "{e:?}");
+    assert!(e.to_string().contains("backlog"), "{e}");
+    drop(held);
+}
+
+// ---------------------------------------------------------------------------------------------
+// TLS
+
+struct Pki {
+    dir: tempfile::TempDir,
+    server_chain: Vec<CertificateDer<'static>>,
+    server_key: String,
+    ca: CertificateDer<'static>,
+}
+
+fn write(dir: &Path, name: &str, text: &str) {
+    std::fs::write(dir.join(name), text).unwrap();
+}
+
+/// A CA, a server certificate for localhost and 127.0.0.1, and a client certificate, written in
+/// libvirt's pkipath layout (cacert.pem, clientcert.pem, clientkey.pem).
+fn pki() -> Pki {
+    let dir = tempdir();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "virtwire test CA");
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+
+    let mut sp = CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    sp.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let server_key = KeyPair::generate().unwrap();
+    let server = sp.signed_by(&server_key, &ca).unwrap();
+
+    let mut cp = CertificateParams::new(Vec::<String>::new()).unwrap();
+    cp.distinguished_name
+        .push(DnType::CommonName, "virtwire test client");
+    cp.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let client_key = KeyPair::generate().unwrap();
+    let client = cp.signed_by(&client_key, &ca).unwrap();
+
+    write(dir.path(), "cacert.pem", &ca.pem());
+    write(dir.path(), "clientcert.pem", &client.pem());
+    write(dir.path(), "clientkey.pem", &client_key.serialize_pem());
+    Pki {
+        dir,
+        server_chain: vec![server.der().clone()],
+        server_key: server_key.serialize_pem(),
+        ca: ca.der().clone(),
+    }
+}
+
+#[derive(Clone, Copy)]
+enum AfterHandshake {
+    /// Send this confirmation byte, then echo.
+    Confirm(u8),
+}
+
+/// An in-process rustls server on 127.0.0.1 for one connection: handshake (optionally
+/// requiring a client certificate from the CA), libvirt's confirmation byte, then echo.
+fn tls_server(
+    pki: &Pki,
+    require_client: bool,
+    after: AfterHandshake,
+) -> (u16, thread::JoinHandle<Result<(), String>>) {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap();
+    let builder = if require_client {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(pki.ca.clone()).unwrap();
+        let v = rustls::server::WebPkiClientVerifier::builder_with_provider(roots.into(), provider)
+            .build()
+            .unwrap();
+        builder.with_client_cert_verifier(v)
+    } else {
+        builder.with_no_client_auth()
+    };
+    let key = PrivateKeyDer::from_pem_slice(pki.server_key.as_bytes()).unwrap();
+    let config = Arc::new(
+        builder
+            .with_single_cert(pki.server_chain.clone(), key)
+            .unwrap(),
+    );
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let h = thread::spawn(move || {
+        let (sock, _) = l.accept().map_err(|e| e.to_string())?;
+        sock.set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let conn = rustls::ServerConnection::new(config).map_err(|e| e.to_string())?;
+        let mut tls = rustls::StreamOwned::new(conn, sock);
+        let AfterHandshake::Confirm(b) = after;
+        tls.write_all(&[b]).map_err(|e| e.to_string())?;
+        tls.flush().map_err(|e| e.to_string())?;
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            match tls.read(&mut buf) {
+                Ok(0) => return Ok(()),
+                Ok(n) => tls.write_all(&buf[..n]).map_err(|e| e.to_string())?,
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    });
+    (port, h)
+}
+
+#[test]
+fn tls_round_trip_with_client_auth_and_split() {
+    let pki = pki();
+    let (port, server) = tls_server(&pki, true, AfterHandshake::Confirm(1));
+    let u = uri(&format!(
+        "test+tls://127.0.0.1:{port}/default?pkipath={}",
+        pki.dir.path().display()
+    ));
+    let mut c = connect(&u, &opts(5000)).unwrap();
+    assert_eq!(c.description(), format!("tls 127.0.0.1:{port}"));
+    assert_eq!(c.transport(), Transport::Tls);
+    assert!(
+        c.tls_summary().unwrap().contains("TLS"),
+        "{:?}",
+        c.tls_summary()
+    );
+    assert!(c.warnings().is_empty());
+    // Reader thread and writer at once, more than the socket buffers hold.
+    let mut r = c.try_clone().unwrap();
+    let n = 3 << 20;
+    let reader = thread::spawn(move || {
+        let mut got = vec![0u8; n];
+        r.read_exact(&mut got).unwrap();
+        got
+    });
+    let data: Vec<u8> = (0..n as u32).map(|i| (i % 253) as u8).collect();
+    for chunk in data.chunks(60_000) {
+        c.write_all(chunk).unwrap();
+    }
+    assert!(reader.join().unwrap() == data, "echo differs");
+    // Read deadline on TLS too.
+    c.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let e = c.read(&mut [0u8; 1]).unwrap_err();
+    assert!(matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    ));
+    c.shutdown(Shutdown::Write).unwrap();
+    server.join().unwrap().unwrap();
+}
+
+#[test]
+fn tls_explicit_files_and_localhost() {
+    let pki = pki();
+    let (port, server) = tls_server(&pki, false, AfterHandshake::Confirm(1));
+    let files = TlsFiles {
+        ca: Some(pki.dir.path().join("cacert.pem")),
+        cert: None,
+        key: None,
+    };
+    let o = ConnectOptions {
+        tls_files: files,
+        ..opts(5000)
+    };
+    // By name: the certificate holds "localhost"; no transport + a host means TLS.
+    let mut c = connect(&uri(&format!("test://localhost:{port}/default")), &o).unwrap();
+    c.write_all(b"x").unwrap();
+    let mut b = [0u8; 1];
+    c.read_exact(&mut b).unwrap();
+    drop(c);
+    server.join().unwrap().unwrap();
+}
+
+#[test]
+fn tls_wrong_ca_is_a_clear_error() {
+    let pki = pki();
+    let other = self::pki();
+    let (port, _server) = tls_server(&pki, false, AfterHandshake::Confirm(1));
+    let u = uri(&format!(
+        "test+tls://127.0.0.1:{port}/default?pkipath={}",
+        other.dir.path().display()
+    ));
+    let e = connect(&u, &opts(5000)).unwrap_err();
+    let text = e.to_string();
+    assert!(matches!(e, TargetError::Tls { .. }), "{e:?}");
+    assert!(
+        text.contains("not signed by") && text.contains("cacert.pem") && text.contains("no_verify"),
+        "{text}"
+    );
+}
+
+#[test]
+fn tls_no_verify_accepts_with_a_warning() {
+    let pki = pki();
+    let other = self::pki();
+    let (port, server) = tls_server(&pki, false, AfterHandshake::Confirm(1));
+    let u = uri(&format!(
+        "test+tls://127.0.0.1:{port}/default?pkipath={}&no_verify=1",
+        other.dir.path().display()
+    ));
+    let c = connect(&u, &opts(5000)).unwrap();
+    assert!(
+        c.warnings()[0].contains("NOT checked"),
+        "{:?}",
+        c.warnings()
+    );
+    drop(c);
+    server.join().unwrap().unwrap();
+}
+
+#[test]
+fn tls_missing_client_certificate_and_rejected_confirmation() {
+    let pki = pki();
+    // The server wants a client certificate; we have none.
+    std::fs::remove_file(pki.dir.path().join("clientcert.pem")).unwrap();
+    std::fs::remove_file(pki.dir.path().join("clientkey.pem")).unwrap();
+    let (port, _server) = tls_server(&pki, true, AfterHandshake::Confirm(1));
+    let u = uri(&format!(
+        "test+tls://127.0.0.1:{port}/default?pkipath={}",
+        pki.dir.path().display()
+    ));
+    let e = connect(&u, &opts(5000)).unwrap_err().to_string();
+    assert!(
+        e.contains("client certificate") || e.contains("certificate"),
+        "{e}"
+    );
+
+    // A libvirt server whose checks of us failed sends something other than 1.
+    let pki = self::pki();
+    let (port, _server) = tls_server(&pki, false, AfterHandshake::Confirm(0));
+    let u = uri(&format!(
+        "test+tls://127.0.0.1:{port}/default?pkipath={}",
+        pki.dir.path().display()
+    ));
+    let e = connect(&u, &opts(5000)).unwrap_err();
+    assert!(matches!(e, TargetError::TlsConfirmation { .. }), "{e:?}");
+    assert!(e.to_string().contains("server verification"), "{e}");
+    // With the check off, that byte is the first byte of the stream.
+    let (port, _server) = tls_server(&pki, false, AfterHandshake::Confirm(0));
+    let o = ConnectOptions {
+        tls_confirmation: false,
+        ..opts(5000)
+    };
+    let u = uri(&format!(
+        "test+tls://127.0.0.1:{port}/default?pkipath={}",
+        pki.dir.path().display()
+    ));
+    let mut c = connect(&u, &o).unwrap();
+    let mut b = [9u8; 1];
+    c.read_exact(&mut b).unwrap();
+    assert_eq!(b, [0]);
+}
+
+#[test]
+fn tls_missing_ca_names_the_file_and_the_flags() {
+    let dir = tempdir();
+    let e = connect(
+        &uri(&format!(
+            "qemu+tls://127.0.0.1:1/system?pkipath={}",
+            dir.path().display()
+        )),
+        &opts(1000),
+    )
+    .unwrap_err();
+    let text = e.to_string();
+    assert!(matches!(e, TargetError::TlsFile { .. }), "{e:?}");
+    assert!(
+        text.contains(&dir.path().join("cacert.pem").display().to_string())
+            && text.contains("--ca FILE"),
+        "{text}"
+    );
+}
+
+#[test]
+fn tls_handshake_has_a_deadline_and_plain_servers_are_recognised() {
+    let pki = pki();
+    // A server that accepts and says nothing.
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let (tx, rx) = mpsc::channel::<()>();
+    let silent = thread::spawn(move || {
+        let (_s, _) = l.accept().unwrap();
+        let _ = rx.recv_timeout(Duration::from_secs(10));
+    });
+    let u = uri(&format!(
+        "test+tls://127.0.0.1:{port}/default?pkipath={}",
+        pki.dir.path().display()
+    ));
+    let t = Instant::now();
+    let e = connect(&u, &opts(400)).unwrap_err();
+    assert!(t.elapsed() < Duration::from_secs(3));
+    assert!(matches!(e, TargetError::ConnectTimeout { .. }), "{e:?}");
+    assert!(e.to_string().contains("TLS handshake"), "{e}");
+    tx.send(()).unwrap();
+    silent.join().unwrap();
+
+    // A plain server that closes on the ClientHello (as libvirtd's TCP port does).
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let plain = thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        let mut b = [0u8; 64];
+        let _ = s.read(&mut b);
+    });
+    let u = uri(&format!(
+        "test+tls://127.0.0.1:{port}/default?pkipath={}",
+        pki.dir.path().display()
+    ));
+    let e = connect(&u, &opts(3000)).unwrap_err().to_string();
+    assert!(e.contains("TLS listener") && e.contains("16514"), "{e}");
+    plain.join().unwrap();
+}
