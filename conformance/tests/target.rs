@@ -1,12 +1,15 @@
-//! target/: URIs, connections (tcp, unix, tls against an in-process rustls server).
+//! target/: URIs, connections (tcp, unix, tls against an in-process rustls server) and the private
+//! libvirtd (started for real; skipped with a reason when libvirtd or virsh is missing, unless
+//! VIRTWIRE_REQUIRE_ALL=1, where a missing tool fails the test).
 //!
-//! Everything listens on loopback only.
+//! Everything listens on loopback only; every daemon started here has a 120 s lifetime.
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixListener;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -19,7 +22,8 @@ use rcgen::{
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use virtwire_conformance::target::{
-    ConnectOptions, TargetError, TargetUri, TlsFiles, Transport, connect,
+    self, ConnectOptions, Libvirtd, LibvirtdOptions, TargetError, TargetUri, TlsFiles, Transport,
+    connect, probe_connect,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -70,6 +74,91 @@ fn full_tcp_listener() -> (u16, TcpListener, TcpStream) {
     let port = l.local_addr().unwrap().port();
     let first = TcpStream::connect(("127.0.0.1", port)).unwrap();
     (port, l, first)
+}
+
+fn tool_on_path(name: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
+}
+
+/// Whether the libvirt tools are here. Missing: skip with a reason, or fail under
+/// VIRTWIRE_REQUIRE_ALL=1.
+fn need_libvirt(test: &str) -> bool {
+    let mut missing = Vec::new();
+    if target::find_libvirtd(None).is_err() {
+        missing.push("libvirtd (apt-get install --no-install-recommends libvirt-daemon)");
+    }
+    if !tool_on_path("virsh") {
+        missing.push("virsh (apt-get install --no-install-recommends libvirt-clients)");
+    }
+    if !tool_on_path("timeout") {
+        missing.push("timeout (coreutils)");
+    }
+    if missing.is_empty() {
+        return true;
+    }
+    if std::env::var("VIRTWIRE_REQUIRE_ALL").as_deref() == Ok("1") {
+        panic!(
+            "{test}: VIRTWIRE_REQUIRE_ALL=1 but missing: {}",
+            missing.join(", ")
+        );
+    }
+    eprintln!("{test}: skipped, missing: {}", missing.join(", "));
+    false
+}
+
+fn virsh(uri: &str, args: &[&str]) -> Result<String, String> {
+    let out = Command::new("timeout")
+        .args(["10", "virsh", "-q", "-c", uri])
+        .args(args)
+        .env_remove("LIBVIRT_DEFAULT_URI")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("virsh: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    } else {
+        Err(format!(
+            "virsh -c {uri} {}: {}{}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// The readiness probe for these tests: `virsh -c URI uri` (a real RPC round trip).
+fn virsh_probe(u: &TargetUri, _: &ConnectOptions) -> Result<(), String> {
+    virsh(u.as_str(), &["uri"]).map(drop)
+}
+
+fn daemon_opts() -> LibvirtdOptions {
+    LibvirtdOptions {
+        lifetime: Some(Duration::from_secs(120)),
+        ..LibvirtdOptions::default()
+    }
+}
+
+/// Gone, or a zombie nobody reaped yet (orphans go to PID 1).
+fn gone(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(s) => s
+            .rsplit_once(')')
+            .and_then(|(_, r)| r.trim_start().chars().next())
+            .is_some_and(|c| c == 'Z' || c == 'X'),
+    }
+}
+
+fn wait_gone(pid: u32, within: Duration) -> bool {
+    let end = Instant::now() + within;
+    while Instant::now() < end {
+        if gone(pid) {
+            return true;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    gone(pid)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -715,4 +804,393 @@ fn tls_handshake_has_a_deadline_and_plain_servers_are_recognised() {
     let e = connect(&u, &opts(3000)).unwrap_err().to_string();
     assert!(e.contains("TLS listener") && e.contains("16514"), "{e}");
     plain.join().unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// the private libvirtd
+
+#[test]
+fn libvirtd_missing_binary_says_what_to_install() {
+    let e = Libvirtd::start(
+        LibvirtdOptions {
+            binary: Some(PathBuf::from("/nonexistent/sbin/libvirtd")),
+            ..daemon_opts()
+        },
+        probe_connect,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("apt-get install --no-install-recommends libvirt-daemon")
+            && e.contains("--libvirtd PATH")
+            && e.contains("/nonexistent/sbin/libvirtd"),
+        "{e}"
+    );
+}
+
+#[test]
+fn libvirtd_starts_answers_restarts_and_stops() {
+    if !need_libvirt("libvirtd_starts_answers_restarts_and_stops") {
+        return;
+    }
+    let mut d = Libvirtd::start(
+        LibvirtdOptions {
+            env: vec![("VIRTWIRE_TEST_MARK".into(), "42".into())],
+            ..daemon_opts()
+        },
+        virsh_probe,
+    )
+    .unwrap();
+    let port = d.port();
+    assert_eq!(
+        d.uri().as_str(),
+        format!("test+tcp://127.0.0.1:{port}/default")
+    );
+    // virsh's `uri` prints the URI it connected with.
+    for u in [d.uri(), d.unix_uri(), d.unix_ro_uri()] {
+        assert_eq!(virsh(u.as_str(), &["uri"]).unwrap(), u.as_str());
+    }
+    assert!(d.admin_uri().is_admin());
+    assert!(d.admin_uri().socket_path().unwrap().exists());
+    if tool_on_path("virt-admin") {
+        let out = Command::new("timeout")
+            .args(["10", "virt-admin", "-c", d.admin_uri().as_str(), "srv-list"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains("libvirtd"));
+    }
+    // Our own connection reaches it too, by TCP and by the socket.
+    drop(connect(d.uri(), &opts(2000)).unwrap());
+    drop(connect(d.unix_uri(), &opts(2000)).unwrap());
+
+    let config = std::fs::read_to_string(d.config_path()).unwrap();
+    assert!(config.contains("max_client_requests = 5"), "{config}");
+    assert!(config.contains("listen_addr = \"127.0.0.1\""), "{config}");
+    assert!(
+        d.version().unwrap().contains("libvirt"),
+        "{:?}",
+        d.version()
+    );
+    assert!(d.is_alive());
+
+    let leader = d.pid().unwrap();
+    let daemon = d.daemon_pid().unwrap();
+    let environ = std::fs::read(format!("/proc/{daemon}/environ")).unwrap();
+    assert!(
+        environ
+            .split(|&b| b == 0)
+            .any(|v| v == b"VIRTWIRE_TEST_MARK=42"),
+        "extra env reaches the daemon"
+    );
+    let offset = d.log_offset();
+
+    d.restart().unwrap();
+    assert_eq!(d.port(), port);
+    assert_eq!(d.restarts(), 1);
+    assert!(
+        wait_gone(daemon, Duration::from_secs(1)),
+        "old daemon {daemon} stopped"
+    );
+    assert!(wait_gone(leader, Duration::from_secs(1)));
+    assert_ne!(d.daemon_pid().unwrap(), daemon);
+    assert_eq!(virsh(d.uri().as_str(), &["uri"]).unwrap(), d.uri().as_str());
+    let _ = d.log_since(offset);
+
+    let (leader, daemon, dir) = (
+        d.pid().unwrap(),
+        d.daemon_pid().unwrap(),
+        d.dir().to_owned(),
+    );
+    drop(d);
+    assert!(gone(leader), "timeout {leader} reaped");
+    assert!(
+        wait_gone(daemon, Duration::from_secs(1)),
+        "libvirtd {daemon} stopped on drop"
+    );
+    assert!(!dir.exists(), "its directory is removed");
+}
+
+#[test]
+fn libvirtd_crash_is_seen_and_restart_recovers() {
+    if !need_libvirt("libvirtd_crash_is_seen_and_restart_recovers") {
+        return;
+    }
+    let mut d = Libvirtd::start(
+        LibvirtdOptions {
+            max_client_requests: 7,
+            ..daemon_opts()
+        },
+        virsh_probe,
+    )
+    .unwrap();
+    assert!(
+        std::fs::read_to_string(d.config_path())
+            .unwrap()
+            .contains("max_client_requests = 7")
+    );
+    let daemon = d.daemon_pid().unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(daemon as i32),
+        nix::sys::signal::Signal::SIGSEGV,
+    )
+    .unwrap();
+    let end = Instant::now() + Duration::from_secs(10);
+    while d.is_alive() && Instant::now() < end {
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!d.is_alive());
+    let how = d.exit_description().unwrap();
+    assert!(
+        how.contains("signal 11") && how.contains("SIGSEGV"),
+        "{how}"
+    );
+    d.restart().unwrap();
+    assert!(d.is_alive());
+    assert_eq!(virsh(d.uri().as_str(), &["uri"]).unwrap(), d.uri().as_str());
+}
+
+#[test]
+fn libvirtd_world_file_is_the_uri_path() {
+    if !need_libvirt("libvirtd_world_file_is_the_uri_path") {
+        return;
+    }
+    let dir = tempdir();
+    let world = dir.path().join("my world.xml");
+    std::fs::write(
+        &world,
+        "<node>\n  <domain type='test'>\n    <name>virtwire-world</name>\n    <memory>8192</memory>\n    \
+         <os><type>hvm</type></os>\n  </domain>\n</node>\n",
+    )
+    .unwrap();
+    let d = Libvirtd::start(
+        LibvirtdOptions {
+            world: Some(world.clone()),
+            ..daemon_opts()
+        },
+        virsh_probe,
+    )
+    .unwrap();
+    let abs = std::fs::canonicalize(&world).unwrap();
+    assert_eq!(
+        d.uri().as_str(),
+        format!(
+            "test+tcp://127.0.0.1:{}{}",
+            d.port(),
+            abs.display().to_string().replace(' ', "%20")
+        )
+    );
+    let list = virsh(d.uri().as_str(), &["list", "--all", "--name"]).unwrap();
+    assert!(list.contains("virtwire-world"), "{list}");
+    let list = virsh(d.unix_uri().as_str(), &["list", "--all", "--name"]).unwrap();
+    assert!(list.contains("virtwire-world"), "{list}");
+}
+
+#[test]
+fn libvirtd_failures_carry_its_log() {
+    if !need_libvirt("libvirtd_failures_carry_its_log") {
+        return;
+    }
+    // A config libvirtd refuses: it exits, and the error says so with its own words.
+    let e = Libvirtd::start(
+        LibvirtdOptions {
+            extra_config: vec!["max_clients = \"many\"".into()],
+            ..daemon_opts()
+        },
+        virsh_probe,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("exited with status") && e.contains("libvirtd log"),
+        "{e}"
+    );
+    assert!(e.contains("max_clients"), "{e}");
+
+    // A probe that never succeeds: bounded by ready_timeout, with its last answer.
+    let t = Instant::now();
+    let e = Libvirtd::start(
+        LibvirtdOptions {
+            ready_timeout: Duration::from_millis(600),
+            ..daemon_opts()
+        },
+        |_: &TargetUri, _: &ConnectOptions| Err("no round trip today".to_owned()),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(t.elapsed() < Duration::from_secs(8));
+    assert!(
+        e.contains("did not answer") && e.contains("no round trip today") && e.contains("600 ms"),
+        "{e}"
+    );
+}
+
+#[test]
+fn libvirtd_panic_unwinding_stops_it() {
+    if !need_libvirt("libvirtd_panic_unwinding_stops_it") {
+        return;
+    }
+    let (tx, rx) = mpsc::channel();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let d = Libvirtd::start(daemon_opts(), probe_connect).unwrap();
+        tx.send((d.pid().unwrap(), d.daemon_pid().unwrap()))
+            .unwrap();
+        panic!("a case went wrong");
+    }));
+    assert!(r.is_err());
+    let (leader, daemon) = rx.recv().unwrap();
+    assert!(gone(leader));
+    assert!(
+        wait_gone(daemon, Duration::from_secs(1)),
+        "libvirtd {daemon} stopped while unwinding"
+    );
+}
+
+#[test]
+fn libvirtd_keep_leaves_it_running_and_says_how_to_stop_it() {
+    if !need_libvirt("libvirtd_keep_leaves_it_running_and_says_how_to_stop_it") {
+        return;
+    }
+    let d = Libvirtd::start(daemon_opts(), probe_connect).unwrap();
+    let (leader, daemon, dir, uri) = (
+        d.pid().unwrap(),
+        d.daemon_pid().unwrap(),
+        d.dir().to_owned(),
+        d.uri().to_string(),
+    );
+    let hint = d.keep();
+    let kill_cmd = format!("kill -s TERM -- -{leader}");
+    assert!(
+        hint.contains(&kill_cmd) && hint.contains(&daemon.to_string()),
+        "{hint}"
+    );
+    assert!(!gone(daemon), "kept");
+    assert!(dir.exists());
+    assert_eq!(virsh(&uri, &["uri"]).unwrap(), uri);
+    // The printed command stops it.
+    let st = Command::new("sh").args(["-c", &kill_cmd]).status().unwrap();
+    assert!(st.success());
+    assert!(wait_gone(daemon, Duration::from_secs(6)));
+    // Reap our child (timeout) and clean up what keep left.
+    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(leader as i32), None);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Runs in a child process for the signal tests: starts a daemon, prints its PIDs, waits.
+#[test]
+#[ignore = "helper: run by the signal tests in a child process"]
+fn helper_hold_libvirtd() {
+    if std::env::var_os("VIRTWIRE_TARGET_HELPER").is_none() {
+        return;
+    }
+    let d = Libvirtd::start(daemon_opts(), probe_connect).unwrap();
+    println!(
+        "PIDS {} {} {}",
+        d.pid().unwrap(),
+        d.daemon_pid().unwrap(),
+        d.dir().display()
+    );
+    std::io::stdout().flush().unwrap();
+    thread::sleep(Duration::from_secs(60));
+}
+
+/// Start the helper and read its PIDs: (helper child, timeout, libvirtd, the daemon's directory).
+fn helper() -> (std::process::Child, u32, u32, PathBuf) {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "helper_hold_libvirtd",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("VIRTWIRE_TARGET_HELPER", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            // The harness prints "test helper_hold_libvirtd ... " before it on the same line.
+            if let Some((_, rest)) = line.split_once("PIDS ") {
+                let mut it = rest.splitn(3, ' ');
+                let mut pid = || it.next().unwrap().parse::<u32>().unwrap();
+                let (leader, daemon) = (pid(), pid());
+                let _ = tx.send((leader, daemon, PathBuf::from(it.next().unwrap())));
+            }
+        }
+    });
+    let Ok((leader, daemon, dir)) = rx.recv_timeout(Duration::from_secs(30)) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("the helper did not start a daemon within 30 s");
+    };
+    (child, leader, daemon, dir)
+}
+
+fn wait_exit(child: &mut std::process::Child, within: Duration) -> std::process::ExitStatus {
+    let end = Instant::now() + within;
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return st;
+        }
+        if Instant::now() > end {
+            let _ = child.kill();
+            panic!("the helper did not exit within {within:?}");
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn libvirtd_ctrl_c_stops_it_and_exits_130() {
+    if !need_libvirt("libvirtd_ctrl_c_stops_it_and_exits_130") {
+        return;
+    }
+    let (mut child, leader, daemon, dir) = helper();
+    assert!(!gone(daemon) && dir.exists());
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let st = wait_exit(&mut child, Duration::from_secs(15));
+    assert_eq!(st.code(), Some(130), "{st}");
+    // The handler waited for the daemon before exiting.
+    assert!(
+        gone(daemon),
+        "libvirtd {daemon} stopped by the SIGINT handler"
+    );
+    assert!(gone(leader));
+    assert!(!dir.exists(), "{} removed by the handler", dir.display());
+}
+
+#[test]
+fn libvirtd_sigkill_of_virtwire_leaves_no_daemon() {
+    if !need_libvirt("libvirtd_sigkill_of_virtwire_leaves_no_daemon") {
+        return;
+    }
+    let (mut child, leader, daemon, dir) = helper();
+    assert!(!gone(daemon) && dir.exists());
+    child.kill().unwrap(); // SIGKILL: no handler, no Drop; the watchdog sees the pipe close
+    child.wait().unwrap();
+    assert!(
+        wait_gone(daemon, Duration::from_secs(8)),
+        "libvirtd {daemon} stopped after its parent was SIGKILLed"
+    );
+    assert!(wait_gone(leader, Duration::from_secs(2)));
+    // The watchdog removes the directory once the group is gone (an orphaned zombie counts as
+    // present until PID 1 reaps it: up to 10 s where PID 1 does not).
+    let end = Instant::now() + Duration::from_secs(15);
+    while dir.exists() && Instant::now() < end {
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!dir.exists(), "{} removed by the watchdog", dir.display());
 }

@@ -18,12 +18,16 @@
 
 pub mod connect;
 pub mod error;
+pub mod libvirtd;
+mod registry;
 pub mod tls;
 pub mod transport;
 pub mod uri;
 
 pub use connect::{ConnectOptions, connect, probe_connect};
 pub use error::TargetError;
+pub use libvirtd::{Libvirtd, LibvirtdOptions, Probe, find_libvirtd};
+pub use registry::stop_all_daemons;
 pub use tls::TlsFiles;
 pub use transport::Connection;
 pub use uri::{Param, SocketMode, TargetUri, Transport};
