@@ -57,7 +57,9 @@ pub struct LibvirtdOptions {
     pub max_client_requests: u32,
     /// `log_outputs` level: 1 debug, 2 info, 3 warning (default), 4 error.
     pub log_level: u8,
-    /// More libvirtd.conf lines, appended as given (e.g. `keepalive_interval = 2`).
+    /// More libvirtd.conf lines (e.g. `keepalive_interval = 2`); a key given here replaces
+    /// virtwire's line for it (e.g. `listen_tls = 1` with `tls_port`, `ca_file`, `cert_file`,
+    /// `key_file` for a TLS listener, still on 127.0.0.1).
     pub extra_config: Vec<String>,
     /// More environment for the daemon, applied last (e.g. `LD_LIBRARY_PATH` for a libvirtd
     /// unpacked from another version).
@@ -189,6 +191,18 @@ impl Libvirtd {
     where
         P: Fn(&TargetUri, &ConnectOptions) -> Result<(), String> + Send + Sync + 'static,
     {
+        if let Some(line) = opts
+            .extra_config
+            .iter()
+            .find(|l| l.split('=').next().unwrap_or("").trim() == "listen_addr")
+        {
+            return Err(TargetError::Libvirtd {
+                message: format!(
+                    "extra config \"{line}\" refused: the private libvirtd listens on 127.0.0.1 only"
+                ),
+                log: String::new(),
+            });
+        }
         let binary = find_libvirtd(opts.binary.as_deref())?;
         let timeout_tool = match opts.lifetime {
             Some(_) => Some(find_on_path("timeout").ok_or(TargetError::MissingTool {
@@ -461,22 +475,35 @@ impl Libvirtd {
 
     fn write_config(&self) -> Result<(), TargetError> {
         let d = self.path.display();
+        let ours = [
+            ("listen_tls", "0".to_owned()),
+            ("listen_tcp", "1".to_owned()),
+            ("listen_addr", "\"127.0.0.1\"".to_owned()),
+            ("tcp_port", format!("\"{}\"", self.port)),
+            ("auth_tcp", "\"none\"".to_owned()),
+            ("auth_unix_rw", "\"none\"".to_owned()),
+            ("auth_unix_ro", "\"none\"".to_owned()),
+            ("unix_sock_dir", format!("\"{d}/sock\"")),
+            (
+                "log_outputs",
+                format!("\"{}:file:{d}/libvirtd.log\"", self.opts.log_level),
+            ),
+            (
+                "max_client_requests",
+                self.opts.max_client_requests.to_string(),
+            ),
+        ];
+        // libvirt's config takes the first value of a key: extra lines replace ours.
+        let key = |line: &str| line.split('=').next().unwrap_or("").trim().to_owned();
+        let extra: Vec<String> = self.opts.extra_config.iter().map(|l| key(l)).collect();
         let mut conf = format!(
-            "# virtwire's private libvirtd: loopback only, no authentication, everything in {d}\n\
-             listen_tls = 0\n\
-             listen_tcp = 1\n\
-             listen_addr = \"127.0.0.1\"\n\
-             tcp_port = \"{port}\"\n\
-             auth_tcp = \"none\"\n\
-             auth_unix_rw = \"none\"\n\
-             auth_unix_ro = \"none\"\n\
-             unix_sock_dir = \"{d}/sock\"\n\
-             log_outputs = \"{level}:file:{d}/libvirtd.log\"\n\
-             max_client_requests = {max}\n",
-            port = self.port,
-            level = self.opts.log_level,
-            max = self.opts.max_client_requests,
+            "# virtwire's private libvirtd: loopback only, no authentication, everything in {d}\n"
         );
+        for (k, v) in ours {
+            if !extra.iter().any(|e| e == k) {
+                conf.push_str(&format!("{k} = {v}\n"));
+            }
+        }
         for line in &self.opts.extra_config {
             conf.push_str(line);
             conf.push('\n');
