@@ -103,7 +103,12 @@ fn need_libvirt(test: &str) -> bool {
             missing.join(", ")
         );
     }
-    eprintln!("{test}: skipped, missing: {}", missing.join(", "));
+    // Straight to stderr: the harness would hide eprintln! output of a passing test.
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED: {test}: missing {}",
+        missing.join(", ")
+    );
     false
 }
 
