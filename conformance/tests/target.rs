@@ -330,6 +330,14 @@ fn uri_errors_say_what_and_where() {
 // TCP and unix
 
 #[test]
+fn handles_move_between_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<target::Connection>();
+    send_sync::<Libvirtd>();
+    send_sync::<TargetError>();
+}
+
+#[test]
 fn tcp_round_trip_split_and_timeouts() {
     let (port, server) = echo_server();
     let u = uri(&format!("test+tcp://127.0.0.1:{port}/default"));
