@@ -10,7 +10,8 @@
 //! - [`render`]: records as text or JSON lines;
 //! - [`protocol_files`]: where libvirt's `.x` files are found, and how to get them;
 //! - [`report`]: a conformance run for people and CI (terminal, JUnit, JSON);
-//! - [`synth`]: synthetic captures for tests.
+//! - [`synth`]: synthetic captures for tests;
+//! - [`target`]: reaching a server (URIs, tcp/unix/tls connections, the private libvirtd).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -22,4 +23,5 @@ pub mod render;
 pub mod report;
 pub mod runner;
 pub mod synth;
+pub mod target;
 pub mod wire;

@@ -635,12 +635,17 @@ impl Connector for Tcp {
     }
 }
 
-
 /// The judge every run uses: default limits, libvirt's leniency, the schema when there is one.
 pub fn judge() -> Arc<Judge> {
     static J: std::sync::OnceLock<Arc<Judge>> = std::sync::OnceLock::new();
-    J.get_or_init(|| Arc::new(Judge::new(Limits::default(), Compat::Libvirt, super::schema().ok())))
-        .clone()
+    J.get_or_init(|| {
+        Arc::new(Judge::new(
+            Limits::default(),
+            Compat::Libvirt,
+            super::schema().ok(),
+        ))
+    })
+    .clone()
 }
 
 /// Short timeouts, two jobs: a misbehaving server costs a fraction of a second per case.
