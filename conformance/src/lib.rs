@@ -8,7 +8,8 @@
 //! - [`wire`]: the only module that reads libvirt bytes (through `virtwire_protocol`): framing,
 //!   judging each message, the record model and its JSON form;
 //! - [`render`]: records as text or JSON lines;
-//! - [`synth`]: synthetic captures for tests.
+//! - [`synth`]: synthetic captures for tests;
+//! - [`trace`]: the trace format (text and JSON only).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -20,4 +21,5 @@ pub mod reassembly;
 pub mod render;
 pub mod runner;
 pub mod synth;
+pub mod trace;
 pub mod wire;
