@@ -9,7 +9,8 @@
 //!   judging each message, the record model and its JSON form;
 //! - [`render`]: records as text or JSON lines;
 //! - [`synth`]: synthetic captures for tests;
-//! - [`trace`]: the trace format (text and JSON only).
+//! - [`trace`]: the trace format (text and JSON only), [`replay`]: traces replayed against a server
+//!   as runner cases.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -19,6 +20,7 @@ pub mod cli;
 pub mod net;
 pub mod reassembly;
 pub mod render;
+pub mod replay;
 pub mod runner;
 pub mod synth;
 pub mod trace;
