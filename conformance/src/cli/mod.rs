@@ -5,6 +5,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod decode;
+pub mod import;
+pub mod replay;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -22,6 +24,12 @@ enum Command {
     /// Decode libvirt RPC messages from captures (pcap, pcapng) or raw frame streams.
     #[command(after_help = decode::HELP)]
     Decode(decode::Args),
+    /// Turn captures into traces: one per libvirt connection.
+    #[command(after_help = import::HELP)]
+    Import(import::Args),
+    /// Replay traces against a server and match its answers under the traces' rules.
+    #[command(after_help = replay::HELP)]
+    Replay(replay::Args),
 }
 
 /// Parse the command line and run the subcommand; the process's exit status.
@@ -36,5 +44,7 @@ pub fn main() -> ExitCode {
     };
     match cli.command {
         Command::Decode(args) => decode::run(args),
+        Command::Import(args) => import::run(args),
+        Command::Replay(args) => replay::run(args),
     }
 }
