@@ -423,3 +423,26 @@ proptest! {
         }
     }
 }
+
+/// The example in docs/traces.md.
+fn docs_example() -> String {
+    let doc = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/traces.md"),
+    )
+    .unwrap();
+    let start = doc.find("```text\nvirtwire-trace 1").expect("an example") + "```text\n".len();
+    let len = doc[start..].find("```").expect("its end");
+    doc[start..start + len].to_string()
+}
+
+#[test]
+fn the_documented_example_parses_and_round_trips() {
+    let text = docs_example();
+    let t = trace::parse(&text, "docs/traces.md").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(t.counts(), (5, 3));
+    assert!(matches!(t.steps.last(), Some(Step::ExpectClose { .. })));
+    assert_eq!(
+        trace::parse(&trace::write(&t), "docs/traces.md").unwrap(),
+        t
+    );
+}

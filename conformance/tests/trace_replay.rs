@@ -426,6 +426,14 @@ fn a_header_line_that_lies_about_its_frame_is_a_harness_error() {
 
 // ---- a real libvirtd ---------------------------------------------------------------------------
 
+/// The example in docs/traces.md.
+fn docs_example() -> String {
+    let doc = std::fs::read_to_string(repo().join("docs/traces.md")).unwrap();
+    let start = doc.find("```text\nvirtwire-trace 1").expect("an example") + "```text\n".len();
+    let len = doc[start..].find("```").expect("its end");
+    doc[start..start + len].to_string()
+}
+
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
@@ -489,6 +497,8 @@ fn committed_traces_replay_against_a_fresh_libvirtd() {
     let port = String::from_utf8_lossy(&out.stdout).trim().to_string();
     let mut cases = catalogue::dispatch::base();
     cases.extend(catalogue::traces::traces());
+    let example = trace::parse(&docs_example(), "docs/traces.md").unwrap_or_else(|e| panic!("{e}"));
+    cases.push(replay::case(Arc::new(example)));
     let cfg = Config {
         read_timeout: Duration::from_secs(10),
         ..Config::default()
@@ -508,6 +518,6 @@ fn committed_traces_replay_against_a_fresh_libvirtd() {
             failed.push(format!("{}: {} | {}", c.case.id, c.expected, c.actual));
         }
     }
-    assert_eq!(report.cases.len(), 1 + catalogue::traces::COMMITTED.len());
+    assert_eq!(report.cases.len(), 2 + catalogue::traces::COMMITTED.len());
     assert!(failed.is_empty(), "{failed:#?}");
 }
