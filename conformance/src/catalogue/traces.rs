@@ -1,7 +1,7 @@
 //! Trace cases: real sessions of libvirt's own clients (virsh, python-libvirt, a raw-socket
 //! client), recorded against libvirtd 9.0.0 with the test driver, imported from the captures in
 //! `corpus/traces/` and replayed as `trace/<name>` (docs/traces.md). Each needs
-//! [`OPEN`](super::OPEN): when a client cannot even open a connection, the replays say nothing
+//! [`OPEN`]: when a client cannot even open a connection, the replays say nothing
 //! more.
 //!
 //! The committed traces are built into the binary ([`COMMITTED`]), so `check` replays them from

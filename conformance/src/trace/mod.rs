@@ -10,8 +10,8 @@
 //! This module handles text and JSON only: it never reads libvirt bytes. Turning frames into JSON
 //! and rewriting serials is the wire layer's job (`crate::wire::frames`).
 //!
-//! - [`parse`]: text → [`Trace`], with `file:line: message` errors; never panics.
-//! - [`write`]: [`Trace`] → text; `parse(write(t)) == t`.
+//! - [`mod@parse`]: text → [`Trace`], with `file:line: message` errors; never panics.
+//! - [`mod@write`]: [`Trace`] → text; `parse(write(t)) == t`.
 //! - [`rules`]: rules and the matcher that compares an expected message with what came.
 //! - [`path`]: paths into message JSON.
 //! - [`header`]: the header line.
