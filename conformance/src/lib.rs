@@ -12,6 +12,8 @@
 //! - [`report`]: a conformance run for people and CI (terminal, JUnit, JSON);
 //! - [`synth`]: synthetic captures for tests;
 //! - [`target`]: reaching a server (URIs, tcp/unix/tls connections, the private libvirtd).
+//! - [`trace`]: the trace format (text and JSON only), [`replay`]: traces replayed against a server
+//!   as runner cases.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -20,8 +22,10 @@ pub mod catalogue;
 pub mod cli;
 pub mod protocol_files;
 pub mod render;
+pub mod replay;
 pub mod report;
 pub mod runner;
 pub mod synth;
 pub mod target;
+pub mod trace;
 pub mod wire;

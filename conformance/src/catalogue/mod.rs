@@ -5,7 +5,9 @@
 //!
 //! Families: [`framing`] (length words and how bytes are split), [`header`] (message types,
 //! programs, versions, procedures, statuses, serials), [`dispatch`] (the connection's life:
-//! CONNECT_OPEN, pipelining, CONNECT_CLOSE), [`keepalive`], [`payload`] (bodies that do not decode).
+//! CONNECT_OPEN, pipelining, CONNECT_CLOSE), [`keepalive`], [`payload`] (bodies that do not decode);
+//! [`traces`]: recorded sessions of libvirt's own clients, replayed (`trace/<name>`, not part of
+//! [`builtin`]).
 
 use virtwire_protocol::FrameBuilder;
 use virtwire_protocol::header::REMOTE_PROGRAM;
@@ -17,6 +19,7 @@ pub mod framing;
 pub mod header;
 pub mod keepalive;
 pub mod payload;
+pub mod traces;
 
 /// The ID every case that needs an open connection depends on.
 pub const OPEN: &str = "dispatch/open";

@@ -6,6 +6,8 @@ use clap::{Parser, Subcommand};
 
 pub mod check;
 pub mod decode;
+pub mod import;
+pub mod replay;
 pub mod target_glue;
 
 #[derive(Parser, Debug)]
@@ -27,6 +29,12 @@ enum Command {
     /// Decode libvirt RPC messages from captures (pcap, pcapng) or raw frame streams.
     #[command(after_help = decode::HELP)]
     Decode(decode::Args),
+    /// Turn captures into traces: one per libvirt connection.
+    #[command(after_help = import::HELP)]
+    Import(import::Args),
+    /// Replay traces against a server and match its answers under the traces' rules.
+    #[command(after_help = replay::HELP)]
+    Replay(replay::Args),
 }
 
 /// A number of seconds (`5`, `0.5`, `2s`).
@@ -54,5 +62,7 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Check(args) => check::run(*args),
         Command::Decode(args) => decode::run(args),
+        Command::Import(args) => import::run(args),
+        Command::Replay(args) => replay::run(args),
     }
 }

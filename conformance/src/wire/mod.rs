@@ -7,6 +7,8 @@
 //! - [`record`]: the record model, serde-serialisable (the JSON schema of `decode --format json`).
 //! - [`json`]: how protocol values (schema values, the error struct, errors) look in JSON.
 //! - [`decoder`]: captures and raw streams driven through sessions into a [`Sink`].
+//! - [`frames`]: what traces and replays need of frames (message JSON, serial rewriting, a capture
+//!   split per connection), so that they never read libvirt bytes themselves.
 //!
 //! Framing always uses libvirt's own rule (length word checked against the limits profile, header
 //! read leniently), so that one bad message does not lose the framing: the chosen mode then judges
@@ -17,6 +19,7 @@
 use std::io;
 
 pub mod decoder;
+pub mod frames;
 pub mod json;
 pub mod judge;
 pub mod peer;
