@@ -7,12 +7,14 @@
 //!   which feed [`wire`] only;
 //! - [`wire`]: the only module that reads libvirt bytes (through `virtwire_protocol`): framing,
 //!   judging each message, the record model and its JSON form;
+//! - [`capture_out`]: recorded connections written as pcapng;
 //! - [`render`]: records as text or JSON lines;
 //! - [`synth`]: synthetic captures for tests.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod capture;
+pub mod capture_out;
 pub mod catalogue;
 pub mod cli;
 pub mod net;
