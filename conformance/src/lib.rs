@@ -7,6 +7,7 @@
 //!   which feed [`wire`] only;
 //! - [`wire`]: the only module that reads libvirt bytes (through `virtwire_protocol`): framing,
 //!   judging each message, the record model and its JSON form;
+//! - [`proxy`]: the recording proxy behind `virtwire record` (relays bytes, never reads them);
 //! - [`capture_out`]: recorded connections written as pcapng;
 //! - [`render`]: records as text or JSON lines;
 //! - [`synth`]: synthetic captures for tests.
@@ -18,6 +19,7 @@ pub mod capture_out;
 pub mod catalogue;
 pub mod cli;
 pub mod net;
+pub mod proxy;
 pub mod reassembly;
 pub mod render;
 pub mod runner;
