@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod decode;
+pub mod record;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -22,6 +23,9 @@ enum Command {
     /// Decode libvirt RPC messages from captures (pcap, pcapng) or raw frame streams.
     #[command(after_help = decode::HELP)]
     Decode(decode::Args),
+    /// Relay clients to a server through a transparent proxy and record the traffic.
+    #[command(after_help = record::HELP)]
+    Record(record::Args),
 }
 
 /// Parse the command line and run the subcommand; the process's exit status.
@@ -36,5 +40,6 @@ pub fn main() -> ExitCode {
     };
     match cli.command {
         Command::Decode(args) => decode::run(args),
+        Command::Record(args) => record::run(args),
     }
 }
