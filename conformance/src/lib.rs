@@ -4,10 +4,12 @@
 //!
 //! - [`cli`]: one file per subcommand;
 //! - [`capture`]: capture files (pcap, pcapng), link/IP/TCP headers and TCP reassembly, which
-//!   feed [`wire`] only;
+//!   feed [`wire`] only; and recorded connections written back as pcapng;
 //! - [`wire`]: the only module that reads libvirt bytes (through `virtwire_protocol`): framing,
 //!   judging each message, the record model and its JSON form;
+//! - [`proxy`]: the recording proxy behind `virtwire record` (relays bytes, never reads them);
 //! - [`render`]: records as text or JSON lines;
+//! - [`proxy`]: the transparent recording proxy of `virtwire record` (bytes only, never parsed);
 //! - [`protocol_files`]: where libvirt's `.x` files are found, and how to get them;
 //! - [`report`]: a conformance run for people and CI (terminal, JUnit, JSON);
 //! - [`synth`]: synthetic captures for tests;
@@ -21,6 +23,7 @@ pub mod capture;
 pub mod catalogue;
 pub mod cli;
 pub mod protocol_files;
+pub mod proxy;
 pub mod render;
 pub mod replay;
 pub mod report;

@@ -204,6 +204,17 @@ fn replay_against(
         "{} | {} | {} | {:?}",
         c.verdict, c.expected, c.actual, c.notes
     );
+    // The client's last frames (a PONG) may still be on their way to the fake when the case ends:
+    // wait until what the fake has seen stops growing.
+    let mut last = usize::MAX;
+    for _ in 0..40 {
+        let n = seen.lock().unwrap().len();
+        if n == last {
+            break;
+        }
+        last = n;
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let frames = seen.lock().unwrap().clone();
     Some((c, frames))
 }

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 pub mod check;
 pub mod decode;
 pub mod import;
+pub mod record;
 pub mod replay;
 pub mod target_glue;
 
@@ -35,6 +36,9 @@ enum Command {
     /// Replay traces against a server and match its answers under the traces' rules.
     #[command(after_help = replay::HELP)]
     Replay(replay::Args),
+    /// Relay clients to a server through a transparent proxy and record the traffic.
+    #[command(after_help = record::HELP)]
+    Record(record::Args),
 }
 
 /// A number of seconds (`5`, `0.5`, `2s`).
@@ -64,5 +68,6 @@ pub fn main() -> ExitCode {
         Command::Decode(args) => decode::run(args),
         Command::Import(args) => import::run(args),
         Command::Replay(args) => replay::run(args),
+        Command::Record(args) => record::run(args),
     }
 }
