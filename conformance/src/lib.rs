@@ -12,6 +12,8 @@
 //! - [`proxy`]: the transparent recording proxy of `virtwire record` (bytes only, never parsed);
 //! - [`protocol_files`]: where libvirt's `.x` files are found, and how to get them;
 //! - [`report`]: a conformance run for people and CI (terminal, JUnit, JSON);
+//! - [`suite`]: the composition root: target + catalogue + runner, as `virtwire check` and as a
+//!   library ([`Suite`]);
 //! - [`synth`]: synthetic captures for tests;
 //! - [`target`]: reaching a server (URIs, tcp/unix/tls connections, the private libvirtd).
 //! - [`trace`]: the trace format (text and JSON only), [`replay`]: traces replayed against a server
@@ -28,7 +30,10 @@ pub mod render;
 pub mod replay;
 pub mod report;
 pub mod runner;
+pub mod suite;
 pub mod synth;
 pub mod target;
 pub mod trace;
 pub mod wire;
+
+pub use suite::Suite;

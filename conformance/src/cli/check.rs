@@ -14,13 +14,13 @@ use std::time::Duration;
 use std::io::IsTerminal;
 use std::path::Path;
 
-use crate::catalogue;
 use crate::report::terminal::{self, TerminalProgress};
 use crate::report::{json, junit};
 use crate::runner::{self, Case, Config, EXIT_HARNESS, RunReport, lists};
 use crate::wire::{Decoder, Judge, Record};
 
-use super::target_glue;
+use super::target_args::TargetArgs;
+use crate::suite;
 
 /// `check --help`'s closing text.
 pub const HELP: &str = "\
@@ -77,7 +77,10 @@ pub struct Args {
     /// Write a JSON report (the wire log of every case as `decode --format json` records).
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
-    /// Write the wire log of every failing case here (raw chunks per connection).
+    /// Also replay this trace file (repeatable); the committed traces always run.
+    #[arg(long = "trace", value_name = "FILE")]
+    pub traces: Vec<PathBuf>,
+    /// Write the wire log of every failing case here (decoded records per connection).
     #[arg(long, value_name = "DIR")]
     pub trace_dir: Option<PathBuf>,
     /// Directory with libvirt's .x protocol files (default: $VIRTWIRE_PROTOCOL_DIR, the user cache,
@@ -86,7 +89,7 @@ pub struct Args {
     pub protocol_dir: Option<PathBuf>,
     /// How to reach the target.
     #[command(flatten)]
-    pub target_opts: target_glue::TargetArgs,
+    pub target_opts: TargetArgs,
 }
 
 /// Run `virtwire check`; the exit status.
@@ -127,7 +130,7 @@ fn config(args: &Args) -> Result<Config, lists::ListError> {
 
 fn check(args: Args) -> Result<u8, String> {
     let cfg = config(&args).map_err(|e| e.to_string())?;
-    let catalogue: Vec<Case> = catalogue::builtin();
+    let catalogue: Vec<Case> = suite::all_cases(&args.traces).map_err(|e| e.to_string())?;
     let cases = runner::select(&catalogue, &cfg).map_err(|e| e.to_string())?;
     if args.list {
         let mut out = io::stdout().lock();
@@ -143,13 +146,14 @@ fn check(args: Args) -> Result<u8, String> {
         let _ = writeln!(out, "{} cases", cases.len());
         return Ok(0);
     }
-    let schema = target_glue::schema(args.protocol_dir.as_deref())?;
+    let schema = suite::load_schema(args.protocol_dir.as_deref()).map_err(|e| e.to_string())?;
     let judge = Arc::new(Judge::new(
         virtwire_protocol::Limits::default(),
         virtwire_protocol::Compat::Libvirt,
         Some(schema),
     ));
-    let target = target_glue::open(args.target.as_deref(), &args.target_opts, &judge)?;
+    let spec = args.target_opts.spec(args.target.as_deref());
+    let target = suite::open_target(&spec, &judge).map_err(|e| e.to_string())?;
     eprintln!("virtwire check: {}", target.banner);
     let stdout_tty = io::stdout().is_terminal();
     let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty());
@@ -191,7 +195,8 @@ fn check(args: Args) -> Result<u8, String> {
         write_wire_logs(&report, &decoder, dir)
             .map_err(|e| format!("--trace-dir {}: {e}", dir.display()))?;
     }
-    drop(target.guard);
+    // The private libvirtd (if any) stops here, or stays with --keep-libvirtd (a hint is printed).
+    drop(target.daemon);
     Ok(report.exit_code())
 }
 

@@ -9,7 +9,7 @@ pub mod decode;
 pub mod import;
 pub mod record;
 pub mod replay;
-pub mod target_glue;
+pub mod target_args;
 
 #[derive(Parser, Debug)]
 #[command(

@@ -65,7 +65,8 @@ fn source(trace: &Trace) -> String {
     }
 }
 
-/// The trace as a case: `trace/<name>`, level MUST.
+/// The trace as a case: `trace/<name>`, level MUST. Exclusive: a replay may change the server's
+/// state (the test driver's world is shared by every connection), so it runs alone.
 pub fn case(trace: Arc<Trace>) -> Case {
     Case::new(
         case_id(&trace),
@@ -74,6 +75,7 @@ pub fn case(trace: Arc<Trace>) -> Case {
         source(&trace),
         move |ctx| run(ctx, &trace, None),
     )
+    .exclusive()
 }
 
 /// What one replay saw: the message JSON that matched each server step, by step index.
@@ -99,6 +101,7 @@ pub fn learning_case(trace: Arc<Trace>, into: Observations) -> Case {
         source(&trace),
         move |ctx| run(ctx, &trace, Some(&into)),
     )
+    .exclusive()
 }
 
 /// `name.trace:line`.

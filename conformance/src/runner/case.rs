@@ -37,6 +37,9 @@ pub struct Case {
     pub level: Level,
     /// Cases that must pass first; when one does not, this case is omitted.
     pub needs: Vec<Cow<'static, str>>,
+    /// Runs alone, with no other case at the same time (it changes state other cases see, such as
+    /// the test driver's shared world).
+    pub exclusive: bool,
     /// The check.
     pub run: Arc<CaseFn>,
 }
@@ -65,6 +68,7 @@ impl Case {
             source: source.into(),
             level,
             needs: Vec::new(),
+            exclusive: false,
             run: Arc::new(run),
         }
     }
@@ -72,6 +76,12 @@ impl Case {
     /// The same case, omitted unless `ids` pass first.
     pub fn needs(mut self, ids: &[&'static str]) -> Self {
         self.needs.extend(ids.iter().map(|i| Cow::Borrowed(*i)));
+        self
+    }
+
+    /// The same case, run with no other case at the same time.
+    pub fn exclusive(mut self) -> Self {
+        self.exclusive = true;
         self
     }
 

@@ -377,6 +377,12 @@ pub fn run(
         // Start what is ready, in order, while workers are free.
         while running.len() < jobs && next < cases.len() {
             let case = cases[next].clone();
+            // An exclusive case waits for the others to finish, and nothing starts beside it.
+            if (case.exclusive && !running.is_empty())
+                || running.keys().any(|i| cases[*i].exclusive)
+            {
+                break;
+            }
             let needs: Vec<&str> = case
                 .needs
                 .iter()
