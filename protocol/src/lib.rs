@@ -35,6 +35,15 @@ pub mod schema;
 pub mod stream;
 pub mod xdr;
 
+/// libvirtd's listening ports (libvirtd.conf `tcp_port`, `tls_port`; remote_driver.h
+/// `LIBVIRTD_TCP_PORT`, `LIBVIRTD_TLS_PORT`): the defaults of every libvirt client and server.
+pub mod ports {
+    /// Plain TCP (`qemu+tcp://host/system`).
+    pub const TCP: u16 = 16509;
+    /// TLS (`qemu+tls://host/system`, and `qemu://host/system`).
+    pub const TLS: u16 = 16514;
+}
+
 pub use body::{Body, BodyKind, BodyRole, ErrorBody, KeepaliveProc, Message, StreamHole};
 pub use error::{Category, Error, ErrorKind, LimitKind, Op, PathSeg, Result};
 pub use frame::{

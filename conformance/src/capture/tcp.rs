@@ -184,7 +184,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            server_ports: vec![16509, 16514],
+            server_ports: vec![virtwire_protocol::ports::TCP, virtwire_protocol::ports::TLS],
             max_pending: 64 << 20,
         }
     }

@@ -12,17 +12,19 @@ use std::time::Duration;
 
 use virtwire_protocol::{Compat, Limits};
 
+use super::target_args::TargetArgs;
 use crate::protocol_files::Search;
 use crate::replay::{self, Observations, learn};
 use crate::runner::{self, CaseReport, Config, Connector, Progress, RunReport, Verdict};
+use crate::suite;
 use crate::trace::{self, Trace};
 use crate::wire::Judge;
-use crate::wire::peer::Transport;
 
 /// `replay --help`'s closing text.
 pub const HELP: &str = "\
-Targets for now: test+tcp://HOST[:PORT]/NAME (plain TCP, no auth; PORT defaults to 16509), e.g. a \
-private daemon from `scripts/libvirtd.sh start DIR`, which prints its port.
+--target is a libvirt connection URI (test+tcp://HOST:PORT/default, test+unix:///default?socket=PATH, \
+qemu+tls://HOST/system…). Without it, virtwire starts a private libvirtd (test driver) and stops it at \
+the end: the committed traces were recorded against that driver.
 
 --learn replays every trace twice and prints, as a unified diff, the rules that cover the fields that \
 differ between the recording and the replays (numbers: range MIN.., hex strings: regex, others: any); \
@@ -34,9 +36,12 @@ target unreachable).";
 /// `virtwire replay`'s arguments.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The server, as a connection URI: test+tcp://HOST[:PORT]/NAME.
+    /// The server, as a connection URI. Default: a libvirtd virtwire starts itself.
     #[arg(long, value_name = "URI", env = "VIRTWIRE_TARGET")]
     target: Option<String>,
+    /// How to reach (or start) the target.
+    #[command(flatten)]
+    target_opts: TargetArgs,
     /// Replay twice and show the rules that make the fields that differ match.
     #[arg(long)]
     learn: bool,
@@ -55,77 +60,6 @@ pub struct Args {
     /// Trace files, or directories whose `*.trace` files are replayed.
     #[arg(required = true, value_name = "TRACE")]
     traces: Vec<PathBuf>,
-}
-
-/// A plain TCP connection to `HOST:PORT`, opening `NAME`: the target until the `target` module
-/// (URIs, TLS, unix sockets, the self-started libvirtd) replaces it.
-#[derive(Debug, Clone)]
-struct TcpTarget {
-    addr: String,
-    uri: String,
-    open_name: String,
-}
-
-impl Connector for TcpTarget {
-    fn connect(&self, timeout: Duration) -> Result<Box<dyn Transport>, String> {
-        use std::net::ToSocketAddrs;
-        let addrs: Vec<_> = self
-            .addr
-            .to_socket_addrs()
-            .map_err(|e| format!("{}: {e}", self.addr))?
-            .collect();
-        let mut last = format!("{}: no address", self.addr);
-        for a in addrs {
-            match std::net::TcpStream::connect_timeout(&a, timeout.max(Duration::from_millis(1))) {
-                Ok(s) => {
-                    let _ = s.set_nodelay(true);
-                    return Ok(Box::new(s));
-                }
-                Err(e) => last = format!("{a}: {e}"),
-            }
-        }
-        Err(last)
-    }
-    fn describe(&self) -> String {
-        self.uri.clone()
-    }
-    fn open_name(&self) -> Option<String> {
-        Some(self.open_name.clone())
-    }
-}
-
-/// `DRIVER+tcp://HOST[:PORT]/NAME` → a TCP connector (port 16509 by default) whose CONNECT_OPEN
-/// name is `DRIVER:///NAME`, as libvirt's remote driver sends it.
-fn tcp_connector(uri: &str) -> Result<TcpTarget, String> {
-    let bad = |why: &str| format!("target {uri:?}: {why} (expected test+tcp://HOST[:PORT]/NAME)");
-    let (scheme, rest) = uri.split_once("://").ok_or_else(|| bad("no ://"))?;
-    let (driver, transport) = scheme
-        .split_once('+')
-        .ok_or_else(|| bad("no +tcp transport"))?;
-    if transport != "tcp" || driver.is_empty() {
-        return Err(bad("only DRIVER+tcp is supported for now"));
-    }
-    if rest.contains('?') {
-        return Err(bad("query parameters are not supported yet"));
-    }
-    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
-    if authority.is_empty() {
-        return Err(bad("no host"));
-    }
-    let has_port = match authority.rfind(']') {
-        Some(b) => authority[b..].contains(':'),
-        None => authority.contains(':'),
-    };
-    let addr = if has_port {
-        authority.to_string()
-    } else {
-        format!("{authority}:16509")
-    };
-    Ok(TcpTarget {
-        addr,
-        uri: uri.to_string(),
-        open_name: format!("{driver}:///{path}"),
-    })
 }
 
 /// The trace files named: files as given, directories' `*.trace` in name order.
@@ -197,20 +131,6 @@ fn summary(r: &RunReport) {
 
 /// Run `virtwire replay`; the exit status.
 pub fn run(args: Args) -> ExitCode {
-    let Some(uri) = args.target.clone() else {
-        eprintln!(
-            "virtwire: replay needs --target URI for now (test+tcp://HOST:PORT/NAME; \
-             `scripts/libvirtd.sh start DIR` starts a private libvirtd and prints its port)"
-        );
-        return ExitCode::from(2);
-    };
-    let target = match tcp_connector(&uri) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("virtwire: {e}");
-            return ExitCode::from(2);
-        }
-    };
     let files = match trace_files(&args.traces) {
         Ok(f) => f,
         Err(e) => {
@@ -237,17 +157,37 @@ pub fn run(args: Args) -> ExitCode {
     };
     let judge = Arc::new(Judge::new(Limits::default(), Compat::Libvirt, Some(schema)));
     let cfg = config(&args);
+    let spec = args.target_opts.spec(args.target.as_deref());
+    let target = match suite::open_target(&spec, &judge) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("virtwire: {e}");
+            return ExitCode::from(runner::EXIT_HARNESS);
+        }
+    };
+    eprintln!("virtwire replay: {}", target.banner);
+    let connector: Arc<dyn Connector> = Arc::from(target.connector);
     if args.learn {
-        return learn_all(&args, &cfg, &target, judge, &traces);
+        return learn_all(&args, &cfg, &connector, judge, &traces);
     }
     let cases: Vec<_> = traces
         .iter()
         .map(|(_, t)| replay::case(t.clone()))
         .collect();
-    let report = runner::run(&cases, &cfg, Box::new(target), judge, None, &mut Printer);
+    let report = runner::run(
+        &cases,
+        &cfg,
+        Box::new(connector),
+        judge,
+        target.hooks,
+        &mut Printer,
+    );
     for c in report.cases.iter().filter(|c| c.verdict != Verdict::Pass) {
         if let Some((f, _)) = traces.iter().find(|(_, t)| replay::case_id(t) == c.case.id) {
-            println!("rerun: virtwire replay {} --target {uri}", f.display());
+            match &args.target {
+                Some(t) => println!("rerun: virtwire replay {} --target '{t}'", f.display()),
+                None => println!("rerun: virtwire replay {}", f.display()),
+            }
         }
     }
     summary(&report);
@@ -258,7 +198,7 @@ pub fn run(args: Args) -> ExitCode {
 fn learn_all(
     args: &Args,
     cfg: &Config,
-    target: &TcpTarget,
+    target: &Arc<dyn Connector>,
     judge: Arc<Judge>,
     traces: &[(PathBuf, Arc<Trace>)],
 ) -> ExitCode {
@@ -343,34 +283,4 @@ fn write_learned(file: &Path, text: &str, learned: &[learn::Learned]) -> Result<
     trace::parse(&new, &file.display().to_string())
         .map_err(|e| format!("learned rules do not parse: {e}"))?;
     std::fs::write(file, new).map_err(|e| format!("{}: {e}", file.display()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn targets() {
-        let t = tcp_connector("test+tcp://127.0.0.1:40000/default").unwrap();
-        assert_eq!(
-            (t.addr.as_str(), t.open_name.as_str()),
-            ("127.0.0.1:40000", "test:///default")
-        );
-        let t = tcp_connector("test+tcp://localhost/tmp/w.xml").unwrap();
-        assert_eq!(
-            (t.addr.as_str(), t.open_name.as_str()),
-            ("localhost:16509", "test:///tmp/w.xml")
-        );
-        let t = tcp_connector("test+tcp://[::1]/default").unwrap();
-        assert_eq!(t.addr, "[::1]:16509");
-        for bad in [
-            "tcp://h/x",
-            "test+tls://h/x",
-            "test+tcp:///x",
-            "nothing",
-            "test+tcp://h/x?a=b",
-        ] {
-            assert!(tcp_connector(bad).is_err(), "{bad}");
-        }
-    }
 }

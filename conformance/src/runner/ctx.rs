@@ -52,6 +52,18 @@ pub trait Connector: Send + Sync {
     fn open_name(&self) -> Option<String>;
 }
 
+impl<C: Connector + ?Sized> Connector for Arc<C> {
+    fn connect(&self, timeout: Duration) -> Result<Box<dyn Transport>, String> {
+        (**self).connect(timeout)
+    }
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
+    fn open_name(&self) -> Option<String> {
+        (**self).open_name()
+    }
+}
+
 /// What a case may ask of its run: the target, the judge, and the timeouts.
 pub struct Env {
     /// The target.

@@ -34,9 +34,9 @@ use std::str::FromStr;
 use super::error::TargetError;
 
 /// libvirtd's plain TCP port (`LIBVIRTD_TCP_PORT`).
-pub const DEFAULT_TCP_PORT: u16 = 16509;
+pub const DEFAULT_TCP_PORT: u16 = virtwire_protocol::ports::TCP;
 /// libvirtd's TLS port (`LIBVIRTD_TLS_PORT`).
-pub const DEFAULT_TLS_PORT: u16 = 16514;
+pub const DEFAULT_TLS_PORT: u16 = virtwire_protocol::ports::TLS;
 /// The system daemon's sockets live here (libvirt: `LOCALSTATEDIR "/run/libvirt"`).
 pub const SYSTEM_SOCKET_DIR: &str = "/var/run/libvirt";
 /// The system daemon's admin sockets live here (libvirt-admin.c: `RUNSTATEDIR "/libvirt"`).

@@ -30,8 +30,8 @@ pub use decoder::{Decoder, Options};
 pub use judge::Judge;
 pub use record::{BodyOut, MessageRecord, Origin, Record, Stats};
 
-/// libvirtd's TCP ports: 16509 (plain TCP, `LIBVIRTD_TCP_PORT`) and 16514 (TLS, `LIBVIRTD_TLS_PORT`).
-pub const DEFAULT_PORTS: [u16; 2] = [16509, 16514];
+/// The ports whose traffic is libvirt RPC by default: libvirtd's plain TCP and TLS ports.
+pub const DEFAULT_PORTS: [u16; 2] = [virtwire_protocol::ports::TCP, virtwire_protocol::ports::TLS];
 
 /// Where records go.
 pub trait Sink {
