@@ -3,7 +3,6 @@
 //! known-failing list. This is also CI's conformance run against a real libvirtd 9.0: it fails on
 //! any unexpected failure, on a stale known-failing entry, and on a harness error.
 
-
 use std::path::Path;
 
 use virtwire_conformance::Suite;

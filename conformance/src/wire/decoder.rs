@@ -205,12 +205,7 @@ impl Decoder {
                 first_pkt,
             })?;
         }
-        let stats = out.stats.clone();
-        out.emit(&Record::Summary {
-            file,
-            stats: &stats,
-        })?;
-        Ok(stats)
+        out.finish()
     }
 
     /// One reassembly event: a connection opens, bytes arrive, bytes are missing, a direction ends.
@@ -323,12 +318,7 @@ impl Decoder {
                 d.stop(&mut out, "the connection ended")?;
             }
         }
-        let stats = out.stats.clone();
-        out.emit(&Record::Summary {
-            file,
-            stats: &stats,
-        })?;
-        Ok(stats)
+        out.finish()
     }
 
     /// Decode a raw byte stream of frames (e.g. a file written by a proxy): no TCP, no directions.
@@ -358,11 +348,6 @@ impl Decoder {
             }
         }
         stream.stop(&mut out, "the file ends")?;
-        let stats = out.stats.clone();
-        out.emit(&Record::Summary {
-            file,
-            stats: &stats,
-        })?;
-        Ok(stats)
+        out.finish()
     }
 }

@@ -19,7 +19,7 @@ use virtwire_protocol::{
     BodyKind, Compat, Error, FrameDecoder, Header, OwnedFrame, Reader, encode_frame,
 };
 
-use super::json::{BodyJson, ErrorJson, HeaderJson};
+use super::json::HeaderJson;
 use super::judge::Judge;
 use super::record::{MessageRecord, Origin, Record, gap_message};
 use super::{Decoder, Sink};
@@ -48,15 +48,7 @@ impl Serialize for MessageJson<'_, '_> {
             &HeaderObject(HeaderJson::new(&r.frame.header, r.proc_name)),
         )?;
         m.serialize_entry("len", &r.frame.len_word())?;
-        m.serialize_entry("nfds", &r.frame.nfds)?;
-        m.serialize_entry("body_kind", r.kind.name())?;
-        m.serialize_entry("body_type", &r.body.type_name())?;
-        m.serialize_entry("body", &BodyJson(&r.body))?;
-        let error = r.error.as_ref().map(|e| ErrorJson {
-            error: e,
-            frame_at: r.origin.offset,
-        });
-        m.serialize_entry("error", &error)?;
+        r.body_entries(&mut m)?;
         m.end()
     }
 }

@@ -249,6 +249,12 @@ impl MessageRecord<'_> {
         self.origin.entries(m)?;
         m.serialize_entry("len", &self.frame.len_word())?;
         HeaderJson::new(&self.frame.header, self.proc_name).entries(m)?;
+        self.body_entries(m)
+    }
+
+    /// `nfds, body_kind, body_type, body, error`: what follows the header in every JSON form of a
+    /// message (records here, trace messages in [`super::frames`]).
+    pub(crate) fn body_entries<M: SerializeMap>(&self, m: &mut M) -> Result<(), M::Error> {
         m.serialize_entry("nfds", &self.frame.nfds)?;
         m.serialize_entry("body_kind", self.kind.name())?;
         m.serialize_entry("body_type", &self.body.type_name())?;

@@ -39,6 +39,16 @@ impl Out<'_> {
         }
         self.sink.record(r)
     }
+
+    /// The end of the input: the summary record, and the counts.
+    pub fn finish(mut self) -> io::Result<Stats> {
+        let stats = std::mem::take(&mut self.stats);
+        self.sink.record(&Record::Summary {
+            file: self.file,
+            stats: &stats,
+        })?;
+        Ok(stats)
+    }
 }
 
 /// The packet that delivered a direction's latest bytes (none for raw streams).
