@@ -566,6 +566,27 @@ impl Header {
         v.try_into().expect("header is 24 bytes")
     }
 
+    /// Write this header over the header of the frame at the start of `frame` (its length word,
+    /// FD count and payload stay as they are): how a replay gives a recorded frame a new serial.
+    /// An error when `frame` is too short to hold a header.
+    pub fn overwrite(&self, frame: &mut [u8]) -> Result<()> {
+        let available = frame.len();
+        match frame.get_mut(LEN_WORD..LEN_WORD + Header::LEN) {
+            Some(slot) => {
+                slot.copy_from_slice(&self.to_bytes());
+                Ok(())
+            }
+            None => Err(Error::encode(
+                ErrorKind::Truncated {
+                    needed: (LEN_WORD + Header::LEN) as u64,
+                    available: available as u64,
+                },
+                0,
+            )
+            .in_field("header")),
+        }
+    }
+
     /// The program's short name if known.
     pub fn prog_name(&self) -> Option<&'static str> {
         program_name(self.prog)
@@ -588,6 +609,23 @@ impl fmt::Display for Header {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn overwrite_replaces_only_the_header() {
+        let mut frame = vec![0, 0, 0, 32];
+        frame.extend(Header::call(REMOTE_PROGRAM, 3, 7).to_bytes());
+        frame.extend([0xaa, 0xbb, 0xcc, 0xdd]);
+        let mut h = Header::peek(&frame).header().unwrap();
+        h.serial = 0xdead_beef;
+        h.overwrite(&mut frame).unwrap();
+        assert_eq!(&frame[..4], &[0, 0, 0, 32]);
+        assert_eq!(&frame[28..], &[0xaa, 0xbb, 0xcc, 0xdd]);
+        assert_eq!(Header::peek(&frame).serial, Some(0xdead_beef));
+        assert_eq!(Header::peek(&frame).procedure, Some(3));
+        let e = h.overwrite(&mut frame[..27]).unwrap_err();
+        assert_eq!(e.category(), crate::Category::Malformed);
+    }
+
     use super::*;
 
     #[test]

@@ -15,9 +15,7 @@ use std::net::SocketAddr;
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
 use virtwire_protocol::schema::Value;
-use virtwire_protocol::{
-    BodyKind, Compat, Error, FrameDecoder, Header, OwnedFrame, Reader, encode_frame,
-};
+use virtwire_protocol::{BodyKind, Compat, Error, FrameDecoder, Header, OwnedFrame, encode_frame};
 
 use super::json::HeaderJson;
 use super::judge::Judge;
@@ -100,19 +98,21 @@ pub fn frame_json(judge: &Judge, bytes: &[u8]) -> Result<serde_json::Value, Stri
 
 /// The header of a frame's bytes (read leniently, as libvirt reads it), if 28 bytes are there.
 pub fn frame_header(bytes: &[u8]) -> Option<Header> {
-    let h = bytes.get(4..28)?;
-    Header::decode(&mut Reader::new(h, Compat::Libvirt)).ok()
+    Header::peek(bytes).header()
 }
 
 /// The same frame with its header's serial set to `serial`; everything else (length word, other
 /// header fields, FD count, payload) byte for byte as it was. An error when the bytes do not hold a
 /// header.
 pub fn rewrite_serial(frame: &[u8], serial: u32) -> Result<Vec<u8>, Error> {
-    let h = frame.get(4..28).unwrap_or(&[]);
-    let mut header = Header::decode(&mut Reader::new(h, Compat::Libvirt))?;
+    let Some(mut header) = frame_header(frame) else {
+        let mut out = frame.to_vec();
+        // Too short for a header: the same error overwrite gives.
+        return Header::call(0, 0, serial).overwrite(&mut out).map(|()| out);
+    };
     header.serial = serial;
     let mut out = frame.to_vec();
-    out[4..28].copy_from_slice(&header.to_bytes());
+    header.overwrite(&mut out)?;
     Ok(out)
 }
 
