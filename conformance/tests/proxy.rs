@@ -1031,11 +1031,14 @@ fn the_record_command() {
         };
         let echo = echo_tcp(l, 1);
         let (log, pcap) = (dir.join("wire.jsonl"), dir.join("wire.pcapng"));
+        let trace = dir.join("session.trace");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_virtwire"));
         cmd.args(["record", "--listen", "127.0.0.1:0"])
             .arg("--target")
             .arg(format!("test+tcp://{up_addr}/default"))
             .arg("-o")
+            .arg(&trace)
+            .arg("--wire-log")
             .arg(&log)
             .arg("--pcapng")
             .arg(&pcap)
@@ -1099,6 +1102,11 @@ fn the_record_command() {
         let stderr = rest.join().unwrap();
         assert!(status.success(), "{status}: {stderr}");
         assert!(stderr.contains("conn 0: closed"), "{stderr}");
+        // The trace: written, and it parses (the echo server's bytes are no libvirt frames: they
+        // become raw steps and problems, never a failure to write).
+        let text = std::fs::read_to_string(&trace).unwrap();
+        assert!(text.starts_with("virtwire-trace 1"), "{text}");
+        virtwire_conformance::trace::parse(&text, "session.trace").unwrap();
         // The wire log: one JSON object per chunk; the hex of each direction is the stream.
         let text = std::fs::read_to_string(&log).unwrap();
         let mut dirs = [Vec::new(), Vec::new()];

@@ -1,11 +1,9 @@
 //! `virtwire record`: a transparent proxy between real clients and a real server that records what
-//! crosses it ([`crate::proxy`]), as a wire log (`-o`) and optionally as pcapng (`--pcapng`,
-//! [`crate::capture::write`]).
-//!
-//! `-o OUT` is for now a JSON-lines wire log, one object per recorded chunk:
-//! `{"conn":0,"dir":"c2s","at_us":1234,"hex":"0000001c…"}` (`at_us`: microseconds since the
-//! connection was accepted). It becomes a trace file once the trace format lands; [`write_wire_log`]
-//! is the one place that writes it.
+//! crosses it ([`crate::proxy`]), as traces (`-o`, one per connection, decoded by the wire layer
+//! and written by [`crate::trace`]), optionally as pcapng (`--pcapng`, [`crate::capture::write`])
+//! and as a JSON-lines wire log (`--wire-log`, one object per recorded chunk:
+//! `{"conn":0,"dir":"c2s","at_us":1234,"hex":"0000001c…"}`, `at_us` since the connection was
+//! accepted).
 //!
 //! Exit status: 0 all recorded; 1 something is missing from the recording (a recording capped by
 //! `--max-record-bytes`, a client whose server could not be reached); 2 usage error, or the proxy
@@ -14,14 +12,17 @@
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use crate::capture::write::PcapngWriter;
+use crate::protocol_files::Search;
 use crate::proxy::{Addr, Config, Connection, Event, Proxy};
 use crate::target::{TargetUri, Transport};
 use crate::wire::DEFAULT_PORTS;
+use crate::wire::frames::chunk_connection;
+use crate::wire::{Decoder, Options};
 
 /// `record --help`'s closing text.
 pub const HELP: &str = "\
@@ -29,8 +30,8 @@ Clients connect to --listen as they would to the server; every connection is rel
 byte for byte, both directions, and recorded. Stop with Ctrl-C (or SIGTERM), --duration or \
 --connections: open connections are then closed and every recording written.
 
--o writes a JSON-lines wire log for now (one object per chunk: conn, dir, at_us, hex); it will \
-become a trace file. --pcapng writes the same traffic as a capture (synthesized TCP/IP; unix-socket \
+-o writes one trace per connection (docs/traces.md): replay it with `virtwire replay` or add it to \
+`virtwire check --trace`. --wire-log writes every chunk as JSON lines (conn, dir, at_us, hex). --pcapng writes the same traffic as a capture (synthesized TCP/IP; unix-socket \
 ends shown on 127.0.0.1, server port 16509) for `virtwire decode`, tshark or Wireshark.
 
 Exit status: 0 all recorded; 1 a recording was capped or a server could not be reached; 2 usage \
@@ -47,9 +48,17 @@ pub struct Args {
     /// unix:PATH.
     #[arg(long, value_name = "URI")]
     target: String,
-    /// The wire log to write (JSON lines for now; a trace file later).
-    #[arg(short = 'o', long = "output", value_name = "OUT")]
+    /// The trace to write (virtwire-trace 1, docs/traces.md): the first connection's to OUT, the
+    /// next ones' to OUT with -c1, -c2… before its extension.
+    #[arg(short = 'o', long = "output", value_name = "TRACE")]
     output: PathBuf,
+    /// Also write every chunk as it crossed, as JSON lines (conn, dir, at_us, hex).
+    #[arg(long, value_name = "FILE")]
+    wire_log: Option<PathBuf>,
+    /// Directory with libvirt's .x protocol files, for symbolic bodies in the trace (default: where
+    /// the other subcommands look; without them bodies are hex).
+    #[arg(long, value_name = "DIR")]
+    protocol_dir: Option<PathBuf>,
     /// Also write the traffic as a pcapng capture.
     #[arg(long, value_name = "FILE")]
     pcapng: Option<PathBuf>,
@@ -158,8 +167,40 @@ fn hex(bytes: &[u8]) -> String {
     s
 }
 
-/// Write one finished connection to `-o`: for now a JSON object per chunk (`conn`, `dir`, `at_us`,
-/// `hex`). The one function to change when `-o` becomes a trace file.
+/// The trace file of connection `id`: `out` itself for the first, `out` with `-cID` before its
+/// extension for the others.
+pub fn trace_path(out: &Path, id: u64) -> PathBuf {
+    if id == 0 {
+        return out.to_path_buf();
+    }
+    let stem = out
+        .file_stem()
+        .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
+    let name = match out.extension() {
+        Some(ext) => format!("{stem}-c{id}.{}", ext.to_string_lossy()),
+        None => format!("{stem}-c{id}"),
+    };
+    out.with_file_name(name)
+}
+
+/// Write one finished connection as a trace (its messages decoded symbolically, raw steps for what
+/// does not frame), saying what could not become steps.
+fn write_trace(decoder: &Decoder, source: &str, out: &Path, c: &Connection) -> Result<(), String> {
+    let path = trace_path(out, c.id);
+    let conn = chunk_connection(decoder, source, c.id, c.client, c.server, &c.chunks)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let imported = crate::trace::import::from_connection(source, &conn);
+    for p in &imported.problems {
+        eprintln!("conn {}: {p}", c.id);
+    }
+    std::fs::write(&path, crate::trace::write(&imported.trace))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    eprintln!("conn {}: trace written to {}", c.id, path.display());
+    Ok(())
+}
+
+/// Write one finished connection to `--wire-log`: a JSON object per chunk (`conn`, `dir`,
+/// `at_us`, `hex`).
 pub fn write_wire_log(out: &mut impl Write, conn: &Connection) -> io::Result<()> {
     for c in &conn.chunks {
         let line = LogLine {
@@ -226,10 +267,19 @@ pub fn run(args: Args) -> ExitCode {
         Ok(_) => return usage("--write-timeout must be more than 0"),
         Err(e) => return usage(e),
     }
-    let mut log = match create(&args.output) {
+    let mut log = match args.wire_log.as_ref().map(create).transpose() {
         Ok(f) => f,
-        Err(e) => return usage(format!("{}: {e}", args.output.display())),
+        Err(e) => return usage(format!("--wire-log: {e}")),
     };
+    let decoder = match Search::standard(args.protocol_dir.as_deref()).load() {
+        Ok((schema, _)) => Decoder::with_schema(Options::default(), schema),
+        Err(e) if e.is_fatal() => return usage(e),
+        Err(e) => {
+            eprintln!("virtwire record: warning: {e}; trace bodies will be hex");
+            Decoder::new(Options::default())
+        }
+    };
+    let source = format!("virtwire record --target {}", args.target);
     let mut pcapng = match &args.pcapng {
         None => None,
         Some(p) => match create(p).and_then(PcapngWriter::new) {
@@ -270,9 +320,13 @@ pub fn run(args: Args) -> ExitCode {
                 if failed_output.is_some() {
                     continue;
                 }
-                let written = write_wire_log(&mut log, &c)
-                    .and_then(|()| log.flush())
-                    .map_err(|e| format!("{}: {e}", args.output.display()))
+                let written = write_trace(&decoder, &source, &args.output, &c)
+                    .and_then(|()| match (&mut log, &args.wire_log) {
+                        (Some(w), Some(p)) => write_wire_log(w, &c)
+                            .and_then(|()| w.flush())
+                            .map_err(|e| format!("{}: {e}", p.display())),
+                        _ => Ok(()),
+                    })
                     .and_then(|()| match (&mut pcapng, &args.pcapng) {
                         (Some(w), Some(p)) => w
                             .write_flow(&c.flow())

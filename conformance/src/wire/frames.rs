@@ -410,6 +410,30 @@ pub fn capture_connections(
     Ok((collect.conns, stats))
 }
 
+/// One live connection's traffic (a recording's chunks, both directions in order) as a
+/// [`CaptureConn`], the same shape a capture's connection has (for `virtwire record`'s traces).
+pub fn chunk_connection(
+    decoder: &Decoder,
+    name: &str,
+    conn: ConnId,
+    client: Option<SocketAddr>,
+    server: Option<SocketAddr>,
+    chunks: &[super::peer::Chunk],
+) -> io::Result<CaptureConn> {
+    let mut collect = Collect { conns: Vec::new() };
+    decoder.decode_chunks(name, conn, chunks, &mut collect)?;
+    let mut c = collect.conns.pop().unwrap_or(CaptureConn {
+        conn,
+        client: None,
+        server: None,
+        midstream: false,
+        entries: Vec::new(),
+    });
+    c.client = client;
+    c.server = server;
+    Ok(c)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
