@@ -15,6 +15,8 @@ if ! command -v cargo >/dev/null 2>&1; then
     echo "test: cargo is not on PATH; install Rust (rustup) first" >&2
     exit 2
 fi
+# Every test that needs an installed tool (libvirtd, virsh, tshark) fails instead of skipping.
+export VIRTWIRE_REQUIRE_ALL=${VIRTWIRE_REQUIRE_ALL:-1}
 export VIRTWIRE_PROTOCOL_DIR=${VIRTWIRE_PROTOCOL_DIR:-$(ls -d "$PWD"/.cache/libvirt-* 2>/dev/null | sort -V | tail -n1)}
 echo "test: libvirt protocol files from ${VIRTWIRE_PROTOCOL_DIR:-<none>}" >&2
 [ "${1:-}" = "--" ] && shift
