@@ -84,6 +84,13 @@ impl Connector for UriConnector {
     fn open_name(&self) -> Option<String> {
         self.uri.open_name()
     }
+    fn program(&self) -> u32 {
+        if self.uri.is_admin() {
+            virtwire_protocol::header::ADMIN_PROGRAM
+        } else {
+            REMOTE_PROGRAM
+        }
+    }
 }
 
 /// A self-started libvirtd seen by the runner: its log, and a restart when a case killed it.

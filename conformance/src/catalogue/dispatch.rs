@@ -21,6 +21,13 @@ pub fn base() -> Vec<Case> {
         "CONNECT_OPEN with the target's name is answered REPLY/OK with an empty body",
         "PROTOCOL.md §6 (worked bytes: a 28-byte reply)",
         |ctx| {
+            let prog = ctx.env().connector.program();
+            if prog != REMOTE_PROGRAM {
+                return Ok(Outcome::unsupported(format!(
+                    "the target serves program {prog:#x} (an admin socket); the built-in cases speak \
+                     the remote program"
+                )));
+            }
             let mut peer = ctx.connect()?;
             let args = connect_open_args(ctx.env().connector.open_name().as_deref(), 0);
             let s = ctx.call(&mut peer, REMOTE_PROGRAM, proc::CONNECT_OPEN, &args)?;

@@ -14,9 +14,12 @@ use std::time::Duration;
 use std::io::IsTerminal;
 use std::path::Path;
 
+use crate::capture::tcp::Dir;
+use crate::capture::write::{Flow, PcapngWriter};
 use crate::report::terminal::{self, TerminalProgress};
 use crate::report::{json, junit};
 use crate::runner::{self, Case, Config, EXIT_HARNESS, RunReport, lists};
+use crate::wire::frames::chunk_connection;
 use crate::wire::{Decoder, Judge, Record};
 
 use super::target_args::TargetArgs;
@@ -80,7 +83,8 @@ pub struct Args {
     /// Also replay this trace file (repeatable); the committed traces always run.
     #[arg(long = "trace", value_name = "FILE")]
     pub traces: Vec<PathBuf>,
-    /// Write the wire log of every failing case here (decoded records per connection).
+    /// Write the wire log of every failing case here: a trace and the decoded records per connection,
+    /// and a pcapng of the case.
     #[arg(long, value_name = "DIR")]
     pub trace_dir: Option<PathBuf>,
     /// Directory with libvirt's .x protocol files (default: $VIRTWIRE_PROTOCOL_DIR, the user cache,
@@ -200,8 +204,10 @@ fn check(args: Args) -> Result<u8, String> {
     Ok(report.exit_code())
 }
 
-/// The wire log of every case that needs attention, one JSON-lines file of `decode --format json`
-/// records per connection: `DIR/<case id with / as __>.<conn>.jsonl`.
+/// The wire log of every case that needs attention, for a human and for tools:
+/// `DIR/<case id with / as __>.connN.trace` (a trace: replay it, or read it), `.connN.jsonl` (the
+/// `decode --format json` records) and one `.pcapng` with every connection of the case (for
+/// Wireshark; loopback addresses, port 16509 for the server).
 fn write_wire_logs(report: &RunReport, decoder: &Decoder, dir: &Path) -> io::Result<()> {
     std::fs::create_dir_all(dir)?;
     for c in &report.cases {
@@ -209,15 +215,50 @@ fn write_wire_logs(report: &RunReport, decoder: &Decoder, dir: &Path) -> io::Res
             continue;
         }
         let name = c.case.id.replace('/', "__");
+        let mut flows = Vec::new();
         for (n, w) in c.wire.iter().enumerate() {
-            let path = dir.join(format!("{name}.conn{}.jsonl", n + 1));
-            let mut out = io::BufWriter::new(std::fs::File::create(&path)?);
+            let conn = n as u64 + 1;
+            let base = format!("{name}.conn{conn}");
+            let mut out =
+                io::BufWriter::new(std::fs::File::create(dir.join(format!("{base}.jsonl")))?);
             let mut sink = |r: &Record<'_>| -> io::Result<()> {
                 serde_json::to_writer(&mut out, r)?;
                 out.write_all(b"\n")
             };
-            decoder.decode_chunks(&c.case.id, n as u64 + 1, &w.chunks, &mut sink)?;
+            decoder.decode_chunks(&c.case.id, conn, &w.chunks, &mut sink)?;
             out.flush()?;
+            let source = format!("virtwire check case {name}");
+            let cc = chunk_connection(decoder, &source, conn, None, None, &w.chunks)?;
+            let imported = crate::trace::import::from_connection(&source, &cc);
+            std::fs::write(
+                dir.join(format!("{base}.trace")),
+                crate::trace::write(&imported.trace),
+            )?;
+            let (sent_c, sent_s) = w
+                .chunks
+                .iter()
+                .fold((0u64, 0u64), |(a, b), ch| match ch.dir {
+                    Dir::C2s => (a + ch.bytes.len() as u64, b),
+                    Dir::S2c => (a, b + ch.bytes.len() as u64),
+                });
+            flows.push((conn, &w.chunks, [sent_c, sent_s]));
+        }
+        if !flows.is_empty() {
+            let file = std::fs::File::create(dir.join(format!("{name}.pcapng")))?;
+            let mut pcap = PcapngWriter::new(io::BufWriter::new(file))?;
+            for (conn, chunks, sent) in flows {
+                let lo = std::net::Ipv4Addr::LOCALHOST;
+                pcap.write_flow(&Flow {
+                    client: (lo, 40000 + conn as u16).into(),
+                    server: (lo, virtwire_protocol::ports::TCP).into(),
+                    start: report.started,
+                    chunks,
+                    sent,
+                    ends: Vec::new(),
+                    refused: false,
+                })?;
+            }
+            pcap.finish()?.flush()?;
         }
     }
     Ok(())

@@ -50,6 +50,11 @@ pub trait Connector: Send + Sync {
     fn describe(&self) -> String;
     /// The name sent in CONNECT_OPEN (`test:///default`); `None` sends an absent name.
     fn open_name(&self) -> Option<String>;
+    /// The program the target serves: the remote program (libvirtd, virtqemud…) unless the target
+    /// is an admin socket.
+    fn program(&self) -> u32 {
+        REMOTE_PROGRAM
+    }
 }
 
 impl<C: Connector + ?Sized> Connector for Arc<C> {
@@ -61,6 +66,9 @@ impl<C: Connector + ?Sized> Connector for Arc<C> {
     }
     fn open_name(&self) -> Option<String> {
         (**self).open_name()
+    }
+    fn program(&self) -> u32 {
+        (**self).program()
     }
 }
 
