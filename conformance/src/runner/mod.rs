@@ -270,6 +270,16 @@ fn known_as(cfg: &Config, id: &str) -> Option<KnownAs> {
         .map(|k| KnownAs::Flaky(k.reason.clone()))
 }
 
+/// What running a case left behind, for its report.
+#[derive(Default)]
+struct Ran {
+    wire: Vec<Wire>,
+    notes: Vec<String>,
+    duration: Duration,
+    /// Where the server's log stood when the case started.
+    log_mark: u64,
+}
+
 /// Run one case in the calling thread (the runner calls this from its workers).
 fn run_one(case: Case, env: &Env, case_timeout: Duration) -> (Outcome, Vec<Wire>, Vec<String>) {
     let deadline = Instant::now() + case_timeout;
@@ -334,29 +344,34 @@ pub fn run(
     let jobs = cfg.jobs.max(1);
     // Grace beyond a case's own deadline before the runner gives up waiting for it.
     let grace = Duration::from_secs(5);
+    // `ran` is None for a case that was not run (omitted): nothing to ask the server about it.
     let finish = |i: usize,
                   outcome: Outcome,
-                  wire: Vec<Wire>,
-                  mut notes: Vec<String>,
-                  duration: Duration,
-                  log_mark: u64,
+                  ran: Option<Ran>,
                   reports: &mut Vec<Option<CaseReport>>,
                   done: &mut HashMap<String, Verdict>,
                   progress: &mut dyn Progress| {
         let case = cases[i].clone();
         let mut outcome = outcome;
-        if let Some(h) = &hooks
-            && let Some(what) = h.after_case()
-        {
-            notes.push(what.clone());
-            if matches!(outcome.verdict, Verdict::Pass | Verdict::NonStrict) {
-                outcome = Outcome::fail("the server keeps running", what);
+        let was_run = ran.is_some();
+        let Ran {
+            wire,
+            mut notes,
+            duration,
+            log_mark,
+        } = ran.unwrap_or_default();
+        let mut server_log = None;
+        if let Some(h) = hooks.as_ref().filter(|_| was_run) {
+            if let Some(what) = h.after_case() {
+                notes.push(what.clone());
+                if matches!(outcome.verdict, Verdict::Pass | Verdict::NonStrict) {
+                    outcome = Outcome::fail("the server keeps running", what);
+                }
+            }
+            if outcome.verdict != Verdict::Pass {
+                server_log = Some(h.log_since(log_mark));
             }
         }
-        let server_log = match (&hooks, outcome.verdict) {
-            (Some(h), v) if v != Verdict::Pass => Some(h.log_since(log_mark)),
-            _ => None,
-        };
         let report = CaseReport {
             verdict: outcome.verdict,
             expected: outcome.expected,
@@ -401,17 +416,7 @@ pub fn run(
                     expected: String::new(),
                     actual: format!("needs {n}, which did not pass ({})", done[*n]),
                 };
-                finish(
-                    next,
-                    o,
-                    Vec::new(),
-                    Vec::new(),
-                    Duration::ZERO,
-                    0,
-                    &mut reports,
-                    &mut done,
-                    progress,
-                );
+                finish(next, o, None, &mut reports, &mut done, progress);
                 next += 1;
                 continue;
             }
@@ -432,17 +437,7 @@ pub fn run(
                     "{} needs a case that comes after it in the catalogue",
                     cases[next].id
                 ));
-                finish(
-                    next,
-                    o,
-                    Vec::new(),
-                    Vec::new(),
-                    Duration::ZERO,
-                    0,
-                    &mut reports,
-                    &mut done,
-                    progress,
-                );
+                finish(next, o, None, &mut reports, &mut done, progress);
                 next += 1;
             }
             continue;
@@ -457,7 +452,13 @@ pub fn run(
         match rx.recv_timeout(limit.saturating_duration_since(Instant::now())) {
             Ok((i, o, w, n, d)) => {
                 if let Some((_, mark)) = running.remove(&i) {
-                    finish(i, o, w, n, d, mark, &mut reports, &mut done, progress);
+                    let ran = Ran {
+                        wire: w,
+                        notes: n,
+                        duration: d,
+                        log_mark: mark,
+                    };
+                    finish(i, o, Some(ran), &mut reports, &mut done, progress);
                 }
             }
             Err(_) => {
@@ -473,17 +474,12 @@ pub fn run(
                             "the case did not finish within {:.0} s (a virtwire bug: every wait has a deadline)",
                             (cfg.case_timeout + grace).as_secs_f64()
                         ));
-                        finish(
-                            i,
-                            o,
-                            Vec::new(),
-                            Vec::new(),
-                            t.elapsed(),
-                            mark,
-                            &mut reports,
-                            &mut done,
-                            progress,
-                        );
+                        let ran = Ran {
+                            duration: t.elapsed(),
+                            log_mark: mark,
+                            ..Ran::default()
+                        };
+                        finish(i, o, Some(ran), &mut reports, &mut done, progress);
                     }
                 }
             }
@@ -495,5 +491,75 @@ pub fn run(
         started: started_at,
         duration: started.elapsed(),
         strict: cfg.strict,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use virtwire_protocol::{Compat, Limits};
+
+    use super::*;
+    use crate::wire::peer::Transport;
+
+    struct Nowhere;
+    impl Connector for Nowhere {
+        fn connect(&self, _: Duration) -> Result<Box<dyn Transport>, String> {
+            Err("no server in this test".into())
+        }
+        fn describe(&self) -> String {
+            "nowhere".into()
+        }
+        fn open_name(&self) -> Option<String> {
+            None
+        }
+    }
+
+    #[derive(Default)]
+    struct Counting(AtomicUsize);
+    impl ServerHooks for Counting {
+        fn log_mark(&self) -> u64 {
+            7
+        }
+        fn log_since(&self, mark: u64) -> String {
+            format!("log since {mark}")
+        }
+        fn after_case(&self) -> Option<String> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            None
+        }
+    }
+
+    #[test]
+    fn only_cases_that_ran_ask_the_server_and_get_its_log() {
+        let cases = vec![
+            Case::new("a/fails", Level::Must, "r", "s", |_| {
+                Ok(Outcome::fail("x", "y"))
+            }),
+            Case::new("a/needs-it", Level::Must, "r", "s", |_| {
+                Ok(Outcome::pass("x", "x"))
+            })
+            .needs(&["a/fails"]),
+        ];
+        let hooks = Arc::new(Counting::default());
+        let judge = Arc::new(Judge::new(Limits::default(), Compat::Libvirt, None));
+        let report = run(
+            &cases,
+            &Config::default(),
+            Box::new(Nowhere),
+            judge,
+            Some(hooks.clone() as Arc<dyn ServerHooks>),
+            &mut (),
+        );
+        assert_eq!(report.cases[0].verdict, Verdict::Fail);
+        assert_eq!(report.cases[0].server_log.as_deref(), Some("log since 7"));
+        assert_eq!(report.cases[1].verdict, Verdict::Omitted);
+        assert_eq!(report.cases[1].server_log, None);
+        assert_eq!(
+            hooks.0.load(Ordering::SeqCst),
+            1,
+            "after_case for the case that ran only"
+        );
     }
 }
