@@ -15,7 +15,7 @@ use virtwire_protocol::{Compat, Profile};
 
 use crate::protocol_files::Search;
 use crate::render::{Format, RecordWriter};
-use crate::wire::{DEFAULT_PORTS, Decoder, Options};
+use crate::wire::{Decoder, Options, ports_with};
 
 /// `decode --help`'s closing text.
 pub const HELP: &str = "\
@@ -85,14 +85,8 @@ fn parse_profile(s: &str) -> Result<Profile, String> {
 
 /// Run `virtwire decode`; the exit status.
 pub fn run(args: Args) -> ExitCode {
-    let mut ports = DEFAULT_PORTS.to_vec();
-    for p in &args.ports {
-        if !ports.contains(p) {
-            ports.push(*p);
-        }
-    }
     let opts = Options {
-        ports,
+        ports: ports_with(&args.ports),
         compat: match args.compat {
             CompatArg::Strict => Compat::Strict,
             CompatArg::Libvirt => Compat::Libvirt,

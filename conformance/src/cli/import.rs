@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use crate::protocol_files::Search;
 use crate::trace::{self, import};
 use crate::wire::frames::capture_connections;
-use crate::wire::{DEFAULT_PORTS, Decoder, Options};
+use crate::wire::{Decoder, Options, ports_with};
 
 /// `import --help`'s closing text.
 pub const HELP: &str = "\
@@ -47,14 +47,8 @@ pub struct Args {
 
 /// Run `virtwire import`; the exit status.
 pub fn run(args: Args) -> ExitCode {
-    let mut ports = DEFAULT_PORTS.to_vec();
-    for p in &args.ports {
-        if !ports.contains(p) {
-            ports.push(*p);
-        }
-    }
     let opts = Options {
-        ports,
+        ports: ports_with(&args.ports),
         ..Options::default()
     };
     let decoder = match Search::standard(args.protocol_dir.as_deref()).load() {
@@ -102,7 +96,7 @@ pub fn run(args: Args) -> ExitCode {
         if conns.is_empty() {
             eprintln!(
                 "virtwire: {name}: no libvirt connection (ports {:?})",
-                decoder_ports(&args.ports)
+                ports_with(&args.ports)
             );
         }
         for c in &conns {
@@ -141,10 +135,4 @@ pub fn run(args: Args) -> ExitCode {
         }
     }
     ExitCode::from(status)
-}
-
-fn decoder_ports(extra: &[u16]) -> Vec<u16> {
-    let mut p = DEFAULT_PORTS.to_vec();
-    p.extend(extra.iter().filter(|x| !DEFAULT_PORTS.contains(x)));
-    p
 }

@@ -105,13 +105,10 @@ pub fn frame_header(bytes: &[u8]) -> Option<Header> {
 /// header fields, FD count, payload) byte for byte as it was. An error when the bytes do not hold a
 /// header.
 pub fn rewrite_serial(frame: &[u8], serial: u32) -> Result<Vec<u8>, Error> {
-    let Some(mut header) = frame_header(frame) else {
-        let mut out = frame.to_vec();
-        // Too short for a header: the same error overwrite gives.
-        return Header::call(0, 0, serial).overwrite(&mut out).map(|()| out);
-    };
-    header.serial = serial;
     let mut out = frame.to_vec();
+    let mut header = frame_header(frame).unwrap_or(Header::call(0, 0, 0));
+    header.serial = serial;
+    // Too short for a header: `overwrite` says so (and writes nothing).
     header.overwrite(&mut out)?;
     Ok(out)
 }

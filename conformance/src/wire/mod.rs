@@ -33,6 +33,17 @@ pub use record::{BodyOut, MessageRecord, Origin, Record, Stats};
 /// The ports whose traffic is libvirt RPC by default: libvirtd's plain TCP and TLS ports.
 pub const DEFAULT_PORTS: [u16; 2] = [virtwire_protocol::ports::TCP, virtwire_protocol::ports::TLS];
 
+/// [`DEFAULT_PORTS`] and then `extra` (a `--port` flag's values), each once, in that order.
+pub fn ports_with(extra: &[u16]) -> Vec<u16> {
+    let mut ports = DEFAULT_PORTS.to_vec();
+    for p in extra {
+        if !ports.contains(p) {
+            ports.push(*p);
+        }
+    }
+    ports
+}
+
 /// Where records go.
 pub trait Sink {
     /// Take one record.

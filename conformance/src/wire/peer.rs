@@ -294,6 +294,8 @@ pub struct Peer {
     /// The latest calls noted by [`Peer::sent_call`] (at most [`CALLS_KEPT`]).
     calls: VecDeque<Header>,
     next_serial: u32,
+    /// What each read fills (one buffer for the connection's life, not one per wait).
+    rbuf: Vec<u8>,
 }
 
 impl std::fmt::Debug for Peer {
@@ -322,6 +324,7 @@ impl Peer {
             dropped: 0,
             calls: Default::default(),
             next_serial: 1,
+            rbuf: vec![0u8; 64 << 10],
         }
     }
 
@@ -414,7 +417,6 @@ impl Peer {
         if let Some(f) = self.stash.take(|_| true) {
             return Event::Frame(f);
         }
-        let mut buf = vec![0u8; 64 << 10];
         loop {
             match self.dec.next_frame() {
                 Ok(Some(frame)) => {
@@ -445,7 +447,7 @@ impl Peer {
                 self.readable = false;
                 return Event::Reset(e.to_string());
             }
-            match self.io.read(&mut buf) {
+            match self.io.read(&mut self.rbuf) {
                 Ok(0) => {
                     self.readable = false;
                     return Event::Closed {
@@ -453,8 +455,9 @@ impl Peer {
                     };
                 }
                 Ok(n) => {
-                    self.log.push(Dir::S2c, self.opened.elapsed(), &buf[..n]);
-                    self.dec.feed(&buf[..n]);
+                    self.log
+                        .push(Dir::S2c, self.opened.elapsed(), &self.rbuf[..n]);
+                    self.dec.feed(&self.rbuf[..n]);
                 }
                 Err(e)
                     if matches!(
