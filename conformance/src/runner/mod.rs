@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 pub use case::{Case, CaseResult, Level, Outcome, Verdict};
-pub use ctx::{Connector, Ctx, Env};
+pub use ctx::{Connector, Ctx, Env, LocalServer};
 pub use lists::{Known, ListError, Pattern};
 
 use crate::wire::Judge;
@@ -40,6 +40,11 @@ pub trait ServerHooks: Send + Sync {
     /// Called after each case: `None` when the server is fine; otherwise what happened to it
     /// (it died, and was restarted for the next case).
     fn after_case(&self) -> Option<String>;
+    /// What cases may know of the server because it runs on this machine under the runner's
+    /// control ([`Env::local`]). Default: nothing.
+    fn local(&self) -> Option<LocalServer> {
+        None
+    }
 }
 
 /// How a run goes.
@@ -334,6 +339,7 @@ pub fn run(
         read_timeout: cfg.read_timeout,
         silence: cfg.silence,
         connect_timeout: cfg.connect_timeout,
+        local: hooks.as_ref().and_then(|h| h.local()),
     });
     progress.start(cases.len());
     let mut done: HashMap<String, Verdict> = HashMap::new();

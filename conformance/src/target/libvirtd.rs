@@ -291,6 +291,11 @@ impl Libvirtd {
         self.port
     }
 
+    /// The options it was started with.
+    pub fn options(&self) -> &LibvirtdOptions {
+        &self.opts
+    }
+
     /// The daemon's directory (config, sockets, log).
     pub fn dir(&self) -> &Path {
         &self.path
