@@ -134,6 +134,7 @@ impl DaemonHooks {
                 config_number(extra, "keepalive_interval").unwrap_or(LIBVIRT_KEEPALIVE.0),
                 config_number(extra, "keepalive_count").unwrap_or(LIBVIRT_KEEPALIVE.1),
             ),
+            log: Some(d.log_path()),
         };
         drop(d);
         Ok(DaemonHooks { daemon, local })

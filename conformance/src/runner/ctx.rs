@@ -126,6 +126,8 @@ pub struct LocalServer {
     pub max_client_requests: u32,
     /// `keepalive_interval` (seconds) and `keepalive_count`.
     pub keepalive: (u32, u32),
+    /// The server's log file, for evidence of what it did (read, never written).
+    pub log: Option<PathBuf>,
 }
 
 /// One case's context.
