@@ -102,6 +102,10 @@ struct DaemonHooks {
     local: LocalServer,
 }
 
+/// A self-started libvirtd that does not answer a CONNECT_OPEN within this, after a case failed,
+/// is hung (it answers in milliseconds when well).
+const HUNG_AFTER: Duration = Duration::from_secs(3);
+
 /// libvirt's own keepalive defaults (libvirtd.conf: `keepalive_interval = 5`, `keepalive_count = 5`).
 const LIBVIRT_KEEPALIVE: (u32, u32) = (5, 5);
 
@@ -162,6 +166,17 @@ impl ServerHooks for DaemonHooks {
                 d.restarts()
             ),
             Err(e) => format!("libvirtd died during this case ({how}); restarting it failed: {e}"),
+        })
+    }
+    fn after_failure(&self) -> Option<String> {
+        let mut d = self.daemon.lock().ok()?;
+        let hung = d.responds(HUNG_AFTER).err()?;
+        Some(match d.restart() {
+            Ok(()) => format!(
+                "libvirtd is running but hung ({hung}); stopped it and restarted it for the next case (restart {})",
+                d.restarts()
+            ),
+            Err(e) => format!("libvirtd is running but hung ({hung}); restarting it failed: {e}"),
         })
     }
     fn local(&self) -> Option<LocalServer> {
