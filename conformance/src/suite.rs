@@ -375,3 +375,24 @@ impl Suite {
         Ok(report)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_numbers_take_the_last_line_for_the_key() {
+        let lines: Vec<String> = [
+            "keepalive_interval = 1",
+            "keepalive_count=2",
+            "keepalive_interval = \"4\"",
+            "max_clients = x",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(config_number(&lines, "keepalive_interval"), Some(4));
+        assert_eq!(config_number(&lines, "keepalive_count"), Some(2));
+        assert_eq!(config_number(&lines, "max_clients"), None);
+        assert_eq!(config_number(&lines, "keepalive"), None);
+    }
+}

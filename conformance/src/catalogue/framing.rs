@@ -264,3 +264,22 @@ pub fn cases() -> Vec<Case> {
         .needs(&[OPEN]),
     ]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stats_args_fill_the_size_asked() {
+        for (size, n) in [
+            (33_554_408, DOMAIN_LIST_MAX / 2),
+            (4096, 10),
+            (24 * 3 + 12, 3),
+        ] {
+            let a = stats_args_of_size(size, n);
+            assert_eq!(a.len(), size, "{size} bytes for {n} domains");
+            assert_eq!(u32::from_be_bytes(a[..4].try_into().unwrap()) as usize, n);
+            assert_eq!(&a[size - 8..], &[0; 8], "stats 0, flags 0");
+        }
+    }
+}

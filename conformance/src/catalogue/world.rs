@@ -108,3 +108,43 @@ pub const BIG: World = World {
 pub fn all_stats_args() -> Vec<u8> {
     [0u32, 0, 0].iter().flat_map(|w| w.to_be_bytes()).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_world_has_its_domains_and_iothreads_and_is_installed_once() {
+        let w = World {
+            domains: 3,
+            iothreads: 7,
+        };
+        let xml = w.xml();
+        assert_eq!(xml.matches("<domain type='test'>").count(), 3);
+        assert_eq!(xml.matches("<iothreads>7</iothreads>").count(), 3);
+        assert!(xml.contains("<name>vw3</name>") && xml.contains("00000003-7677-4000-8000-"));
+        let dir = tempfile::tempdir().unwrap();
+        let local = LocalServer {
+            scratch: dir.path().to_owned(),
+            max_client_requests: 5,
+            keepalive: (1, 2),
+            log: None,
+        };
+        let uri = w.install(&local, "small").unwrap();
+        let path = dir.path().join("small.xml");
+        assert_eq!(uri, format!("test://{}", path.display()));
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), xml);
+        // Installed once: a second install keeps the file (cases share it).
+        std::fs::write(&path, "kept").unwrap();
+        assert_eq!(w.install(&local, "small").unwrap(), uri);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "kept");
+        let odd = LocalServer {
+            scratch: dir.path().join("a b"),
+            ..local
+        };
+        assert_eq!(
+            w.install(&odd, "x").unwrap_err().verdict,
+            crate::runner::Verdict::Error
+        );
+    }
+}
