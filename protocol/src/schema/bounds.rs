@@ -237,7 +237,7 @@ fn zeros(len: usize) -> &'static [u8] {
         .get_or_init(Default::default)
         .lock()
         .unwrap_or_else(|p| p.into_inner());
-    *m.entry(len).or_insert_with(|| Vec::leak(vec![0; len]))
+    m.entry(len).or_insert_with(|| Vec::leak(vec![0; len]))
 }
 
 /// The minimal value of a type: zero numbers, `false`, the first enum member, empty strings, opaques
@@ -608,5 +608,74 @@ struct args {
         let o = over_max(&s, args, &f, b'z');
         let at = o.windows(7).position(|w| w == b"zzzzzzz").unwrap();
         assert_eq!(o[at + 7], 0);
+    }
+
+    /// libvirt 9.0.0's own files (the repository's `.cache`, `scripts/setup.sh --xdr-only`), or
+    /// `$VIRTWIRE_PROTOCOL_DIR`: `None` when absent (a failure under `VIRTWIRE_REQUIRE_ALL=1`).
+    fn libvirt() -> Option<Schema> {
+        let dir = std::env::var_os("VIRTWIRE_PROTOCOL_DIR")
+            .filter(|d| !d.is_empty())
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| {
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.cache/libvirt-9.0.0")
+            });
+        if !dir.join("src/remote/remote_protocol.x").is_file() {
+            let why = format!("libvirt .x files not found in {}", dir.display());
+            if std::env::var("VIRTWIRE_REQUIRE_ALL").as_deref() == Ok("1") {
+                panic!("VIRTWIRE_REQUIRE_ALL=1 but {why}");
+            }
+            eprintln!("SKIPPED: {why} (run scripts/setup.sh --xdr-only)");
+            return None;
+        }
+        Some(Schema::load_dir(&dir).expect("libvirt 9.0.0's .x files compile"))
+    }
+
+    #[test]
+    fn every_args_field_of_libvirt_is_refused_one_over_at_its_path() {
+        let Some(s) = libvirt() else { return };
+        let lim = Limits::default();
+        let mut fields = 0;
+        let mut too_big = 0;
+        for p in s.programs() {
+            for q in p.procedure_list() {
+                let Some((name, args)) = q.body(crate::BodyRole::Args) else {
+                    continue;
+                };
+                for f in bounded_fields(&s, args) {
+                    fields += 1;
+                    assert!(
+                        matches!(
+                            (s.ty(f.ty), f.limit),
+                            (Type::String { .. }, LimitKind::String)
+                                | (Type::Opaque { .. }, LimitKind::Opaque)
+                                | (Type::Array { .. }, LimitKind::Array)
+                        ),
+                        "{name}.{}",
+                        f.path
+                    );
+                    let over_len = len_with_count(&s, args, &f, f.max + 1);
+                    if over_len > lim.payload_max() as u64 {
+                        too_big += 1;
+                        continue;
+                    }
+                    let over = over_max(&s, args, &f, b'x');
+                    assert_eq!(over.len() as u64, over_len);
+                    let e = s
+                        .validate_type(args, &over, 0, &lim, Compat::Libvirt)
+                        .expect_err(&f.path);
+                    assert_eq!(e.path_string(), f.path, "{name}: {e}");
+                    assert!(matches!(e.kind(), ErrorKind::OverLimit { .. }), "{e}");
+                    if over_len < 1 << 16 {
+                        let max = at_max(&s, args, &f, b'x');
+                        s.validate_type(args, &max, 0, &lim, Compat::Strict)
+                            .unwrap_or_else(|e| panic!("{name}.{} at max: {e}", f.path));
+                    }
+                }
+            }
+        }
+        eprintln!(
+            "{fields} bounded args fields, {too_big} whose over-limit body exceeds a payload"
+        );
+        assert!(fields > 500, "{fields}");
     }
 }
