@@ -214,10 +214,10 @@ pub fn load_schema(dir: Option<&Path>) -> Result<Schema, SuiteError> {
         .map_err(|e| SuiteError::Schema(e.to_string()))
 }
 
-/// Every case `check` knows: the built-in catalogue, the committed traces, and the traces in
-/// `extra` (files).
-pub fn all_cases(extra: &[PathBuf]) -> Result<Vec<Case>, SuiteError> {
-    let mut cases = catalogue::builtin();
+/// Every case `check` knows: the built-in catalogue (its generated families only with a
+/// `schema`), the committed traces, and the traces in `extra` (files).
+pub fn all_cases(extra: &[PathBuf], schema: Option<&Arc<Schema>>) -> Result<Vec<Case>, SuiteError> {
+    let mut cases = catalogue::builtin(schema);
     cases.extend(catalogue::traces::traces());
     for path in extra {
         let t = crate::trace::parse::load(path).map_err(|e| SuiteError::Trace(e.to_string()))?;
@@ -288,10 +288,14 @@ impl Suite {
 
     /// [`Suite::run`], telling `progress` as cases finish.
     pub fn run_with(&self, progress: &mut dyn Progress) -> Result<RunReport, SuiteError> {
-        let cases = all_cases(&self.traces)?;
+        let schema = Arc::new(load_schema(self.protocol_dir.as_deref())?);
+        let cases = all_cases(&self.traces, Some(&schema))?;
         let selected = runner::select(&cases, &self.config)?;
-        let schema = load_schema(self.protocol_dir.as_deref())?;
-        let judge = Arc::new(Judge::new(Limits::default(), Compat::Libvirt, Some(schema)));
+        let judge = Arc::new(Judge::new(
+            Limits::default(),
+            Compat::Libvirt,
+            Some((*schema).clone()),
+        ));
         let target = open_target(&self.target, &judge)?;
         let report = runner::run(
             &selected,
