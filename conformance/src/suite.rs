@@ -218,7 +218,8 @@ fn sasl_slot(base: &LibvirtdOptions, opts: &ConnectOptions, judge: &Arc<Judge>) 
             let mut lo = base.clone();
             lo.keep = false;
             lo.extra_config.push("auth_tcp = \"sasl\"".into());
-            lo.env.push(("SASL_CONF_PATH".into(), conf.path().as_os_str().to_owned()));
+            lo.env
+                .push(("SASL_CONF_PATH".into(), conf.path().as_os_str().to_owned()));
             let d = Libvirtd::start(lo, auth_list_probe(judge.clone()))
                 .map_err(|e| format!("starting a SASL-configured libvirtd: {e}"))?;
             let mut c = UriConnector::new(d.uri().clone(), opts.clone());
@@ -231,7 +232,10 @@ fn sasl_slot(base: &LibvirtdOptions, opts: &ConnectOptions, judge: &Arc<Judge>) 
                 user: SASL_USER.into(),
                 password,
             });
-            Ok((Arc::new(c) as Arc<dyn Connector>, Box::new((d, conf)) as Keeper))
+            Ok((
+                Arc::new(c) as Arc<dyn Connector>,
+                Box::new((d, conf)) as Keeper,
+            ))
         }),
         cell: std::sync::OnceLock::new(),
     }
@@ -292,7 +296,9 @@ fn sasl_conf_dir(password: &str) -> Result<tempfile::TempDir, String> {
 }
 
 /// Readiness of a daemon that wants authentication: AUTH_LIST (allowed before it) is answered OK.
-fn auth_list_probe(judge: Arc<Judge>) -> impl Fn(&TargetUri, &ConnectOptions) -> Result<(), String> {
+fn auth_list_probe(
+    judge: Arc<Judge>,
+) -> impl Fn(&TargetUri, &ConnectOptions) -> Result<(), String> {
     move |uri, opts| {
         let conn = target::connect(uri, opts).map_err(|e| e.to_string())?;
         let mut peer = Peer::new(Box::new(conn), judge.clone());
@@ -408,7 +414,10 @@ fn given_endpoints(spec: &EndpointSpec, opts: &ConnectOptions) -> Result<Extras,
     for e in Endpoint::ALL {
         m.insert(
             e,
-            Slot::Absent(format!("the target is a URI and {} was not given", endpoint_flag(e))),
+            Slot::Absent(format!(
+                "the target is a URI and {} was not given",
+                endpoint_flag(e)
+            )),
         );
     }
     let uri_slot = |u: &str| -> Result<Slot, SuiteError> {
@@ -452,14 +461,26 @@ fn self_started_endpoints(
     let mut m = std::collections::BTreeMap::new();
     m.insert(
         Endpoint::ReadOnly,
-        Slot::Ready(Arc::new(UriConnector::new(d.unix_ro_uri().clone(), opts.clone()))),
+        Slot::Ready(Arc::new(UriConnector::new(
+            d.unix_ro_uri().clone(),
+            opts.clone(),
+        ))),
     );
     m.insert(
         Endpoint::Admin,
-        Slot::Ready(Arc::new(UriConnector::new(d.admin_uri().clone(), opts.clone()))),
+        Slot::Ready(Arc::new(UriConnector::new(
+            d.admin_uri().clone(),
+            opts.clone(),
+        ))),
     );
-    m.insert(Endpoint::Virtlogd, sidecar_slot(SidecarKind::Virtlogd, opts));
-    m.insert(Endpoint::Virtlockd, sidecar_slot(SidecarKind::Virtlockd, opts));
+    m.insert(
+        Endpoint::Virtlogd,
+        sidecar_slot(SidecarKind::Virtlogd, opts),
+    );
+    m.insert(
+        Endpoint::Virtlockd,
+        sidecar_slot(SidecarKind::Virtlockd, opts),
+    );
     m.insert(Endpoint::Sasl, sasl_slot(lo, opts, judge));
     Extras(m)
 }
@@ -530,10 +551,11 @@ pub fn load_schema(dir: Option<&Path>) -> Result<Schema, SuiteError> {
         .map_err(|e| SuiteError::Schema(e.to_string()))
 }
 
-/// Every case `check` knows: the built-in catalogue, the committed traces, and the traces in
-/// `extra` (files).
-pub fn all_cases(extra: &[PathBuf]) -> Result<Vec<Case>, SuiteError> {
+/// Every case `check` knows: the built-in catalogue, the cases generated from `schema`, the
+/// committed traces, and the traces in `extra` (files).
+pub fn all_cases(extra: &[PathBuf], schema: &Schema) -> Result<Vec<Case>, SuiteError> {
     let mut cases = catalogue::builtin();
+    cases.extend(catalogue::from_schema(schema));
     cases.extend(catalogue::traces::traces());
     for path in extra {
         let t = crate::trace::parse::load(path).map_err(|e| SuiteError::Trace(e.to_string()))?;
@@ -604,9 +626,9 @@ impl Suite {
 
     /// [`Suite::run`], telling `progress` as cases finish.
     pub fn run_with(&self, progress: &mut dyn Progress) -> Result<RunReport, SuiteError> {
-        let cases = all_cases(&self.traces)?;
-        let selected = runner::select(&cases, &self.config)?;
         let schema = load_schema(self.protocol_dir.as_deref())?;
+        let cases = all_cases(&self.traces, &schema)?;
+        let selected = runner::select(&cases, &self.config)?;
         let judge = Arc::new(Judge::new(Limits::default(), Compat::Libvirt, Some(schema)));
         let target = open_target(&self.target, &judge)?;
         let report = runner::run(

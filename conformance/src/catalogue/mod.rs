@@ -6,6 +6,8 @@
 //! Families: [`framing`] (length words and how bytes are split), [`header`] (message types,
 //! programs, versions, procedures, statuses, serials), [`dispatch`] (the connection's life:
 //! CONNECT_OPEN, pipelining, CONNECT_CLOSE), [`keepalive`], [`payload`] (bodies that do not decode);
+//! generated from the schema ([`from_schema`]): [`security`] (read-only socket, SASL), [`programs`]
+//! (the admin, log and lock programs on their own servers);
 //! [`traces`]: recorded sessions of libvirt's own clients, replayed (`trace/<name>`, not part of
 //! [`builtin`]).
 
@@ -19,6 +21,8 @@ pub mod framing;
 pub mod header;
 pub mod keepalive;
 pub mod payload;
+pub mod programs;
+pub mod security;
 pub mod traces;
 
 /// The ID every case that needs an open connection depends on.
@@ -32,6 +36,14 @@ pub fn builtin() -> Vec<Case> {
     all.extend(dispatch::cases());
     all.extend(keepalive::cases());
     all.extend(payload::cases());
+    all
+}
+
+/// The cases generated from libvirt's protocol schema: [`security`] (read-only socket, SASL; from
+/// the `@acl:` annotations and procedure names) and [`programs`] (admin, log, lock).
+pub fn from_schema(schema: &virtwire_protocol::schema::Schema) -> Vec<Case> {
+    let mut all = security::cases(schema);
+    all.extend(programs::cases(schema));
     all
 }
 

@@ -134,7 +134,9 @@ fn config(args: &Args) -> Result<Config, lists::ListError> {
 
 fn check(args: Args) -> Result<u8, String> {
     let cfg = config(&args).map_err(|e| e.to_string())?;
-    let catalogue: Vec<Case> = suite::all_cases(&args.traces).map_err(|e| e.to_string())?;
+    let schema = suite::load_schema(args.protocol_dir.as_deref()).map_err(|e| e.to_string())?;
+    let catalogue: Vec<Case> =
+        suite::all_cases(&args.traces, &schema).map_err(|e| e.to_string())?;
     let cases = runner::select(&catalogue, &cfg).map_err(|e| e.to_string())?;
     if args.list {
         let mut out = io::stdout().lock();
@@ -150,7 +152,6 @@ fn check(args: Args) -> Result<u8, String> {
         let _ = writeln!(out, "{} cases", cases.len());
         return Ok(0);
     }
-    let schema = suite::load_schema(args.protocol_dir.as_deref()).map_err(|e| e.to_string())?;
     let judge = Arc::new(Judge::new(
         virtwire_protocol::Limits::default(),
         virtwire_protocol::Compat::Libvirt,

@@ -209,9 +209,10 @@ impl<'r> Ctx<'r> {
     /// The endpoint `which` beside the target; when there is none the case is `unsupported`, with
     /// the reason.
     pub fn endpoint(&mut self, which: Endpoint) -> Result<Arc<dyn Connector>, Outcome> {
-        self.env.connector.endpoint(which).map_err(|why| {
-            Outcome::unsupported(format!("no {which} endpoint: {why}"))
-        })
+        self.env
+            .connector
+            .endpoint(which)
+            .map_err(|why| Outcome::unsupported(format!("no {which} endpoint: {why}")))
     }
 
     /// A new connection to the endpoint `which` (see [`Ctx::endpoint`]).
@@ -226,7 +227,9 @@ impl<'r> Ctx<'r> {
         let left = self.deadline.saturating_duration_since(Instant::now());
         let io = connector
             .connect(self.env.connect_timeout.min(left))
-            .map_err(|e| Outcome::error(format!("cannot connect to {}: {e}", connector.describe())))?;
+            .map_err(|e| {
+                Outcome::error(format!("cannot connect to {}: {e}", connector.describe()))
+            })?;
         let peer = Peer::new(io, self.env.judge.clone());
         self.logs
             .push((format!("conn {}", self.logs.len() + 1), peer.log()));

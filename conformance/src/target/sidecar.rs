@@ -64,7 +64,9 @@ pub struct Sidecar {
 }
 
 fn find(name: &str) -> Option<PathBuf> {
-    let exec = |p: &Path| fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+    let exec = |p: &Path| {
+        fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
     std::env::var_os("PATH")
         .into_iter()
         .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
@@ -182,7 +184,10 @@ impl Sidecar {
                 let log = me.output();
                 me.stopped = true;
                 return Err(TargetError::Libvirtd {
-                    message: format!("{name} ended ({st}) before it answered on {socket:?}", socket = me.socket()),
+                    message: format!(
+                        "{name} ended ({st}) before it answered on {socket:?}",
+                        socket = me.socket()
+                    ),
                     log,
                 });
             }
