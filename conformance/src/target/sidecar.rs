@@ -2,14 +2,21 @@
 //! daemon package beside libvirtd).
 //!
 //! Neither has a config key for its socket: a privileged one (euid 0) listens on
-//! `/run/libvirt/virtlogd-sock` (`virtlockd-sock`), the system's own, which must not be touched;
-//! an unprivileged one listens on `$XDG_RUNTIME_DIR/libvirt/virtlogd-sock`. So the daemon runs
-//! unprivileged with `XDG_RUNTIME_DIR` (and `HOME`, the other XDG dirs) in a private temp dir:
-//! when virtwire runs as root it runs as `nobody` (uid/gid 65534; std drops the supplementary
-//! groups) in a directory handed to that user. Its config (`-f`) sends its log to that directory,
-//! its pid file (`-p`) too.
+//! `/run/libvirt/virtlogd-sock` (`virtlockd-sock`, and the `-admin-sock`s), the system's own,
+//! which must not be touched; an unprivileged one listens in `$XDG_RUNTIME_DIR/libvirt/` but
+//! refuses clients of another uid ("Disallowing client … with uid …"). So:
 //!
-//! Like the private libvirtd: a child in its own process group, its run time bounded by coreutils
+//! - as root, the daemon gets its sockets by **systemd socket activation**, which both support:
+//!   `systemd-socket-activate -l DIR/NAME-sock -l DIR/NAME-admin-sock
+//!   --fdname=NAME.socket:NAME-admin.socket NAME …` binds the two listeners in a private temp dir
+//!   and, on the first connection (the readiness probe's), execs the daemon with them as fds 3
+//!   and 4 (`LISTEN_FDS`, `LISTEN_FDNAMES`, `LISTEN_PID`); the daemon then creates no socket of
+//!   its own. (virtwire forbids `unsafe`, so it cannot place fds in a child itself.)
+//! - as another user, it runs unprivileged with `XDG_RUNTIME_DIR` in the temp dir (same uid as
+//!   virtwire, so it accepts us).
+//!
+//! Its config (`-f`) sends its log to the temp dir, its pid file (`-p`) too. Like the private
+//! libvirtd: a child in its own process group, its run time bounded by coreutils
 //! `timeout -k 5 SECS` (it dies even if virtwire is SIGKILLed), registered with the signal
 //! handler, ready when the caller's probe succeeds on its socket, and stopped by its process
 //! group id (SIGTERM, then SIGKILL after 5 s) on drop.
@@ -48,9 +55,6 @@ impl SidecarKind {
     }
 }
 
-/// The uid and gid an unprivileged daemon runs as when virtwire is root (`nobody`).
-const NOBODY: u32 = 65534;
-
 /// A private virtlogd or virtlockd, stopped when dropped.
 #[derive(Debug)]
 pub struct Sidecar {
@@ -60,6 +64,7 @@ pub struct Sidecar {
     child: Child,
     reg: Option<u64>,
     uri: TargetUri,
+    socket: PathBuf,
     stopped: bool,
 }
 
@@ -121,20 +126,38 @@ impl Sidecar {
             ),
         )
         .map_err(|e| TargetError::io(format!("write {}", conf.display()), e))?;
-        if root {
-            for p in [&path, &path.join("xdg"), &path.join("home"), &conf] {
-                std::os::unix::fs::chown(p.as_path(), Some(NOBODY), Some(NOBODY))
-                    .map_err(|e| TargetError::io(format!("hand {} to nobody", p.display()), e))?;
-            }
-        }
         let err = fs::File::create(path.join(format!("{name}.stderr")))
             .map_err(|e| TargetError::io("create the daemon's output file", e))?;
         let err2 = err
             .try_clone()
             .map_err(|e| TargetError::io("duplicate the daemon's output file", e))?;
+        // As root: the listeners, bound here and handed over (socket activation).
+        let socket = if root {
+            path.join(format!("{name}-sock"))
+        } else {
+            path.join("xdg/libvirt").join(format!("{name}-sock"))
+        };
+        let activate = if root {
+            let tool = find("systemd-socket-activate").ok_or(TargetError::MissingTool {
+                tool: "systemd-socket-activate",
+                why: "a root virtwire hands the private virtlogd/virtlockd their sockets by socket \
+                      activation (package systemd)",
+            })?;
+            Some(vec![
+                tool.into_os_string(),
+                "-l".into(),
+                socket.clone().into_os_string(),
+                "-l".into(),
+                path.join(format!("{name}-admin-sock")).into_os_string(),
+                format!("--fdname={name}.socket:{name}-admin.socket").into(),
+            ])
+        } else {
+            None
+        };
         let mut cmd = Command::new(&timeout);
         cmd.args(["-k", "5"])
             .arg(format!("{}", lifetime.as_secs_f64().max(1.0)))
+            .args(activate.iter().flatten())
             .arg(&binary)
             .arg("-f")
             .arg(&conf)
@@ -152,20 +175,17 @@ impl Sidecar {
             .stdout(err)
             .stderr(err2)
             .process_group(0);
-        if root {
-            cmd.uid(NOBODY).gid(NOBODY);
-        }
         let child = cmd
             .spawn()
             .map_err(|e| TargetError::io(format!("start {}", binary.display()), e))?;
         let reg = Some(registry::lock().add(child.id(), path.clone()));
-        let socket = path.join("xdg/libvirt").join(format!("{name}-sock"));
         let uri = TargetUri::parse(&format!(
             "test+unix:///default?socket={}",
             escape_path(&socket.to_string_lossy())
         ))?;
         let mut me = Sidecar {
             kind,
+            socket: socket.clone(),
             dir: Some(dir),
             path,
             child,
@@ -225,9 +245,7 @@ impl Sidecar {
 
     /// The daemon's socket.
     pub fn socket(&self) -> PathBuf {
-        self.path
-            .join("xdg/libvirt")
-            .join(format!("{}-sock", self.kind.name()))
+        self.socket.clone()
     }
 
     /// The PID of our child (`timeout`, leading the daemon's process group).
