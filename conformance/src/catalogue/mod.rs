@@ -8,6 +8,8 @@
 //! CONNECT_OPEN, pipelining, CONNECT_CLOSE), [`keepalive`], [`payload`] (bodies that do not decode);
 //! generated from the schema: [`limits`] (every bounded args item at its bound and one over) and
 //! the event-procedure part of [`cve`]; [`cve`] (one case per RPC CVE expressible on the wire);
+//! [`security`] (read-only socket, SASL; from the `@acl:` annotations) and [`programs`] (the admin,
+//! log and lock programs on their own servers);
 //! [`traces`]: recorded sessions of libvirt's own clients, replayed (`trace/<name>`, not part of
 //! [`builtin`]).
 
@@ -26,6 +28,8 @@ pub mod header;
 pub mod keepalive;
 pub mod limits;
 pub mod payload;
+pub mod programs;
+pub mod security;
 pub mod traces;
 
 /// The ID every case that needs an open connection depends on.
@@ -44,6 +48,7 @@ pub fn builtin(schema: Option<&Arc<Schema>>) -> Vec<Case> {
     all.extend(cve::cases(schema));
     if let Some(s) = schema {
         all.extend(limits::cases(s).0);
+        all.extend(from_schema(s));
     }
     all
 }
@@ -53,7 +58,7 @@ pub fn builtin(schema: Option<&Arc<Schema>>) -> Vec<Case> {
 pub fn generated_summary(schema: Option<&Arc<Schema>>, schema_error: Option<&str>) -> Vec<String> {
     let Some(s) = schema else {
         return vec![format!(
-            "generated families absent (limits/*, cve/2012-4423-*): no protocol schema{}",
+            "generated families absent (limits/*, cve/2012-4423-*, security/*, programs/*): no protocol schema{}",
             schema_error.map_or(String::new(), |e| format!(": {e}"))
         )];
     };
@@ -72,6 +77,14 @@ pub fn generated_summary(schema: Option<&Arc<Schema>>, schema_error: Option<&str
             )
         })
         .collect()
+}
+
+/// The endpoint families generated from libvirt's protocol schema: [`security`] (read-only socket,
+/// SASL; from the `@acl:` annotations and procedure names) and [`programs`] (admin, log, lock).
+fn from_schema(schema: &virtwire_protocol::schema::Schema) -> Vec<Case> {
+    let mut all = security::cases(schema);
+    all.extend(programs::cases(schema));
+    all
 }
 
 /// A valid CALL frame of the remote program.
