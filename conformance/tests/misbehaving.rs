@@ -270,7 +270,7 @@ struct Row {
 /// The rules every run keeps, whatever the server: every case has a verdict, none took longer than
 /// its deadline (plus a margin), none is a panic or a case the runner gave up on.
 fn check_run(rep: &RunReport, cfg: &Config, problems: &mut Vec<String>) {
-    let n = catalogue::builtin().len();
+    let n = catalogue::builtin(None).len();
     if rep.cases.len() != n {
         problems.push(format!("{} verdicts for {n} cases", rep.cases.len()));
     }
@@ -410,7 +410,7 @@ fn misbehaving_servers_get_verdicts_in_time() {
     }
     println!(
         "\n| server | verdicts ({} cases) | max time to verdict | run | exit |\n|---|---|---|---|---|",
-        catalogue::builtin().len()
+        catalogue::builtin(None).len()
     );
     for r in &rows {
         println!(

@@ -69,6 +69,60 @@ pub mod code {
     pub const RPC: i32 = 39;
 }
 
+/// A server beside the target that some cases need. The suite provides each when it can (its own
+/// daemons, or what the user names with flags beside `--target`); a case whose endpoint is absent
+/// is `unsupported`, with the reason.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Endpoint {
+    /// The same daemon's read-only socket (`libvirt-sock-ro`: the daemon forces VIR_CONNECT_RO).
+    ReadOnly,
+    /// The daemon's admin socket (the admin program).
+    Admin,
+    /// A virtlogd (the log program).
+    Virtlogd,
+    /// A virtlockd (the lock program).
+    Virtlockd,
+    /// A libvirtd whose TCP listener requires SASL (`auth_tcp = "sasl"`), with a known user.
+    Sasl,
+}
+
+impl Endpoint {
+    /// Every endpoint.
+    pub const ALL: [Endpoint; 5] = [
+        Endpoint::ReadOnly,
+        Endpoint::Admin,
+        Endpoint::Virtlogd,
+        Endpoint::Virtlockd,
+        Endpoint::Sasl,
+    ];
+
+    /// Its name in messages and flags (`readonly`, `admin`, `virtlogd`, `virtlockd`, `sasl`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Endpoint::ReadOnly => "readonly",
+            Endpoint::Admin => "admin",
+            Endpoint::Virtlogd => "virtlogd",
+            Endpoint::Virtlockd => "virtlockd",
+            Endpoint::Sasl => "sasl",
+        }
+    }
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A user name and password an endpoint accepts (SASL).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Credentials {
+    /// The SASL authentication id.
+    pub user: String,
+    /// Its password.
+    pub password: String,
+}
+
 /// How the runner reaches a server: anything that opens byte streams to it.
 pub trait Connector: Send + Sync {
     /// A new connection, within `timeout`.
@@ -81,6 +135,14 @@ pub trait Connector: Send + Sync {
     /// is an admin socket.
     fn program(&self) -> u32 {
         REMOTE_PROGRAM
+    }
+    /// A server beside this one (see [`Endpoint`]); `Err` says why there is none.
+    fn endpoint(&self, which: Endpoint) -> Result<Arc<dyn Connector>, String> {
+        Err(format!("the target provides no {which} endpoint"))
+    }
+    /// Credentials this server accepts, when it asks for some (SASL).
+    fn credentials(&self) -> Option<Credentials> {
+        None
     }
 }
 
@@ -96,6 +158,12 @@ impl<C: Connector + ?Sized> Connector for Arc<C> {
     }
     fn program(&self) -> u32 {
         (**self).program()
+    }
+    fn endpoint(&self, which: Endpoint) -> Result<Arc<dyn Connector>, String> {
+        (**self).endpoint(which)
+    }
+    fn credentials(&self) -> Option<Credentials> {
+        (**self).credentials()
     }
 }
 
@@ -178,16 +246,33 @@ impl<'r> Ctx<'r> {
 
     /// A new connection to the target. Failing to connect is a harness error for this case.
     pub fn connect(&mut self) -> Result<Peer, Outcome> {
-        let left = self.deadline.saturating_duration_since(Instant::now());
-        let io = self
-            .env
+        let env = self.env;
+        self.connect_with(env.connector.as_ref())
+    }
+
+    /// The endpoint `which` beside the target; when there is none the case is `unsupported`, with
+    /// the reason.
+    pub fn endpoint(&mut self, which: Endpoint) -> Result<Arc<dyn Connector>, Outcome> {
+        self.env
             .connector
+            .endpoint(which)
+            .map_err(|why| Outcome::unsupported(format!("no {which} endpoint: {why}")))
+    }
+
+    /// A new connection to the endpoint `which` (see [`Ctx::endpoint`]).
+    pub fn connect_to(&mut self, which: Endpoint) -> Result<(Peer, Arc<dyn Connector>), Outcome> {
+        let c = self.endpoint(which)?;
+        let peer = self.connect_with(c.as_ref())?;
+        Ok((peer, c))
+    }
+
+    /// A new connection through `connector`.
+    pub fn connect_with(&mut self, connector: &dyn Connector) -> Result<Peer, Outcome> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        let io = connector
             .connect(self.env.connect_timeout.min(left))
             .map_err(|e| {
-                Outcome::error(format!(
-                    "cannot connect to {}: {e}",
-                    self.env.connector.describe()
-                ))
+                Outcome::error(format!("cannot connect to {}: {e}", connector.describe()))
             })?;
         let peer = Peer::new(io, self.env.judge.clone());
         self.logs
@@ -204,7 +289,13 @@ impl<'r> Ctx<'r> {
 
     /// CONNECT_OPEN on `peer`, which must succeed.
     pub fn open(&mut self, peer: &mut Peer) -> Result<(), Outcome> {
-        let args = connect_open_args(self.env.connector.open_name().as_deref(), 0);
+        let name = self.env.connector.open_name();
+        self.open_as(peer, name.as_deref())
+    }
+
+    /// CONNECT_OPEN of the remote program with `name` on `peer`, which must succeed.
+    pub fn open_as(&mut self, peer: &mut Peer, name: Option<&str>) -> Result<(), Outcome> {
+        let args = connect_open_args(name, 0);
         let serial = self.call(peer, REMOTE_PROGRAM, proc::CONNECT_OPEN, &args)?;
         let r = self.expect_reply(peer, serial)?;
         if r.header.status != MessageStatus::Ok {

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 pub use case::{Case, CaseResult, Level, Outcome, Verdict};
-pub use ctx::{Connector, Ctx, Env, LocalServer};
+pub use ctx::{Connector, Credentials, Ctx, Endpoint, Env, LocalServer};
 pub use lists::{Known, ListError, Pattern};
 
 use crate::wire::Judge;

@@ -699,7 +699,7 @@ pub fn run_catalogue(addr: SocketAddr, cfg: &Config) -> RunReport {
 
 /// The same through `tcp`.
 pub fn run_catalogue_via(tcp: Tcp, cfg: &Config) -> RunReport {
-    let all = virtwire_conformance::catalogue::builtin();
+    let all = virtwire_conformance::catalogue::builtin(None);
     let cases = runner::select(&all, cfg).expect("the lists match cases");
     runner::run(&cases, cfg, Box::new(tcp), judge(), None, &mut ())
 }
