@@ -133,6 +133,9 @@ type Keeper = Box<dyn Send + Sync>;
 /// Starts an endpoint's server on first use.
 type Starter = Box<dyn Fn() -> Result<(Arc<dyn Connector>, Keeper), String> + Send + Sync>;
 
+/// A private daemon started for an endpoint: how to reach it, and what keeps it running.
+type Started = (Arc<dyn Connector>, Keeper);
+
 /// One endpoint beside the target.
 enum Slot {
     /// Given by the user, or part of the self-started libvirtd.
@@ -142,7 +145,7 @@ enum Slot {
     /// A private daemon started the first time a case asks for it (once; its failure is kept).
     Lazy {
         start: Starter,
-        cell: std::sync::OnceLock<Result<(Arc<dyn Connector>, Keeper), String>>,
+        cell: std::sync::OnceLock<Result<Started, String>>,
     },
 }
 

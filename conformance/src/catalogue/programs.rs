@@ -146,6 +146,9 @@ fn refused_then(
     Ok(format!("{r}; then {} answered: {t}", then.name))
 }
 
+/// What a case does on a fresh connection before its own call (e.g. open it).
+type Setup = Arc<dyn Fn(&mut Ctx<'_>, &mut Peer) -> Result<(), Outcome> + Send + Sync>;
+
 /// The cases every program gets: an unknown procedure, a wrong version, another program's call —
 /// each an error reply with the connection kept (`probe` answered OK afterwards). `setup` brings a
 /// new connection to the state where `probe` works.
@@ -158,7 +161,7 @@ fn common(
     past: Option<i32>,
     probe: Call,
     probe_ok: bool,
-    setup: Arc<dyn Fn(&mut Ctx<'_>, &mut Peer) -> Result<(), Outcome> + Send + Sync>,
+    setup: Setup,
 ) -> Vec<Case> {
     let mut out = Vec::new();
     if let Some(n) = past {
