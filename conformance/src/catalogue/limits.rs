@@ -18,7 +18,7 @@
 //! Bodies are built when the case runs, not when the catalogue is listed (the 4 MiB strings are
 //! 4 MiB on the wire at the bound and one over; there is no smaller probe of a 4 MiB bound).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use virtwire_protocol::header::{LXC_PROGRAM, QEMU_PROGRAM, REMOTE_PROGRAM};
 use virtwire_protocol::schema::bounds::{self, BoundedField};
@@ -54,9 +54,15 @@ pub struct ProgramCount {
     pub too_big: usize,
 }
 
-/// The limits cases of every program in [`MAIN_SOCKET_PROGRAMS`], and what they cover.
+/// The ID of the case that records the test driver's world before the family runs.
+pub const WORLD_BEFORE: &str = "limits/world-before";
+
+/// The limits cases of every program in [`MAIN_SOCKET_PROGRAMS`], and what they cover; between
+/// [`WORLD_BEFORE`] and `limits/world-after`, which check that the family changed nothing a later
+/// case sees.
 pub fn cases(schema: &Arc<Schema>) -> (Vec<Case>, Vec<ProgramCount>) {
-    let mut all = Vec::new();
+    let world = Arc::new(Mutex::new(None));
+    let mut all = vec![world_case(world.clone(), true)];
     let mut counts = Vec::new();
     for prog in MAIN_SOCKET_PROGRAMS {
         let Some(p) = schema.programs().iter().find(|p| p.number() == prog) else {
@@ -66,7 +72,136 @@ pub fn cases(schema: &Arc<Schema>) -> (Vec<Case>, Vec<ProgramCount>) {
         all.extend(cases);
         counts.push(count);
     }
+    all.push(world_case(world, false));
     (all, counts)
+}
+
+/// The objects of the test driver's world, as `CONNECT_LIST_ALL_*` report them (all, then the active
+/// ones), each list sorted.
+type World = Vec<(String, Vec<String>)>;
+
+/// The `CONNECT_LIST_ALL_*` procedures (remote_protocol.x) and their "active only" flag
+/// (`VIR_CONNECT_LIST_*_ACTIVE`; 0 where there is none).
+const LIST_ALL: [(&str, i32, u32); 7] = [
+    ("domains", 273, 1),
+    ("storage pools", 281, 2),
+    ("networks", 283, 2),
+    ("interfaces", 284, 2),
+    ("node devices", 285, 0),
+    ("nwfilters", 286, 0),
+    ("secrets", 287, 0),
+];
+
+/// VIR_ERR_NO_SUPPORT (virerror.h).
+const NO_SUPPORT: i32 = 3;
+
+fn snapshot(ctx: &mut Ctx<'_>) -> Result<World, Outcome> {
+    let mut peer = ctx.opened()?;
+    let mut world = Vec::new();
+    for (what, procedure, active) in LIST_ALL {
+        let flags: &[u32] = if active == 0 { &[0] } else { &[0, active] };
+        for f in flags {
+            let mut args = 1i32.to_be_bytes().to_vec();
+            args.extend(f.to_be_bytes());
+            let s = ctx.call(&mut peer, REMOTE_PROGRAM, procedure, &args)?;
+            let r = ctx.expect_reply(&mut peer, s)?;
+            // A driver without this kind of object (the test driver has no nwfilters) answers
+            // VIR_ERR_NO_SUPPORT: recorded as such, compared like any list.
+            if r.header.status != MessageStatus::Ok {
+                match &r.error {
+                    Some(e) if e.code == NO_SUPPORT => {
+                        world.push((what.to_string(), vec!["(not supported)".into()]));
+                        break;
+                    }
+                    _ => {
+                        return Err(Outcome::fail(
+                            "REPLY/OK or \"not supported\"",
+                            r.to_string(),
+                        ));
+                    }
+                }
+            }
+            let mut items: Vec<String> = match &r.body {
+                serde_json::Value::Object(m) => m
+                    .values()
+                    .filter_map(|v| v.as_array())
+                    .flatten()
+                    .map(|v| v.to_string())
+                    .collect(),
+                _ => Vec::new(),
+            };
+            items.sort();
+            let label = if *f == 0 {
+                what.to_string()
+            } else {
+                format!("active {what}")
+            };
+            world.push((label, items));
+        }
+    }
+    Ok(world)
+}
+
+fn describe(w: &World) -> String {
+    w.iter()
+        .map(|(what, items)| format!("{} {what}", items.len()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `limits/world-before` records the world; `limits/world-after` must find it unchanged. Both run
+/// alone (exclusive), so every case of the family runs between them.
+fn world_case(world: Arc<Mutex<Option<World>>>, before: bool) -> Case {
+    let src =
+        "PROTOCOL.md §11 (the test driver's shared world); the limits family's minimal arguments";
+    if before {
+        Case::new(
+            WORLD_BEFORE,
+            Level::Must,
+            "The test driver's world (every object CONNECT_LIST_ALL_* reports, and which are active) is listed before the limits family",
+            src,
+            move |ctx| {
+                let w = snapshot(ctx)?;
+                let d = describe(&w);
+                *world.lock().unwrap_or_else(|p| p.into_inner()) = Some(w);
+                Ok(Outcome::pass(
+                    "every CONNECT_LIST_ALL_* answered (REPLY/OK, or \"not supported\")",
+                    d,
+                ))
+            },
+        )
+        .needs(&[OPEN])
+        .exclusive()
+    } else {
+        Case::new(
+            "limits/world-after",
+            Level::Must,
+            "The limits family leaves the test driver's world as it found it (its arguments name nothing and parse as nothing)",
+            src,
+            move |ctx| {
+                let now = snapshot(ctx)?;
+                let then = world.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                let Some(then) = then else {
+                    return Ok(Outcome::error("limits/world-before recorded nothing"));
+                };
+                if now == then {
+                    return Ok(Outcome::pass("the same objects, the same active ones", describe(&now)));
+                }
+                let diff: Vec<String> = then
+                    .iter()
+                    .zip(&now)
+                    .filter(|(a, b)| a != b)
+                    .map(|((what, a), (_, b))| format!("{what}: before {a:?}, after {b:?}"))
+                    .collect();
+                Ok(Outcome::fail(
+                    format!("unchanged: {}", describe(&then)),
+                    diff.join("; "),
+                ))
+            },
+        )
+        .needs(&[OPEN, WORLD_BEFORE])
+        .exclusive()
+    }
 }
 
 /// The limits cases of one program of the schema (two per bounded args item), sent with

@@ -241,7 +241,11 @@ mod tests {
         }
         let (limits, counts) = limits::cases(&s);
         let fields: usize = counts.iter().map(|c| c.fields).sum();
-        assert_eq!(limits.len(), 2 * fields);
+        assert_eq!(
+            limits.len(),
+            2 * fields + 2,
+            "two per field, and the world before and after"
+        );
         assert_eq!(
             counts
                 .iter()
