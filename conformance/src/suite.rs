@@ -27,7 +27,7 @@ use crate::catalogue;
 use crate::runner::ctx::{connect_open_args, proc};
 use crate::runner::{
     self, Case, Config, Connector, Credentials, Endpoint, ListError, Progress, RunReport,
-    ServerHooks,
+    ServerHooks, Unavailable,
 };
 use crate::target::{
     self, ConnectOptions, Connection, Libvirtd, LibvirtdOptions, Sidecar, SidecarKind, TargetError,
@@ -117,10 +117,13 @@ impl Connector for UriConnector {
     fn program(&self) -> u32 {
         self.program
     }
-    fn endpoint(&self, which: Endpoint) -> Result<Arc<dyn Connector>, String> {
+    fn endpoint(&self, which: Endpoint) -> Result<Arc<dyn Connector>, Unavailable> {
         match &self.extras {
             Some(x) => x.get(which),
-            None => Err(format!("{} has no endpoints of its own", self.label)),
+            None => Err(Unavailable::Absent(format!(
+                "{} has no endpoints of its own",
+                self.label
+            ))),
         }
     }
     fn credentials(&self) -> Option<Credentials> {
@@ -131,7 +134,10 @@ impl Connector for UriConnector {
 /// What keeps a lazily started endpoint's server alive (dropped with the connector).
 type Keeper = Box<dyn Send + Sync>;
 /// Starts an endpoint's server on first use.
-type Starter = Box<dyn Fn() -> Result<(Arc<dyn Connector>, Keeper), String> + Send + Sync>;
+type Starter = Box<dyn Fn() -> Started + Send + Sync>;
+
+/// A lazily started endpoint: its connector and what keeps its server alive, or why it failed.
+type Started = Result<(Arc<dyn Connector>, Keeper), String>;
 
 /// One endpoint beside the target.
 enum Slot {
@@ -142,7 +148,7 @@ enum Slot {
     /// A private daemon started the first time a case asks for it (once; its failure is kept).
     Lazy {
         start: Starter,
-        cell: std::sync::OnceLock<Result<(Arc<dyn Connector>, Keeper), String>>,
+        cell: std::sync::OnceLock<Started>,
     },
 }
 
@@ -150,16 +156,16 @@ enum Slot {
 struct Extras(std::collections::BTreeMap<Endpoint, Slot>);
 
 impl Extras {
-    fn get(&self, which: Endpoint) -> Result<Arc<dyn Connector>, String> {
+    fn get(&self, which: Endpoint) -> Result<Arc<dyn Connector>, Unavailable> {
         match self.0.get(&which) {
-            None => Err("not provided".into()),
+            None => Err(Unavailable::Absent("not provided".into())),
             Some(Slot::Ready(c)) => Ok(c.clone()),
-            Some(Slot::Absent(why)) => Err(why.clone()),
+            Some(Slot::Absent(why)) => Err(Unavailable::Absent(why.clone())),
             Some(Slot::Lazy { start, cell }) => cell
                 .get_or_init(start)
                 .as_ref()
                 .map(|(c, _)| c.clone())
-                .map_err(|e| e.clone()),
+                .map_err(|e| Unavailable::Broken(e.clone())),
         }
     }
 }

@@ -52,6 +52,9 @@ fn past_the_table(schema: &Schema, prog: u32) -> Option<i32> {
         .map(|n| n + 1)
 }
 
+/// Brings a new connection to the state where a program's probe call works.
+type Setup = Arc<dyn Fn(&mut Ctx<'_>, &mut Peer) -> Result<(), Outcome> + Send + Sync>;
+
 /// VIR_ERR_RPC.
 const RPC: i32 = 39;
 
@@ -158,7 +161,7 @@ fn common(
     past: Option<i32>,
     probe: Call,
     probe_ok: bool,
-    setup: Arc<dyn Fn(&mut Ctx<'_>, &mut Peer) -> Result<(), Outcome> + Send + Sync>,
+    setup: Setup,
 ) -> Vec<Case> {
     let mut out = Vec::new();
     if let Some(n) = past {
