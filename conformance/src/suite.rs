@@ -26,8 +26,8 @@ use virtwire_protocol::{Compat, FrameBuilder, Limits, MessageStatus};
 use crate::catalogue;
 use crate::runner::ctx::{connect_open_args, proc};
 use crate::runner::{
-    self, Case, Config, Connector, Credentials, Endpoint, ListError, Progress, RunReport,
-    ServerHooks, Unavailable,
+    self, Case, Config, Connector, Credentials, Endpoint, ListError, LocalServer, Progress,
+    RunReport, ServerHooks, Unavailable,
 };
 use crate::target::{
     self, ConnectOptions, Connection, Libvirtd, LibvirtdOptions, Sidecar, SidecarKind, TargetError,
@@ -323,20 +323,67 @@ fn auth_list_probe(
     }
 }
 
-/// A self-started libvirtd seen by the runner: its log, and a restart when a case killed it.
-struct DaemonHooks(Arc<Mutex<Libvirtd>>);
+/// A self-started libvirtd seen by the runner: its log, a restart when a case killed it, and what
+/// cases may know of it ([`LocalServer`]).
+struct DaemonHooks {
+    daemon: Arc<Mutex<Libvirtd>>,
+    local: LocalServer,
+}
+
+/// A self-started libvirtd that does not answer a CONNECT_OPEN within this, after a case failed,
+/// is hung (it answers in milliseconds when well).
+const HUNG_AFTER: Duration = Duration::from_secs(3);
+
+/// libvirt's own keepalive defaults (libvirtd.conf: `keepalive_interval = 5`, `keepalive_count = 5`).
+const LIBVIRT_KEEPALIVE: (u32, u32) = (5, 5);
+
+/// The keepalive settings the suite gives the libvirtd it starts, unless told otherwise: a client
+/// that stops answering PINGs is dropped after 1 × (2 + 1) = 3 s, so the case that measures it takes
+/// seconds. Only clients that ask for keepalive (CONNECT_SUPPORTS_FEATURE 10) get PINGs, and the
+/// runner's connections answer them while they wait.
+const SUITE_KEEPALIVE: [&str; 2] = ["keepalive_interval = 1", "keepalive_count = 2"];
+
+/// The last value `key` is given in libvirtd.conf lines (`key = value`).
+fn config_number(lines: &[String], key: &str) -> Option<u32> {
+    lines.iter().rev().find_map(|l| {
+        let (k, v) = l.split_once('=')?;
+        (k.trim() == key).then(|| v.trim().trim_matches('"').parse().ok())?
+    })
+}
+
+impl DaemonHooks {
+    fn new(daemon: Arc<Mutex<Libvirtd>>) -> std::io::Result<Self> {
+        let d = daemon.lock().unwrap_or_else(|p| p.into_inner());
+        let scratch = d.dir().join("scratch");
+        std::fs::create_dir_all(&scratch)?;
+        let opts = d.options();
+        let extra = &opts.extra_config;
+        let local = LocalServer {
+            scratch,
+            max_client_requests: config_number(extra, "max_client_requests")
+                .unwrap_or(opts.max_client_requests),
+            keepalive: (
+                config_number(extra, "keepalive_interval").unwrap_or(LIBVIRT_KEEPALIVE.0),
+                config_number(extra, "keepalive_count").unwrap_or(LIBVIRT_KEEPALIVE.1),
+            ),
+            log: Some(d.log_path()),
+        };
+        drop(d);
+        Ok(DaemonHooks { daemon, local })
+    }
+}
 
 impl ServerHooks for DaemonHooks {
     fn log_mark(&self) -> u64 {
-        self.0.lock().map_or(0, |d| d.log_offset())
+        self.daemon.lock().map_or(0, |d| d.log_offset())
     }
     fn log_since(&self, mark: u64) -> String {
-        self.0
+        self.daemon
             .lock()
             .map_or_else(|_| String::new(), |d| d.log_since(mark))
     }
     fn after_case(&self) -> Option<String> {
-        let mut d = self.0.lock().ok()?;
+        let mut d = self.daemon.lock().ok()?;
         if d.is_alive() {
             return None;
         }
@@ -348,6 +395,20 @@ impl ServerHooks for DaemonHooks {
             ),
             Err(e) => format!("libvirtd died during this case ({how}); restarting it failed: {e}"),
         })
+    }
+    fn after_failure(&self) -> Option<String> {
+        let mut d = self.daemon.lock().ok()?;
+        let hung = d.responds(HUNG_AFTER).err()?;
+        Some(match d.restart() {
+            Ok(()) => format!(
+                "libvirtd is running but hung ({hung}); stopped it and restarted it for the next case (restart {})",
+                d.restarts()
+            ),
+            Err(e) => format!("libvirtd is running but hung ({hung}); restarting it failed: {e}"),
+        })
+    }
+    fn local(&self) -> Option<LocalServer> {
+        Some(self.local.clone())
     }
 }
 
@@ -524,7 +585,11 @@ pub fn open_target(spec: &TargetSpec, judge: &Arc<Judge>) -> Result<OpenTarget, 
             daemon: None,
         });
     }
-    let daemon = Libvirtd::start(spec.libvirtd.clone(), rpc_probe(judge.clone()))?;
+    let mut lopts = spec.libvirtd.clone();
+    if config_number(&lopts.extra_config, "keepalive_interval").is_none() {
+        lopts.extra_config.extend(SUITE_KEEPALIVE.map(String::from));
+    }
+    let daemon = Libvirtd::start(lopts, rpc_probe(judge.clone()))?;
     let banner = format!(
         "libvirtd {} started by virtwire: {} (pid {}, log {})",
         daemon.version().unwrap_or("(version unknown)"),
@@ -540,9 +605,11 @@ pub fn open_target(spec: &TargetSpec, judge: &Arc<Judge>) -> Result<OpenTarget, 
         judge,
     )));
     let daemon = Arc::new(Mutex::new(daemon));
+    let hooks = DaemonHooks::new(daemon.clone())
+        .map_err(|e| TargetError::io("create the scratch directory in libvirtd's directory", e))?;
     Ok(OpenTarget {
         connector: Box::new(c),
-        hooks: Some(Arc::new(DaemonHooks(daemon.clone()))),
+        hooks: Some(Arc::new(hooks)),
         daemon: Some(daemon),
         banner,
     })
@@ -557,11 +624,10 @@ pub fn load_schema(dir: Option<&Path>) -> Result<Schema, SuiteError> {
         .map_err(|e| SuiteError::Schema(e.to_string()))
 }
 
-/// Every case `check` knows: the built-in catalogue, the cases generated from `schema`, the
-/// committed traces, and the traces in `extra` (files).
-pub fn all_cases(extra: &[PathBuf], schema: &Schema) -> Result<Vec<Case>, SuiteError> {
-    let mut cases = catalogue::builtin();
-    cases.extend(catalogue::from_schema(schema));
+/// Every case `check` knows: the built-in catalogue (its generated families only with a
+/// `schema`), the committed traces, and the traces in `extra` (files).
+pub fn all_cases(extra: &[PathBuf], schema: Option<&Arc<Schema>>) -> Result<Vec<Case>, SuiteError> {
+    let mut cases = catalogue::builtin(schema);
     cases.extend(catalogue::traces::traces());
     for path in extra {
         let t = crate::trace::parse::load(path).map_err(|e| SuiteError::Trace(e.to_string()))?;
@@ -632,10 +698,14 @@ impl Suite {
 
     /// [`Suite::run`], telling `progress` as cases finish.
     pub fn run_with(&self, progress: &mut dyn Progress) -> Result<RunReport, SuiteError> {
-        let schema = load_schema(self.protocol_dir.as_deref())?;
-        let cases = all_cases(&self.traces, &schema)?;
+        let schema = Arc::new(load_schema(self.protocol_dir.as_deref())?);
+        let cases = all_cases(&self.traces, Some(&schema))?;
         let selected = runner::select(&cases, &self.config)?;
-        let judge = Arc::new(Judge::new(Limits::default(), Compat::Libvirt, Some(schema)));
+        let judge = Arc::new(Judge::new(
+            Limits::default(),
+            Compat::Libvirt,
+            Some((*schema).clone()),
+        ));
         let target = open_target(&self.target, &judge)?;
         let report = runner::run(
             &selected,
@@ -648,5 +718,26 @@ impl Suite {
         // The private libvirtd (if any) stops here, or is left running with `keep`.
         drop(target.daemon);
         Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_numbers_take_the_last_line_for_the_key() {
+        let lines: Vec<String> = [
+            "keepalive_interval = 1",
+            "keepalive_count=2",
+            "keepalive_interval = \"4\"",
+            "max_clients = x",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(config_number(&lines, "keepalive_interval"), Some(4));
+        assert_eq!(config_number(&lines, "keepalive_count"), Some(2));
+        assert_eq!(config_number(&lines, "max_clients"), None);
+        assert_eq!(config_number(&lines, "keepalive"), None);
     }
 }

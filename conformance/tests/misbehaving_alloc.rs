@@ -105,7 +105,7 @@ fn a_peer_length_word_is_never_an_allocation_size() {
         );
         assert_eq!(
             rep.cases.len(),
-            virtwire_conformance::catalogue::builtin().len()
+            virtwire_conformance::catalogue::builtin(None).len()
         );
         assert!(
             rep.cases.iter().all(|c| c.verdict != Verdict::Error),

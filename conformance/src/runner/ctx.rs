@@ -1,6 +1,7 @@
 //! What a case runs in: connections to the target on request (a case never opens a socket itself),
 //! deadlines, and the expectations that turn what the server did into an [`Outcome`].
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,16 +21,40 @@ pub mod proc {
     pub const CONNECT_CLOSE: i32 = 2;
     /// REMOTE_PROC_CONNECT_GET_TYPE.
     pub const CONNECT_GET_TYPE: i32 = 3;
+    /// REMOTE_PROC_DOMAIN_LOOKUP_BY_NAME.
+    pub const DOMAIN_LOOKUP_BY_NAME: i32 = 23;
+    /// REMOTE_PROC_DOMAIN_RESUME.
+    pub const DOMAIN_RESUME: i32 = 28;
+    /// REMOTE_PROC_DOMAIN_SUSPEND.
+    pub const DOMAIN_SUSPEND: i32 = 34;
     /// REMOTE_PROC_CONNECT_SUPPORTS_FEATURE.
     pub const CONNECT_SUPPORTS_FEATURE: i32 = 60;
     /// REMOTE_PROC_AUTH_LIST.
     pub const AUTH_LIST: i32 = 66;
+    /// REMOTE_PROC_STORAGE_POOL_LOOKUP_BY_NAME.
+    pub const STORAGE_POOL_LOOKUP_BY_NAME: i32 = 84;
+    /// REMOTE_PROC_STORAGE_VOL_CREATE_XML.
+    pub const STORAGE_VOL_CREATE_XML: i32 = 93;
+    /// REMOTE_PROC_STORAGE_VOL_DELETE.
+    pub const STORAGE_VOL_DELETE: i32 = 94;
     /// REMOTE_PROC_CONNECT_GET_URI.
     pub const CONNECT_GET_URI: i32 = 110;
     /// REMOTE_PROC_CONNECT_GET_LIB_VERSION.
     pub const CONNECT_GET_LIB_VERSION: i32 = 157;
+    /// REMOTE_PROC_DOMAIN_OPEN_CONSOLE.
+    pub const DOMAIN_OPEN_CONSOLE: i32 = 201;
+    /// REMOTE_PROC_STORAGE_VOL_UPLOAD.
+    pub const STORAGE_VOL_UPLOAD: i32 = 208;
+    /// REMOTE_PROC_DOMAIN_SCREENSHOT.
+    pub const DOMAIN_SCREENSHOT: i32 = 211;
     /// REMOTE_PROC_CONNECT_LIST_ALL_DOMAINS.
     pub const CONNECT_LIST_ALL_DOMAINS: i32 = 273;
+    /// REMOTE_PROC_CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY.
+    pub const CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY: i32 = 316;
+    /// REMOTE_PROC_CONNECT_DOMAIN_EVENT_CALLBACK_DEREGISTER_ANY.
+    pub const CONNECT_DOMAIN_EVENT_CALLBACK_DEREGISTER_ANY: i32 = 317;
+    /// REMOTE_PROC_DOMAIN_EVENT_CALLBACK_LIFECYCLE (a MESSAGE from the server).
+    pub const DOMAIN_EVENT_CALLBACK_LIFECYCLE: i32 = 318;
     /// REMOTE_PROC_CONNECT_GET_ALL_DOMAIN_STATS.
     pub const CONNECT_GET_ALL_DOMAIN_STATS: i32 = 344;
 }
@@ -38,6 +63,8 @@ pub mod proc {
 pub mod code {
     /// VIR_ERR_INTERNAL_ERROR.
     pub const INTERNAL_ERROR: i32 = 1;
+    /// VIR_ERR_NO_SUPPORT ("this function is not supported by the connection driver").
+    pub const NO_SUPPORT: i32 = 3;
     /// VIR_ERR_RPC.
     pub const RPC: i32 = 39;
 }
@@ -173,6 +200,23 @@ pub struct Env {
     pub silence: Duration,
     /// Longest wait for a connection.
     pub connect_timeout: Duration,
+    /// What the runner knows of a server it started itself on this machine; `None` for a target
+    /// given by URI (cases that need it are then unsupported).
+    pub local: Option<LocalServer>,
+}
+
+/// A server the runner started on this machine: facts from its configuration, and a directory the
+/// server can read (for files named in a CONNECT_OPEN, such as a private test-driver world).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocalServer {
+    /// A directory the cases may write and the server may read; removed with the server.
+    pub scratch: PathBuf,
+    /// `max_client_requests`: calls in flight per client before the server stops reading.
+    pub max_client_requests: u32,
+    /// `keepalive_interval` (seconds) and `keepalive_count`.
+    pub keepalive: (u32, u32),
+    /// The server's log file, for evidence of what it did (read, never written).
+    pub log: Option<PathBuf>,
 }
 
 /// One case's context.

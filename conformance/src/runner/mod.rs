@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 pub use case::{Case, CaseResult, Level, Outcome, Verdict};
-pub use ctx::{Connector, Credentials, Ctx, Endpoint, Env, Unavailable};
+pub use ctx::{Connector, Credentials, Ctx, Endpoint, Env, LocalServer, Unavailable};
 pub use lists::{Known, ListError, Pattern};
 
 use crate::wire::Judge;
@@ -40,6 +40,17 @@ pub trait ServerHooks: Send + Sync {
     /// Called after each case: `None` when the server is fine; otherwise what happened to it
     /// (it died, and was restarted for the next case).
     fn after_case(&self) -> Option<String>;
+    /// Called after a case that failed or errored (and did not kill the server): `None` when the
+    /// server still answers; otherwise the evidence that it hangs, and what was done (a server the
+    /// runner controls is restarted for the next case). Default: nothing is checked.
+    fn after_failure(&self) -> Option<String> {
+        None
+    }
+    /// What cases may know of the server because it runs on this machine under the runner's
+    /// control ([`Env::local`]). Default: nothing.
+    fn local(&self) -> Option<LocalServer> {
+        None
+    }
 }
 
 /// How a run goes.
@@ -334,6 +345,7 @@ pub fn run(
         read_timeout: cfg.read_timeout,
         silence: cfg.silence,
         connect_timeout: cfg.connect_timeout,
+        local: hooks.as_ref().and_then(|h| h.local()),
     });
     progress.start(cases.len());
     let mut done: HashMap<String, Verdict> = HashMap::new();
@@ -367,6 +379,10 @@ pub fn run(
                 if matches!(outcome.verdict, Verdict::Pass | Verdict::NonStrict) {
                     outcome = Outcome::fail("the server keeps running", what);
                 }
+            } else if matches!(outcome.verdict, Verdict::Fail | Verdict::Error)
+                && let Some(what) = h.after_failure()
+            {
+                notes.push(what);
             }
             if outcome.verdict != Verdict::Pass {
                 server_log = Some(h.log_since(log_mark));

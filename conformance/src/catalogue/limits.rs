@@ -1,0 +1,321 @@
+//! `limits/`: every declared maximum of every procedure's arguments, at the bound and one over,
+//! generated from the schema (PROTOCOL.md §2 "Per-field limits", §7 "Maxima ARE enforced on
+//! decode").
+//!
+//! For each program libvirtd serves on its main socket ([`MAIN_SOCKET_PROGRAMS`]), each procedure
+//! with an args struct and each bounded item reachable from it
+//! ([`virtwire_protocol::schema::bounds`]), two cases:
+//!
+//! - `limits/<program>/<procedure>/<path>/max`: the arguments minimal except that item, which holds
+//!   exactly its bound (strings and opaques of `x`, arrays of minimal elements). The decoder must
+//!   accept it: whatever the procedure then answers, a REPLY to that serial that is not "Unable to
+//!   decode message payload", and the connection still answers.
+//! - `limits/<program>/<procedure>/<path>/over`: one more. REPLY/ERROR "Unable to decode message
+//!   payload" (VIR_ERR_RPC), and the connection still answers.
+//!
+//! The minimal arguments name nothing in the test driver's world (empty names, the all-zero UUID),
+//! and the bounded strings are runs of `x` that parse as nothing: the cases change no shared state.
+//! Bodies are built when the case runs, not when the catalogue is listed (the 4 MiB strings are
+//! 4 MiB on the wire at the bound and one over; there is no smaller probe of a 4 MiB bound).
+
+use std::sync::Arc;
+
+use virtwire_protocol::header::{LXC_PROGRAM, QEMU_PROGRAM, REMOTE_PROGRAM};
+use virtwire_protocol::schema::bounds::{self, BoundedField};
+use virtwire_protocol::schema::{Schema, TypeId};
+use virtwire_protocol::{BodyRole, LimitKind, Limits, MessageStatus};
+
+use super::OPEN;
+use crate::runner::ctx::{code, proc};
+use crate::runner::{Case, Ctx, Level, Outcome};
+use crate::wire::peer::Peer;
+
+/// The programs libvirtd dispatches on its main (TCP, unix) socket: remote, qemu and lxc
+/// (`src/remote/remote_daemon.c`, `virNetServerAddProgram`). The admin, log and lock programs
+/// have their own daemons or sockets.
+pub const MAIN_SOCKET_PROGRAMS: [u32; 3] = [REMOTE_PROGRAM, QEMU_PROGRAM, LXC_PROGRAM];
+
+const SRC: &str = "PROTOCOL.md §2 (per-field limits), §7 (maxima enforced on decode), \
+                   §11; src/rpc/virnetserverprogram.c virNetServerProgramDispatchCall";
+
+/// The fill byte of bounded strings and opaques.
+const FILL: u8 = b'x';
+
+/// What the generator made of one program.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProgramCount {
+    /// The program's short name.
+    pub program: String,
+    /// Procedures with an args struct.
+    pub procedures_with_args: usize,
+    /// Bounded items reachable from those args.
+    pub fields: usize,
+    /// Items whose over-the-bound body does not fit in one frame: their cases say so.
+    pub too_big: usize,
+}
+
+/// The limits cases of every program in [`MAIN_SOCKET_PROGRAMS`], and what they cover.
+pub fn cases(schema: &Arc<Schema>) -> (Vec<Case>, Vec<ProgramCount>) {
+    let mut all = Vec::new();
+    let mut counts = Vec::new();
+    for prog in MAIN_SOCKET_PROGRAMS {
+        let Some(p) = schema.programs().iter().find(|p| p.number() == prog) else {
+            continue;
+        };
+        let (cases, count) = program_cases(schema, p.number(), p.version());
+        all.extend(cases);
+        counts.push(count);
+    }
+    (all, counts)
+}
+
+/// The limits cases of one program of the schema (two per bounded args item), sent with
+/// [`Ctx::opened`] connections. Empty when the schema has no such program.
+pub fn program_cases(schema: &Arc<Schema>, prog: u32, vers: u32) -> (Vec<Case>, ProgramCount) {
+    let mut out = Vec::new();
+    let Some(p) = schema.program(prog, vers) else {
+        return (out, ProgramCount::default());
+    };
+    let mut count = ProgramCount {
+        program: p.name().to_string(),
+        ..ProgramCount::default()
+    };
+    let payload_max = Limits::default().payload_max() as u64;
+    for q in p.procedure_list() {
+        let Some((args_name, args)) = q.body(BodyRole::Args) else {
+            continue;
+        };
+        count.procedures_with_args += 1;
+        for f in bounds::bounded_fields(schema, args) {
+            count.fields += 1;
+            let over_len = bounds::len_with_count(schema, args, &f, f.max.saturating_add(1));
+            if over_len > payload_max {
+                count.too_big += 1;
+            }
+            let probe = Arc::new(Probe {
+                schema: schema.clone(),
+                prog,
+                procedure: q.number,
+                proc_name: q.name.clone(),
+                args,
+                field: f,
+                over_len,
+                payload_max,
+            });
+            let base = format!(
+                "limits/{}/{}/{}",
+                slug(p.name()),
+                slug(&q.name),
+                path_slug(&probe.field.path)
+            );
+            let what = format!(
+                "{}'s `{}` ({} {}<{}>)",
+                args_name,
+                probe.field.path,
+                limit_word(probe.field.limit),
+                probe.field.name,
+                probe.field.max
+            );
+            let pm = probe.clone();
+            out.push(
+                Case::new(
+                    format!("{base}/max"),
+                    Level::Must,
+                    format!(
+                        "{} {what} at its bound decodes: any REPLY but \"Unable to decode\"; connection kept",
+                        q.name
+                    ),
+                    SRC,
+                    move |ctx| pm.at_max(ctx),
+                )
+                .needs(&[OPEN]),
+            );
+            let po = probe;
+            out.push(
+                Case::new(
+                    format!("{base}/over"),
+                    Level::Must,
+                    format!(
+                        "{} {what} one over its bound is refused with \"Unable to decode message payload\"; connection kept",
+                        q.name
+                    ),
+                    SRC,
+                    move |ctx| po.over(ctx),
+                )
+                .needs(&[OPEN]),
+            );
+        }
+    }
+    (out, count)
+}
+
+fn limit_word(l: LimitKind) -> &'static str {
+    match l {
+        LimitKind::String => "string",
+        LimitKind::Opaque => "opaque",
+        _ => "array",
+    }
+}
+
+/// `DOMAIN_CREATE_XML` → `domain-create-xml`, `maxStats` → `max-stats`.
+fn slug(name: &str) -> String {
+    let mut s = String::with_capacity(name.len() + 4);
+    let mut prev_lower = false;
+    for ch in name.chars() {
+        if ch.is_ascii_uppercase() && prev_lower {
+            s.push('-');
+        }
+        prev_lower = ch.is_ascii_lowercase() || ch.is_ascii_digit();
+        match ch {
+            '_' | '-' | ' ' => {
+                if !s.ends_with('-') {
+                    s.push('-');
+                }
+                prev_lower = false;
+            }
+            c if c.is_ascii_alphanumeric() => s.push(c.to_ascii_lowercase()),
+            _ => {}
+        }
+    }
+    s.trim_matches('-').to_string()
+}
+
+/// A field path as ID parts: `params[0].value.s` → `params/0/value/s`.
+fn path_slug(path: &str) -> String {
+    path.replace('[', ".")
+        .replace(']', "")
+        .split('.')
+        .filter(|p| !p.is_empty())
+        .map(slug)
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// One bounded item of one procedure's args.
+struct Probe {
+    schema: Arc<Schema>,
+    prog: u32,
+    procedure: i32,
+    proc_name: String,
+    args: TypeId,
+    field: BoundedField,
+    over_len: u64,
+    payload_max: u64,
+}
+
+impl Probe {
+    fn too_big(&self, count: u64) -> Option<Outcome> {
+        let len = bounds::len_with_count(&self.schema, self.args, &self.field, count as u32);
+        (len > self.payload_max).then(|| {
+            Outcome::unsupported(format!(
+                "{} args with `{}` holding {count} items take {len} bytes, over the {}-byte \
+                 payload limit: no frame can carry them",
+                self.proc_name, self.field.path, self.payload_max
+            ))
+        })
+    }
+
+    /// CONNECT_OPEN is probed on a connection not yet open: on an open one libvirtd answers
+    /// "connection already open" and, in the same error path, closes the open one
+    /// (remoteDispatchConnectOpen's cleanup), which says nothing about the decoder.
+    fn is_open_call(&self) -> bool {
+        self.prog == REMOTE_PROGRAM && self.procedure == proc::CONNECT_OPEN
+    }
+
+    /// A connection to send the probe on: opened, except for CONNECT_OPEN itself.
+    fn peer(&self, ctx: &mut Ctx<'_>) -> Result<Peer, Outcome> {
+        if self.is_open_call() {
+            ctx.connect()
+        } else {
+            ctx.opened()
+        }
+    }
+
+    /// The connection still answers a plain call after the probe (after a normal CONNECT_OPEN
+    /// when the probe was CONNECT_OPEN).
+    fn still_answers(&self, ctx: &mut Ctx<'_>, peer: &mut Peer) -> Result<(), Outcome> {
+        if self.is_open_call() {
+            ctx.open(peer)
+                .map_err(|o| Outcome::fail("the connection can still be opened", o.actual))?;
+        }
+        let s = ctx.call(peer, REMOTE_PROGRAM, proc::CONNECT_GET_TYPE, &[])?;
+        ctx.expect_ok(peer, s).map_err(|o| {
+            Outcome::fail("the connection still answers CONNECT_GET_TYPE", o.actual)
+        })?;
+        Ok(())
+    }
+
+    fn at_max(&self, ctx: &mut Ctx<'_>) -> Result<Outcome, Outcome> {
+        if let Some(o) = self.too_big(self.field.max as u64) {
+            return Ok(o);
+        }
+        let body = bounds::at_max(&self.schema, self.args, &self.field, FILL);
+        let mut peer = self.peer(ctx)?;
+        let s = ctx.call(&mut peer, self.prog, self.procedure, &body)?;
+        drop(body);
+        let r = ctx.expect_reply(&mut peer, s)?;
+        let expected = format!(
+            "a REPLY to serial {s} (any status but \"Unable to decode message payload\") for {} \
+             items in `{}`",
+            self.field.max, self.field.path
+        );
+        let refused = r.header.status == MessageStatus::Error
+            && r.error.as_ref().is_some_and(|e| {
+                e.message
+                    .as_deref()
+                    .is_some_and(|m| m.contains("Unable to decode message payload"))
+            });
+        if refused {
+            return Ok(Outcome::fail(
+                expected,
+                format!("refused at the bound: {r}"),
+            ));
+        }
+        self.still_answers(ctx, &mut peer)?;
+        Ok(Outcome::pass(expected, format!("{r}; connection kept")))
+    }
+
+    fn over(&self, ctx: &mut Ctx<'_>) -> Result<Outcome, Outcome> {
+        if self.over_len > self.payload_max {
+            return Ok(self.too_big(self.field.over()).unwrap_or_else(|| {
+                Outcome::error("the over-limit body fits after all (schema changed?)")
+            }));
+        }
+        let body = bounds::over_max(&self.schema, self.args, &self.field, FILL);
+        let mut peer = self.peer(ctx)?;
+        let s = ctx.call(&mut peer, self.prog, self.procedure, &body)?;
+        drop(body);
+        let r = ctx.expect_error(
+            &mut peer,
+            s,
+            Some(code::RPC),
+            "Unable to decode message payload",
+        )?;
+        self.still_answers(ctx, &mut peer)?;
+        Ok(Outcome::pass(
+            format!(
+                "REPLY/ERROR \"Unable to decode message payload\" for {} items in `{}` (bound {})",
+                self.field.over(),
+                self.field.path,
+                self.field.max
+            ),
+            format!("{r}; connection kept"),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs() {
+        assert_eq!(slug("DOMAIN_CREATE_XML"), "domain-create-xml");
+        assert_eq!(slug("maxStats"), "max-stats");
+        assert_eq!(slug("xml_desc"), "xml-desc");
+        assert_eq!(slug("cookie_in"), "cookie-in");
+        assert_eq!(path_slug("params[0].value.s"), "params/0/value/s");
+        assert_eq!(path_slug("dom.name"), "dom/name");
+        assert_eq!(path_slug("names[0]"), "names/0");
+    }
+}
