@@ -111,7 +111,7 @@ pub(crate) fn xdr_string(s: &str) -> Vec<u8> {
 
 /// Bytes from a hex string (the JSON form of opaque data).
 pub(crate) fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())
