@@ -76,7 +76,8 @@ pub fn generated_summary(schema: Option<&Arc<Schema>>, schema_error: Option<&str
             schema_error.map_or(String::new(), |e| format!(": {e}"))
         )];
     };
-    let (_, counts) = limits::cases(s);
+    let (_, mut counts) = limits::cases(s);
+    counts.extend(programs::limits(s).1);
     counts
         .iter()
         .map(|c| {
@@ -95,7 +96,7 @@ pub fn generated_summary(schema: Option<&Arc<Schema>>, schema_error: Option<&str
 
 /// The endpoint families generated from libvirt's protocol schema: [`security`] (read-only socket,
 /// SASL; from the `@acl:` annotations and procedure names) and [`programs`] (admin, log, lock).
-fn from_schema(schema: &virtwire_protocol::schema::Schema) -> Vec<Case> {
+fn from_schema(schema: &Arc<Schema>) -> Vec<Case> {
     let mut all = security::cases(schema);
     all.extend(programs::cases(schema));
     all
@@ -110,7 +111,7 @@ pub(crate) fn xdr_string(s: &str) -> Vec<u8> {
 
 /// Bytes from a hex string (the JSON form of opaque data).
 pub(crate) fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())
