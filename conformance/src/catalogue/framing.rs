@@ -58,24 +58,35 @@ const DOMAIN_LIST_MAX: usize = 16384;
 
 /// `remote_connect_get_all_domain_stats_args` of exactly `payload` bytes: `doms` filled with
 /// domains whose names use up the room (none exists), `stats` 0, `flags` 0. `payload` must be a
-/// multiple of 4 and leave each of the `n` domains at least its 24 fixed bytes.
-fn stats_args_of_size(payload: usize, n: usize) -> Vec<u8> {
+/// multiple of 4 and leave each of the `n` domains at least its 24 fixed bytes. The bytes go to
+/// `sink` in pieces of about 256 KiB, so a 32 MiB frame never sits in memory whole.
+fn stats_args_of_size<E>(
+    payload: usize,
+    n: usize,
+    mut sink: impl FnMut(&[u8]) -> Result<(), E>,
+) -> Result<(), E> {
+    const PIECE: usize = 256 << 10;
     let words = (payload - 12) / 4; // count, stats, flags
     let (base, extra) = (words / n, words % n);
-    let mut out = Vec::with_capacity(payload);
-    let mut w = Writer::new(&mut out);
-    w.u32(n as u32);
+    let mut out = Vec::with_capacity(PIECE + 8192);
+    Writer::new(&mut out).u32(n as u32);
     for i in 0..n {
         let name_len = (base + usize::from(i < extra)) * 4 - 24; // name count, uuid, id
         let mut name = format!("virtwire-no-such-domain-{i}-").into_bytes();
         name.resize(name_len, b'x');
+        let mut w = Writer::new(&mut out);
         w.opaque_var_unchecked(&name, 0);
         w.opaque_fixed(&[0x77; 16]);
         w.i32(-1);
+        if out.len() >= PIECE {
+            sink(&out)?;
+            out.clear();
+        }
     }
+    let mut w = Writer::new(&mut out);
     w.u32(0);
     w.u32(0);
-    out
+    sink(&out)
 }
 
 /// The framing cases.
@@ -116,14 +127,18 @@ pub fn cases() -> Vec<Case> {
                 let max = ctx.env().judge.limits().frame_max() as usize;
                 let mut peer = ctx.opened()?;
                 let s = peer.serial();
-                let args = stats_args_of_size(max - 28, DOMAIN_LIST_MAX / 2);
-                let f = FrameBuilder::call(REMOTE_PROGRAM, proc::CONNECT_GET_ALL_DOMAIN_STATS, s)
-                    .payload(args)
+                let head = FrameBuilder::call(REMOTE_PROGRAM, proc::CONNECT_GET_ALL_DOMAIN_STATS, s)
+                    .length_word(max as u32)
                     .build_unchecked();
-                if f.len() != max {
-                    return Ok(Outcome::error(format!("built a {}-byte frame, not {max}", f.len())));
+                ctx.send(&mut peer, &head)?;
+                let mut sent = head.len();
+                stats_args_of_size(max - head.len(), DOMAIN_LIST_MAX / 2, |piece| {
+                    sent += piece.len();
+                    ctx.send(&mut peer, piece)
+                })?;
+                if sent != max {
+                    return Ok(Outcome::error(format!("sent a {sent}-byte frame, not {max}")));
                 }
-                ctx.send(&mut peer, &f)?;
                 let r = ctx.expect_reply(&mut peer, s)?;
                 let expected = format!(
                     "a reply to the {max}-byte GET_ALL_DOMAIN_STATS naming {} domains that do not exist (any answer but \"Unable to decode\"), then the connection answers",
@@ -276,7 +291,19 @@ mod tests {
             (4096, 10),
             (24 * 3 + 12, 3),
         ] {
-            let a = stats_args_of_size(size, n);
+            let mut a = Vec::new();
+            let mut pieces = 0;
+            stats_args_of_size::<()>(size, n, |p| {
+                assert!(p.len() < 300 << 10, "a piece of {} bytes", p.len());
+                pieces += 1;
+                a.extend_from_slice(p);
+                Ok(())
+            })
+            .unwrap();
+            assert!(
+                pieces >= size / (300 << 10),
+                "{size} bytes in {pieces} pieces"
+            );
             assert_eq!(a.len(), size, "{size} bytes for {n} domains");
             assert_eq!(u32::from_be_bytes(a[..4].try_into().unwrap()) as usize, n);
             assert_eq!(&a[size - 8..], &[0; 8], "stats 0, flags 0");
