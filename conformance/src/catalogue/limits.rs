@@ -26,7 +26,7 @@ use virtwire_protocol::schema::{Schema, TypeId};
 use virtwire_protocol::{BodyRole, LimitKind, Limits, MessageStatus};
 
 use super::OPEN;
-use crate::runner::ctx::{code, proc};
+use crate::runner::ctx::{Endpoint, code, proc};
 use crate::runner::{Case, Ctx, Level, Outcome};
 use crate::wire::peer::Peer;
 
@@ -204,9 +204,50 @@ fn world_case(world: Arc<Mutex<Option<World>>>, before: bool) -> Case {
     }
 }
 
+/// Where a program's limits cases are sent, and how the connection is shown to still answer.
+#[derive(Clone, Debug)]
+pub struct Route {
+    /// The endpoint serving the program; `None`: the target itself (opened with CONNECT_OPEN).
+    pub endpoint: Option<Endpoint>,
+    /// A call (procedure, args) a new connection needs answered REPLY/OK before the probe (admin
+    /// CONNECT_OPEN, lock REGISTER); when the probe is that procedure, it is made after it.
+    pub setup: Option<(i32, Vec<u8>)>,
+    /// A call (procedure, args) answered after the probe — REPLY/OK when `check_ok`, else any
+    /// REPLY — showing the connection was kept.
+    pub check: (i32, Vec<u8>),
+    /// Whether `check` must be REPLY/OK.
+    pub check_ok: bool,
+    /// The case every case of the program needs.
+    pub needs: &'static str,
+}
+
+impl Route {
+    /// The target's own socket: [`Ctx::opened`] connections, CONNECT_GET_TYPE as the check.
+    pub fn main_socket() -> Route {
+        Route {
+            endpoint: None,
+            setup: None,
+            check: (proc::CONNECT_GET_TYPE, Vec::new()),
+            check_ok: true,
+            needs: OPEN,
+        }
+    }
+}
+
 /// The limits cases of one program of the schema (two per bounded args item), sent with
 /// [`Ctx::opened`] connections. Empty when the schema has no such program.
 pub fn program_cases(schema: &Arc<Schema>, prog: u32, vers: u32) -> (Vec<Case>, ProgramCount) {
+    program_cases_via(schema, prog, vers, &Route::main_socket())
+}
+
+/// [`program_cases`] for a program served on `route` (the admin, log and lock programs on their
+/// own servers).
+pub fn program_cases_via(
+    schema: &Arc<Schema>,
+    prog: u32,
+    vers: u32,
+    route: &Route,
+) -> (Vec<Case>, ProgramCount) {
     let mut out = Vec::new();
     let Some(p) = schema.program(prog, vers) else {
         return (out, ProgramCount::default());
@@ -236,6 +277,7 @@ pub fn program_cases(schema: &Arc<Schema>, prog: u32, vers: u32) -> (Vec<Case>, 
                 field: f,
                 over_len,
                 payload_max,
+                route: route.clone(),
             });
             let base = format!(
                 "limits/{}/{}/{}",
@@ -263,7 +305,7 @@ pub fn program_cases(schema: &Arc<Schema>, prog: u32, vers: u32) -> (Vec<Case>, 
                     SRC,
                     move |ctx| pm.at_max(ctx),
                 )
-                .needs(&[OPEN]),
+                .needs(&[route.needs]),
             );
             let po = probe;
             out.push(
@@ -277,7 +319,7 @@ pub fn program_cases(schema: &Arc<Schema>, prog: u32, vers: u32) -> (Vec<Case>, 
                     SRC,
                     move |ctx| po.over(ctx),
                 )
-                .needs(&[OPEN]),
+                .needs(&[route.needs]),
             );
         }
     }
@@ -336,6 +378,7 @@ struct Probe {
     field: BoundedField,
     over_len: u64,
     payload_max: u64,
+    route: Route,
 }
 
 impl Probe {
@@ -357,8 +400,24 @@ impl Probe {
         self.prog == REMOTE_PROGRAM && self.procedure == proc::CONNECT_OPEN
     }
 
+    /// Whether the probe is the route's setup call itself (lock REGISTER).
+    fn is_setup_call(&self) -> bool {
+        self.route
+            .setup
+            .as_ref()
+            .is_some_and(|(n, _)| *n == self.procedure)
+    }
+
     /// A connection to send the probe on: opened, except for CONNECT_OPEN itself.
     fn peer(&self, ctx: &mut Ctx<'_>) -> Result<Peer, Outcome> {
+        if let Some(e) = self.route.endpoint {
+            let (mut peer, _) = ctx.connect_to(e)?;
+            if let Some((n, args)) = self.route.setup.as_ref().filter(|_| !self.is_setup_call()) {
+                let s = ctx.call(&mut peer, self.prog, *n, args)?;
+                ctx.expect_ok(&mut peer, s)?;
+            }
+            return Ok(peer);
+        }
         if self.is_open_call() {
             ctx.connect()
         } else {
@@ -369,6 +428,28 @@ impl Probe {
     /// The connection still answers a plain call after the probe (after a normal CONNECT_OPEN
     /// when the probe was CONNECT_OPEN).
     fn still_answers(&self, ctx: &mut Ctx<'_>, peer: &mut Peer) -> Result<(), Outcome> {
+        if self.route.endpoint.is_some() {
+            if let Some((n, args)) = self.route.setup.as_ref().filter(|_| self.is_setup_call()) {
+                let s = ctx.call(peer, self.prog, *n, args)?;
+                ctx.expect_ok(peer, s).map_err(|o| {
+                    Outcome::fail("the connection still answers its setup call", o.actual)
+                })?;
+            }
+            let (n, args) = &self.route.check;
+            let s = ctx.call(peer, self.prog, *n, args)?;
+            let r = ctx
+                .expect_reply(peer, s)
+                .map_err(|o| Outcome::fail("the connection still answers", o.actual))?;
+            if self.route.check_ok && r.header.status != MessageStatus::Ok {
+                return Err(Outcome::fail(
+                    "the connection still answers REPLY/OK",
+                    r.to_string(),
+                ));
+            }
+            // Close our side: the server handles the end of the probe's connection now.
+            let _ = peer.shutdown_write();
+            return self.still_serves(ctx);
+        }
         if self.is_open_call() {
             ctx.open(peer)
                 .map_err(|o| Outcome::fail("the connection can still be opened", o.actual))?;
@@ -376,6 +457,31 @@ impl Probe {
         let s = ctx.call(peer, REMOTE_PROGRAM, proc::CONNECT_GET_TYPE, &[])?;
         ctx.expect_ok(peer, s).map_err(|o| {
             Outcome::fail("the connection still answers CONNECT_GET_TYPE", o.actual)
+        })?;
+        Ok(())
+    }
+
+    /// An endpoint's server (a daemon of its own, which may die after the probe's connection
+    /// closes) still serves a new connection: its setup call, or its check, answered.
+    fn still_serves(&self, ctx: &mut Ctx<'_>) -> Result<(), Outcome> {
+        let Some(e) = self.route.endpoint else {
+            return Ok(());
+        };
+        // Let the server see the probe's connection end before the new one.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let (mut peer, _) = ctx.connect_to(e).map_err(|o| {
+            Outcome::fail(
+                "the server still serves new connections after the probe",
+                o.actual,
+            )
+        })?;
+        let (n, args) = self.route.setup.as_ref().unwrap_or(&self.route.check);
+        let s = ctx.call(&mut peer, self.prog, *n, args)?;
+        ctx.expect_reply(&mut peer, s).map_err(|o| {
+            Outcome::fail(
+                "the server still serves new connections after the probe",
+                o.actual,
+            )
         })?;
         Ok(())
     }
