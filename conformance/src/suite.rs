@@ -27,7 +27,7 @@ use crate::catalogue;
 use crate::runner::ctx::{connect_open_args, proc};
 use crate::runner::{
     self, Case, Config, Connector, Credentials, Endpoint, ListError, LocalServer, Progress,
-    RunReport, ServerHooks,
+    RunReport, ServerHooks, Unavailable,
 };
 use crate::target::{
     self, ConnectOptions, Connection, Libvirtd, LibvirtdOptions, Sidecar, SidecarKind, TargetError,
@@ -117,10 +117,13 @@ impl Connector for UriConnector {
     fn program(&self) -> u32 {
         self.program
     }
-    fn endpoint(&self, which: Endpoint) -> Result<Arc<dyn Connector>, String> {
+    fn endpoint(&self, which: Endpoint) -> Result<Arc<dyn Connector>, Unavailable> {
         match &self.extras {
             Some(x) => x.get(which),
-            None => Err(format!("{} has no endpoints of its own", self.label)),
+            None => Err(Unavailable::Absent(format!(
+                "{} has no endpoints of its own",
+                self.label
+            ))),
         }
     }
     fn credentials(&self) -> Option<Credentials> {
@@ -131,10 +134,10 @@ impl Connector for UriConnector {
 /// What keeps a lazily started endpoint's server alive (dropped with the connector).
 type Keeper = Box<dyn Send + Sync>;
 /// Starts an endpoint's server on first use.
-type Starter = Box<dyn Fn() -> Result<(Arc<dyn Connector>, Keeper), String> + Send + Sync>;
+type Starter = Box<dyn Fn() -> Started + Send + Sync>;
 
-/// A private daemon started for an endpoint: how to reach it, and what keeps it running.
-type Started = (Arc<dyn Connector>, Keeper);
+/// A lazily started endpoint: its connector and what keeps its server alive, or why it failed.
+type Started = Result<(Arc<dyn Connector>, Keeper), String>;
 
 /// One endpoint beside the target.
 enum Slot {
@@ -145,7 +148,7 @@ enum Slot {
     /// A private daemon started the first time a case asks for it (once; its failure is kept).
     Lazy {
         start: Starter,
-        cell: std::sync::OnceLock<Result<Started, String>>,
+        cell: std::sync::OnceLock<Started>,
     },
 }
 
@@ -153,16 +156,16 @@ enum Slot {
 struct Extras(std::collections::BTreeMap<Endpoint, Slot>);
 
 impl Extras {
-    fn get(&self, which: Endpoint) -> Result<Arc<dyn Connector>, String> {
+    fn get(&self, which: Endpoint) -> Result<Arc<dyn Connector>, Unavailable> {
         match self.0.get(&which) {
-            None => Err("not provided".into()),
+            None => Err(Unavailable::Absent("not provided".into())),
             Some(Slot::Ready(c)) => Ok(c.clone()),
-            Some(Slot::Absent(why)) => Err(why.clone()),
+            Some(Slot::Absent(why)) => Err(Unavailable::Absent(why.clone())),
             Some(Slot::Lazy { start, cell }) => cell
                 .get_or_init(start)
                 .as_ref()
                 .map(|(c, _)| c.clone())
-                .map_err(|e| e.clone()),
+                .map_err(|e| Unavailable::Broken(e.clone())),
         }
     }
 }
@@ -170,8 +173,12 @@ impl Extras {
 /// How virtwire's own log and lock daemons are bounded: no longer than the private libvirtd.
 const SIDECAR_LIFETIME: Duration = Duration::from_secs(3600);
 
-fn sidecar_slot(kind: SidecarKind, opts: &ConnectOptions) -> Slot {
+/// The private virtlogd / virtlockd started so far, for the hooks that notice one died.
+type Sidecars = Arc<Mutex<Vec<Arc<Mutex<Sidecar>>>>>;
+
+fn sidecar_slot(kind: SidecarKind, opts: &ConnectOptions, started: &Sidecars) -> Slot {
     let opts = opts.clone();
+    let started = started.clone();
     Slot::Lazy {
         start: Box::new(move || {
             let d = Sidecar::start(kind, SIDECAR_LIFETIME, Duration::from_secs(10), |u, o| {
@@ -179,6 +186,11 @@ fn sidecar_slot(kind: SidecarKind, opts: &ConnectOptions) -> Slot {
             })
             .map_err(|e| format!("starting a private {}: {e}", kind.name()))?;
             let c = sidecar_connector(kind, d.uri().clone(), &opts, &format!("pid {}", d.pid()));
+            let d = Arc::new(Mutex::new(d));
+            started
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(d.clone());
             Ok((c, Box::new(d) as Keeper))
         }),
         cell: std::sync::OnceLock::new(),
@@ -325,6 +337,8 @@ fn auth_list_probe(
 struct DaemonHooks {
     daemon: Arc<Mutex<Libvirtd>>,
     local: LocalServer,
+    /// The private virtlogd / virtlockd, once started: checked after each case like libvirtd.
+    sidecars: Sidecars,
 }
 
 /// A self-started libvirtd that does not answer a CONNECT_OPEN within this, after a case failed,
@@ -349,7 +363,7 @@ fn config_number(lines: &[String], key: &str) -> Option<u32> {
 }
 
 impl DaemonHooks {
-    fn new(daemon: Arc<Mutex<Libvirtd>>) -> std::io::Result<Self> {
+    fn new(daemon: Arc<Mutex<Libvirtd>>, sidecars: Sidecars) -> std::io::Result<Self> {
         let d = daemon.lock().unwrap_or_else(|p| p.into_inner());
         let scratch = d.dir().join("scratch");
         std::fs::create_dir_all(&scratch)?;
@@ -366,7 +380,42 @@ impl DaemonHooks {
             log: Some(d.log_path()),
         };
         drop(d);
-        Ok(DaemonHooks { daemon, local })
+        Ok(DaemonHooks {
+            daemon,
+            local,
+            sidecars,
+        })
+    }
+}
+
+impl DaemonHooks {
+    /// A private virtlogd / virtlockd that died: said, with the end of its log, and restarted.
+    fn sidecars_after_case(&self) -> Option<String> {
+        let list = self.sidecars.lock().ok()?.clone();
+        let mut said = Vec::new();
+        for s in list {
+            let mut s = s.lock().unwrap_or_else(|p| p.into_inner());
+            if s.is_alive() {
+                continue;
+            }
+            let name = s.kind().name();
+            let how = s.exit_description().unwrap_or_else(|| "ended".into());
+            let log = s.output();
+            let last: Vec<&str> = log.lines().rev().take(3).collect();
+            let last = last.into_iter().rev().collect::<Vec<_>>().join(" | ");
+            said.push(match s.restart() {
+                Ok(()) => format!(
+                    "{name} died during this case ({how}; its log ends: {last}); restarted it for \
+                     the next case (restart {})",
+                    s.restarts()
+                ),
+                Err(e) => format!(
+                    "{name} died during this case ({how}; its log ends: {last}); restarting it \
+                     failed: {e}"
+                ),
+            });
+        }
+        (!said.is_empty()).then(|| said.join("; "))
     }
 }
 
@@ -380,18 +429,24 @@ impl ServerHooks for DaemonHooks {
             .map_or_else(|_| String::new(), |d| d.log_since(mark))
     }
     fn after_case(&self) -> Option<String> {
-        let mut d = self.daemon.lock().ok()?;
-        if d.is_alive() {
-            return None;
+        let mut said = Vec::new();
+        if let Some(s) = self.sidecars_after_case() {
+            said.push(s);
         }
-        let how = d.exit_description().unwrap_or_else(|| "exited".to_string());
-        Some(match d.restart() {
-            Ok(()) => format!(
-                "libvirtd died during this case ({how}); restarted it for the next case (restart {})",
-                d.restarts()
-            ),
-            Err(e) => format!("libvirtd died during this case ({how}); restarting it failed: {e}"),
-        })
+        let mut d = self.daemon.lock().ok()?;
+        if !d.is_alive() {
+            let how = d.exit_description().unwrap_or_else(|| "exited".to_string());
+            said.push(match d.restart() {
+                Ok(()) => format!(
+                    "libvirtd died during this case ({how}); restarted it for the next case (restart {})",
+                    d.restarts()
+                ),
+                Err(e) => {
+                    format!("libvirtd died during this case ({how}); restarting it failed: {e}")
+                }
+            });
+        }
+        (!said.is_empty()).then(|| said.join("; "))
     }
     fn after_failure(&self) -> Option<String> {
         let mut d = self.daemon.lock().ok()?;
@@ -521,6 +576,7 @@ fn self_started_endpoints(
     lo: &LibvirtdOptions,
     opts: &ConnectOptions,
     judge: &Arc<Judge>,
+    sidecars: &Sidecars,
 ) -> Extras {
     let mut m = std::collections::BTreeMap::new();
     m.insert(
@@ -539,11 +595,11 @@ fn self_started_endpoints(
     );
     m.insert(
         Endpoint::Virtlogd,
-        sidecar_slot(SidecarKind::Virtlogd, opts),
+        sidecar_slot(SidecarKind::Virtlogd, opts, sidecars),
     );
     m.insert(
         Endpoint::Virtlockd,
-        sidecar_slot(SidecarKind::Virtlockd, opts),
+        sidecar_slot(SidecarKind::Virtlockd, opts, sidecars),
     );
     m.insert(Endpoint::Sasl, sasl_slot(lo, opts, judge));
     Extras(m)
@@ -595,14 +651,16 @@ pub fn open_target(spec: &TargetSpec, judge: &Arc<Judge>) -> Result<OpenTarget, 
         daemon.log_path().display()
     );
     let mut c = UriConnector::new(daemon.uri().clone(), opts.clone());
+    let sidecars = Sidecars::default();
     c.extras = Some(Arc::new(self_started_endpoints(
         &daemon,
         &spec.libvirtd,
         &opts,
         judge,
+        &sidecars,
     )));
     let daemon = Arc::new(Mutex::new(daemon));
-    let hooks = DaemonHooks::new(daemon.clone())
+    let hooks = DaemonHooks::new(daemon.clone(), sidecars)
         .map_err(|e| TargetError::io("create the scratch directory in libvirtd's directory", e))?;
     Ok(OpenTarget {
         connector: Box::new(c),

@@ -26,8 +26,7 @@ const MARGIN: Duration = Duration::from_millis(1000);
 /// What the verdicts must be.
 #[derive(Clone, Copy, Debug)]
 enum Expect {
-    /// As against libvirtd 9.0: all pass, the three SHOULD-level payload cases (trailing bytes,
-    /// non-zero padding, bool 2) non-strict; what a fake cannot serve unsupported or omitted.
+    /// As against libvirtd 9.0: all pass, the three SHOULD-level payload cases non-strict.
     LikeLibvirt,
     /// `dispatch/open` gets this verdict (fail, or error: exit 3), saying one of these; every other
     /// case is omitted.

@@ -18,7 +18,7 @@
 //! Bodies are built when the case runs, not when the catalogue is listed (the 4 MiB strings are
 //! 4 MiB on the wire at the bound and one over; there is no smaller probe of a 4 MiB bound).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use virtwire_protocol::header::{LXC_PROGRAM, QEMU_PROGRAM, REMOTE_PROGRAM};
 use virtwire_protocol::schema::bounds::{self, BoundedField};
@@ -26,7 +26,7 @@ use virtwire_protocol::schema::{Schema, TypeId};
 use virtwire_protocol::{BodyRole, LimitKind, Limits, MessageStatus};
 
 use super::OPEN;
-use crate::runner::ctx::{code, proc};
+use crate::runner::ctx::{Endpoint, code, proc};
 use crate::runner::{Case, Ctx, Level, Outcome};
 use crate::wire::peer::Peer;
 
@@ -54,9 +54,15 @@ pub struct ProgramCount {
     pub too_big: usize,
 }
 
-/// The limits cases of every program in [`MAIN_SOCKET_PROGRAMS`], and what they cover.
+/// The ID of the case that records the test driver's world before the family runs.
+pub const WORLD_BEFORE: &str = "limits/world-before";
+
+/// The limits cases of every program in [`MAIN_SOCKET_PROGRAMS`], and what they cover; between
+/// [`WORLD_BEFORE`] and `limits/world-after`, which check that the family changed nothing a later
+/// case sees.
 pub fn cases(schema: &Arc<Schema>) -> (Vec<Case>, Vec<ProgramCount>) {
-    let mut all = Vec::new();
+    let world = Arc::new(Mutex::new(None));
+    let mut all = vec![world_case(world.clone(), true)];
     let mut counts = Vec::new();
     for prog in MAIN_SOCKET_PROGRAMS {
         let Some(p) = schema.programs().iter().find(|p| p.number() == prog) else {
@@ -66,12 +72,186 @@ pub fn cases(schema: &Arc<Schema>) -> (Vec<Case>, Vec<ProgramCount>) {
         all.extend(cases);
         counts.push(count);
     }
+    all.push(world_case(world, false));
     (all, counts)
+}
+
+/// The objects of the test driver's world, as `CONNECT_LIST_ALL_*` report them (all, then the active
+/// ones), each list sorted.
+type World = Vec<(String, Vec<String>)>;
+
+/// The `CONNECT_LIST_ALL_*` procedures (remote_protocol.x) and their "active only" flag
+/// (`VIR_CONNECT_LIST_*_ACTIVE`; 0 where there is none).
+const LIST_ALL: [(&str, i32, u32); 7] = [
+    ("domains", 273, 1),
+    ("storage pools", 281, 2),
+    ("networks", 283, 2),
+    ("interfaces", 284, 2),
+    ("node devices", 285, 0),
+    ("nwfilters", 286, 0),
+    ("secrets", 287, 0),
+];
+
+/// VIR_ERR_NO_SUPPORT (virerror.h).
+const NO_SUPPORT: i32 = 3;
+
+fn snapshot(ctx: &mut Ctx<'_>) -> Result<World, Outcome> {
+    let mut peer = ctx.opened()?;
+    let mut world = Vec::new();
+    for (what, procedure, active) in LIST_ALL {
+        let flags: &[u32] = if active == 0 { &[0] } else { &[0, active] };
+        for f in flags {
+            let mut args = 1i32.to_be_bytes().to_vec();
+            args.extend(f.to_be_bytes());
+            let s = ctx.call(&mut peer, REMOTE_PROGRAM, procedure, &args)?;
+            let r = ctx.expect_reply(&mut peer, s)?;
+            // A driver without this kind of object (the test driver has no nwfilters) answers
+            // VIR_ERR_NO_SUPPORT: recorded as such, compared like any list.
+            if r.header.status != MessageStatus::Ok {
+                match &r.error {
+                    Some(e) if e.code == NO_SUPPORT => {
+                        world.push((what.to_string(), vec!["(not supported)".into()]));
+                        break;
+                    }
+                    _ => {
+                        return Err(Outcome::fail(
+                            "REPLY/OK or \"not supported\"",
+                            r.to_string(),
+                        ));
+                    }
+                }
+            }
+            let mut items: Vec<String> = match &r.body {
+                serde_json::Value::Object(m) => m
+                    .values()
+                    .filter_map(|v| v.as_array())
+                    .flatten()
+                    .map(|v| v.to_string())
+                    .collect(),
+                _ => Vec::new(),
+            };
+            items.sort();
+            let label = if *f == 0 {
+                what.to_string()
+            } else {
+                format!("active {what}")
+            };
+            world.push((label, items));
+        }
+    }
+    Ok(world)
+}
+
+fn describe(w: &World) -> String {
+    w.iter()
+        .map(|(what, items)| format!("{} {what}", items.len()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `limits/world-before` records the world; `limits/world-after` must find it unchanged. Both run
+/// alone (exclusive), so every case of the family runs between them.
+fn world_case(world: Arc<Mutex<Option<World>>>, before: bool) -> Case {
+    let src =
+        "PROTOCOL.md §11 (the test driver's shared world); the limits family's minimal arguments";
+    if before {
+        Case::new(
+            WORLD_BEFORE,
+            Level::Must,
+            "The test driver's world (every object CONNECT_LIST_ALL_* reports, and which are active) is listed before the limits family",
+            src,
+            move |ctx| {
+                let w = snapshot(ctx)?;
+                let d = describe(&w);
+                *world.lock().unwrap_or_else(|p| p.into_inner()) = Some(w);
+                Ok(Outcome::pass(
+                    "every CONNECT_LIST_ALL_* answered (REPLY/OK, or \"not supported\")",
+                    d,
+                ))
+            },
+        )
+        .needs(&[OPEN])
+        .exclusive()
+    } else {
+        Case::new(
+            "limits/world-after",
+            Level::Must,
+            "The limits family leaves the test driver's world as it found it (its arguments name nothing and parse as nothing)",
+            src,
+            move |ctx| {
+                let now = snapshot(ctx)?;
+                let then = world.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                let Some(then) = then else {
+                    return Ok(Outcome::error("limits/world-before recorded nothing"));
+                };
+                if now == then {
+                    return Ok(Outcome::pass("the same objects, the same active ones", describe(&now)));
+                }
+                let diff: Vec<String> = then
+                    .iter()
+                    .zip(&now)
+                    .filter(|(a, b)| a != b)
+                    .map(|((what, a), (_, b))| format!("{what}: before {a:?}, after {b:?}"))
+                    .collect();
+                Ok(Outcome::fail(
+                    format!("unchanged: {}", describe(&then)),
+                    diff.join("; "),
+                ))
+            },
+        )
+        .needs(&[OPEN, WORLD_BEFORE])
+        .exclusive()
+    }
+}
+
+/// Where a program's limits cases are sent, and how the connection is shown to still answer.
+#[derive(Clone, Debug)]
+pub struct Route {
+    /// The endpoint serving the program; `None`: the target itself (opened with CONNECT_OPEN).
+    pub endpoint: Option<Endpoint>,
+    /// A call (procedure, args) a new connection needs answered REPLY/OK before the probe (admin
+    /// CONNECT_OPEN, lock REGISTER); when the probe is that procedure, it is made after it.
+    pub setup: Option<(i32, Vec<u8>)>,
+    /// A call (procedure, args) answered after the probe — REPLY/OK when `check_ok`, else any
+    /// REPLY — showing the connection was kept.
+    pub check: (i32, Vec<u8>),
+    /// Whether `check` must be REPLY/OK.
+    pub check_ok: bool,
+    /// The case every case of the program needs.
+    pub needs: &'static str,
+    /// Run each case alone: a probe may crash the server after its connection ends (virtlockd
+    /// 9.0), and cases beside it would take the blame.
+    pub exclusive: bool,
+}
+
+impl Route {
+    /// The target's own socket: [`Ctx::opened`] connections, CONNECT_GET_TYPE as the check.
+    pub fn main_socket() -> Route {
+        Route {
+            endpoint: None,
+            setup: None,
+            check: (proc::CONNECT_GET_TYPE, Vec::new()),
+            check_ok: true,
+            needs: OPEN,
+            exclusive: false,
+        }
+    }
 }
 
 /// The limits cases of one program of the schema (two per bounded args item), sent with
 /// [`Ctx::opened`] connections. Empty when the schema has no such program.
 pub fn program_cases(schema: &Arc<Schema>, prog: u32, vers: u32) -> (Vec<Case>, ProgramCount) {
+    program_cases_via(schema, prog, vers, &Route::main_socket())
+}
+
+/// [`program_cases`] for a program served on `route` (the admin, log and lock programs on their
+/// own servers).
+pub fn program_cases_via(
+    schema: &Arc<Schema>,
+    prog: u32,
+    vers: u32,
+    route: &Route,
+) -> (Vec<Case>, ProgramCount) {
     let mut out = Vec::new();
     let Some(p) = schema.program(prog, vers) else {
         return (out, ProgramCount::default());
@@ -101,6 +281,7 @@ pub fn program_cases(schema: &Arc<Schema>, prog: u32, vers: u32) -> (Vec<Case>, 
                 field: f,
                 over_len,
                 payload_max,
+                route: route.clone(),
             });
             let base = format!(
                 "limits/{}/{}/{}",
@@ -128,7 +309,8 @@ pub fn program_cases(schema: &Arc<Schema>, prog: u32, vers: u32) -> (Vec<Case>, 
                     SRC,
                     move |ctx| pm.at_max(ctx),
                 )
-                .needs(&[OPEN]),
+                .needs(&[route.needs])
+                .exclusive_if(route.exclusive),
             );
             let po = probe;
             out.push(
@@ -142,7 +324,8 @@ pub fn program_cases(schema: &Arc<Schema>, prog: u32, vers: u32) -> (Vec<Case>, 
                     SRC,
                     move |ctx| po.over(ctx),
                 )
-                .needs(&[OPEN]),
+                .needs(&[route.needs])
+                .exclusive_if(route.exclusive),
             );
         }
     }
@@ -201,6 +384,7 @@ struct Probe {
     field: BoundedField,
     over_len: u64,
     payload_max: u64,
+    route: Route,
 }
 
 impl Probe {
@@ -222,8 +406,24 @@ impl Probe {
         self.prog == REMOTE_PROGRAM && self.procedure == proc::CONNECT_OPEN
     }
 
+    /// Whether the probe is the route's setup call itself (lock REGISTER).
+    fn is_setup_call(&self) -> bool {
+        self.route
+            .setup
+            .as_ref()
+            .is_some_and(|(n, _)| *n == self.procedure)
+    }
+
     /// A connection to send the probe on: opened, except for CONNECT_OPEN itself.
     fn peer(&self, ctx: &mut Ctx<'_>) -> Result<Peer, Outcome> {
+        if let Some(e) = self.route.endpoint {
+            let (mut peer, _) = ctx.connect_to(e)?;
+            if let Some((n, args)) = self.route.setup.as_ref().filter(|_| !self.is_setup_call()) {
+                let s = ctx.call(&mut peer, self.prog, *n, args)?;
+                ctx.expect_ok(&mut peer, s)?;
+            }
+            return Ok(peer);
+        }
         if self.is_open_call() {
             ctx.connect()
         } else {
@@ -234,6 +434,28 @@ impl Probe {
     /// The connection still answers a plain call after the probe (after a normal CONNECT_OPEN
     /// when the probe was CONNECT_OPEN).
     fn still_answers(&self, ctx: &mut Ctx<'_>, peer: &mut Peer) -> Result<(), Outcome> {
+        if self.route.endpoint.is_some() {
+            if let Some((n, args)) = self.route.setup.as_ref().filter(|_| self.is_setup_call()) {
+                let s = ctx.call(peer, self.prog, *n, args)?;
+                ctx.expect_ok(peer, s).map_err(|o| {
+                    Outcome::fail("the connection still answers its setup call", o.actual)
+                })?;
+            }
+            let (n, args) = &self.route.check;
+            let s = ctx.call(peer, self.prog, *n, args)?;
+            let r = ctx
+                .expect_reply(peer, s)
+                .map_err(|o| Outcome::fail("the connection still answers", o.actual))?;
+            if self.route.check_ok && r.header.status != MessageStatus::Ok {
+                return Err(Outcome::fail(
+                    "the connection still answers REPLY/OK",
+                    r.to_string(),
+                ));
+            }
+            // Close our side: the server handles the end of the probe's connection now.
+            let _ = peer.shutdown_write();
+            return self.still_serves(ctx);
+        }
         if self.is_open_call() {
             ctx.open(peer)
                 .map_err(|o| Outcome::fail("the connection can still be opened", o.actual))?;
@@ -241,6 +463,31 @@ impl Probe {
         let s = ctx.call(peer, REMOTE_PROGRAM, proc::CONNECT_GET_TYPE, &[])?;
         ctx.expect_ok(peer, s).map_err(|o| {
             Outcome::fail("the connection still answers CONNECT_GET_TYPE", o.actual)
+        })?;
+        Ok(())
+    }
+
+    /// An endpoint's server (a daemon of its own, which may die after the probe's connection
+    /// closes) still serves a new connection: its setup call, or its check, answered.
+    fn still_serves(&self, ctx: &mut Ctx<'_>) -> Result<(), Outcome> {
+        let Some(e) = self.route.endpoint else {
+            return Ok(());
+        };
+        // Let the server see the probe's connection end before the new one.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let (mut peer, _) = ctx.connect_to(e).map_err(|o| {
+            Outcome::fail(
+                "the server still serves new connections after the probe",
+                o.actual,
+            )
+        })?;
+        let (n, args) = self.route.setup.as_ref().unwrap_or(&self.route.check);
+        let s = ctx.call(&mut peer, self.prog, *n, args)?;
+        ctx.expect_reply(&mut peer, s).map_err(|o| {
+            Outcome::fail(
+                "the server still serves new connections after the probe",
+                o.actual,
+            )
         })?;
         Ok(())
     }

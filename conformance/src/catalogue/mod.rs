@@ -76,7 +76,8 @@ pub fn generated_summary(schema: Option<&Arc<Schema>>, schema_error: Option<&str
             schema_error.map_or(String::new(), |e| format!(": {e}"))
         )];
     };
-    let (_, counts) = limits::cases(s);
+    let (_, mut counts) = limits::cases(s);
+    counts.extend(programs::limits(s).1);
     counts
         .iter()
         .map(|c| {
@@ -95,7 +96,7 @@ pub fn generated_summary(schema: Option<&Arc<Schema>>, schema_error: Option<&str
 
 /// The endpoint families generated from libvirt's protocol schema: [`security`] (read-only socket,
 /// SASL; from the `@acl:` annotations and procedure names) and [`programs`] (admin, log, lock).
-fn from_schema(schema: &virtwire_protocol::schema::Schema) -> Vec<Case> {
+fn from_schema(schema: &Arc<Schema>) -> Vec<Case> {
     let mut all = security::cases(schema);
     all.extend(programs::cases(schema));
     all
@@ -241,7 +242,11 @@ mod tests {
         }
         let (limits, counts) = limits::cases(&s);
         let fields: usize = counts.iter().map(|c| c.fields).sum();
-        assert_eq!(limits.len(), 2 * fields);
+        assert_eq!(
+            limits.len(),
+            2 * fields + 2,
+            "two per field, and the world before and after"
+        );
         assert_eq!(
             counts
                 .iter()
@@ -253,10 +258,23 @@ mod tests {
         assert!(ids.contains("limits/remote/domain-create-xml/xml-desc/over"));
         assert!(ids.contains("cve/2012-4423-event-and-gap-procedures"));
         assert!(with.len() >= 1000, "{} cases", with.len());
-        // cve/2012-4423's event procedures, and the endpoint families (security, programs).
+        // security/*, admin/*, log/*, lock/* and limits/{admin,log,lock}/* (programs::limits).
+        let endpoint_families = from_schema(&s);
+        let (program_limits, program_counts) = programs::limits(&s);
+        assert_eq!(
+            program_counts
+                .iter()
+                .map(|c| c.program.as_str())
+                .collect::<Vec<_>>(),
+            ["admin", "log", "lock"]
+        );
+        let program_fields: usize = program_counts.iter().map(|c| c.fields).sum();
+        assert_eq!(program_limits.len(), 2 * program_fields);
+        assert!(ids.contains("limits/lock/new/path/over"));
+        assert!(ids.contains("security/readonly-domain-destroy"));
         assert_eq!(
             with.len(),
-            without.len() + limits.len() + 1 + from_schema(&s).len()
+            without.len() + limits.len() + 1 + endpoint_families.len()
         );
     }
 }

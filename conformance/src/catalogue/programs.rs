@@ -15,6 +15,7 @@ use virtwire_protocol::header::{ADMIN_PROGRAM, LOCK_PROGRAM, LOG_PROGRAM, REMOTE
 use virtwire_protocol::schema::{Schema, bounds};
 use virtwire_protocol::{FrameBuilder, Header, MessageStatus, MessageType, Writer};
 
+use super::limits::{ProgramCount, Route, program_cases_via};
 use crate::runner::ctx::{Endpoint, connect_open_args, proc};
 use crate::runner::{Case, Ctx, Level, Outcome};
 use crate::wire::peer::{Event, Peer};
@@ -52,6 +53,9 @@ fn past_the_table(schema: &Schema, prog: u32) -> Option<i32> {
         .map(|n| n + 1)
 }
 
+/// Brings a new connection to the state where a program's probe call works.
+type Setup = Arc<dyn Fn(&mut Ctx<'_>, &mut Peer) -> Result<(), Outcome> + Send + Sync>;
+
 /// VIR_ERR_RPC.
 const RPC: i32 = 39;
 
@@ -68,13 +72,72 @@ pub const LOG_FIRST: &str = "log/first-call";
 /// The ID the lock cases need.
 pub const LOCK_REGISTER: &str = "lock/register";
 
-/// The admin, log and lock cases of `schema`.
-pub fn cases(schema: &Schema) -> Vec<Case> {
+/// The admin, log and lock cases of `schema`, their limits cases last.
+pub fn cases(schema: &Arc<Schema>) -> Vec<Case> {
     let mut out = Vec::new();
     out.extend(admin(schema));
     out.extend(log(schema));
     out.extend(lock(schema));
+    out.extend(limits(schema).0);
     out
+}
+
+/// The limits cases of the admin, log and lock programs: the main socket's generator
+/// ([`super::limits::program_cases_via`]: every bounded args item at its bound and one over),
+/// routed to each program's server, with what they cover.
+pub fn limits(schema: &Arc<Schema>) -> (Vec<Case>, Vec<ProgramCount>) {
+    let mut routes = Vec::new();
+    if let (Some(open), Some(version)) = (
+        call(schema, ADMIN_PROGRAM, "CONNECT_OPEN"),
+        call(schema, ADMIN_PROGRAM, "CONNECT_GET_LIB_VERSION"),
+    ) {
+        routes.push((
+            ADMIN_PROGRAM,
+            Route {
+                endpoint: Some(Endpoint::Admin),
+                setup: Some((open.number, open.args)),
+                check: (version.number, version.args),
+                check_ok: true,
+                needs: ADMIN_OPEN,
+                exclusive: false,
+            },
+        ));
+    }
+    if let Some(position) = log_position(schema) {
+        routes.push((
+            LOG_PROGRAM,
+            Route {
+                endpoint: Some(Endpoint::Virtlogd),
+                setup: None,
+                check: (position.number, position.args),
+                check_ok: false,
+                needs: LOG_FIRST,
+                exclusive: false,
+            },
+        ));
+    }
+    if let (Some(register), Some(new)) = (lock_register(schema), lock_new_default(schema)) {
+        routes.push((
+            LOCK_PROGRAM,
+            Route {
+                endpoint: Some(Endpoint::Virtlockd),
+                setup: Some((register.number, register.args)),
+                check: (new.number, new.args),
+                check_ok: false,
+                needs: LOCK_REGISTER,
+                // virtlockd 9.0 crashes after NEW with a path at its bound (known-failing).
+                exclusive: true,
+            },
+        ));
+    }
+    let mut all = Vec::new();
+    let mut counts = Vec::new();
+    for (prog, route) in routes {
+        let (cases, count) = program_cases_via(schema, prog, 1, &route);
+        all.extend(cases);
+        counts.push(count);
+    }
+    (all, counts)
 }
 
 /// Send a CALL of `prog` with `version` (not necessarily 1) and wait for its reply.
@@ -145,9 +208,6 @@ fn refused_then(
     let t = answered(ctx, peer, prog, then, then_ok)?;
     Ok(format!("{r}; then {} answered: {t}", then.name))
 }
-
-/// What a case does on a fresh connection before its own call (e.g. open it).
-type Setup = Arc<dyn Fn(&mut Ctx<'_>, &mut Peer) -> Result<(), Outcome> + Send + Sync>;
 
 /// The cases every program gets: an unknown procedure, a wrong version, another program's call —
 /// each an error reply with the connection kept (`probe` answered OK afterwards). `setup` brings a
@@ -433,16 +493,40 @@ fn after_close(
 /// A path no virtlogd has open (nor could create).
 const NO_LOG: &[u8] = b"/nonexistent/virtwire/no-such.log";
 
-fn log(schema: &Schema) -> Vec<Case> {
-    let Some(mut position) = call(schema, LOG_PROGRAM, "DOMAIN_GET_LOG_FILE_POSITION") else {
-        return Vec::new();
-    };
-    // { path; flags }: a path that names nothing.
+/// DOMAIN_GET_LOG_FILE_POSITION { path; flags } of a path that names nothing.
+fn log_position(schema: &Schema) -> Option<Call> {
+    let mut position = call(schema, LOG_PROGRAM, "DOMAIN_GET_LOG_FILE_POSITION")?;
     let mut args = Vec::new();
     let mut w = Writer::new(&mut args);
     let _ = w.string(NO_LOG, u32::MAX);
     w.u32(0);
     position.args = args;
+    Some(position)
+}
+
+/// REGISTER with [`register_args`].
+fn lock_register(schema: &Schema) -> Option<Call> {
+    let mut register = call(schema, LOCK_PROGRAM, "REGISTER")?;
+    register.args = register_args();
+    Some(register)
+}
+
+/// NEW { path ""; flags 0 }: the default lockspace, which exists: REPLY/ERROR "already exists"
+/// once registered, "not registered" before; either way an error that proves the dispatch.
+fn lock_new_default(schema: &Schema) -> Option<Call> {
+    let mut new = call(schema, LOCK_PROGRAM, "NEW")?;
+    let mut args = Vec::new();
+    let mut w = Writer::new(&mut args);
+    let _ = w.string(b"", u32::MAX);
+    w.u32(0);
+    new.args = args;
+    Some(new)
+}
+
+fn log(schema: &Schema) -> Vec<Case> {
+    let Some(position) = log_position(schema) else {
+        return Vec::new();
+    };
     let mut out = Vec::new();
     {
         let position = position.clone();
@@ -490,21 +574,13 @@ fn register_args() -> Vec<u8> {
 }
 
 fn lock(schema: &Schema) -> Vec<Case> {
-    let (Some(mut register), Some(restrict), Some(mut new)) = (
-        call(schema, LOCK_PROGRAM, "REGISTER"),
+    let (Some(register), Some(restrict), Some(new)) = (
+        lock_register(schema),
         call(schema, LOCK_PROGRAM, "RESTRICT"),
-        call(schema, LOCK_PROGRAM, "NEW"),
+        lock_new_default(schema),
     ) else {
         return Vec::new();
     };
-    register.args = register_args();
-    // NEW { path ""; flags 0 }: the default lockspace, which exists: REPLY/ERROR "already exists"
-    // once registered, "not registered" before; either way an error that proves the dispatch.
-    let mut args = Vec::new();
-    let mut w = Writer::new(&mut args);
-    let _ = w.string(b"", u32::MAX);
-    w.u32(0);
-    new.args = args;
     let mut out = Vec::new();
     {
         let register = register.clone();

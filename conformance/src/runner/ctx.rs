@@ -114,6 +114,25 @@ impl std::fmt::Display for Endpoint {
     }
 }
 
+/// Why an endpoint cannot be used.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Unavailable {
+    /// Not provided (a URI target without the flag naming it): cases that need it are
+    /// `unsupported`.
+    Absent(String),
+    /// It should be there but could not be made ready (a private daemon that did not start): a
+    /// harness error for the cases that need it.
+    Broken(String),
+}
+
+impl std::fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unavailable::Absent(s) | Unavailable::Broken(s) => f.write_str(s),
+        }
+    }
+}
+
 /// A user name and password an endpoint accepts (SASL).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Credentials {
@@ -137,8 +156,10 @@ pub trait Connector: Send + Sync {
         REMOTE_PROGRAM
     }
     /// A server beside this one (see [`Endpoint`]); `Err` says why there is none.
-    fn endpoint(&self, which: Endpoint) -> Result<Arc<dyn Connector>, String> {
-        Err(format!("the target provides no {which} endpoint"))
+    fn endpoint(&self, which: Endpoint) -> Result<Arc<dyn Connector>, Unavailable> {
+        Err(Unavailable::Absent(format!(
+            "the target provides no {which} endpoint"
+        )))
     }
     /// Credentials this server accepts, when it asks for some (SASL).
     fn credentials(&self) -> Option<Credentials> {
@@ -159,7 +180,7 @@ impl<C: Connector + ?Sized> Connector for Arc<C> {
     fn program(&self) -> u32 {
         (**self).program()
     }
-    fn endpoint(&self, which: Endpoint) -> Result<Arc<dyn Connector>, String> {
+    fn endpoint(&self, which: Endpoint) -> Result<Arc<dyn Connector>, Unavailable> {
         (**self).endpoint(which)
     }
     fn credentials(&self) -> Option<Credentials> {
@@ -251,12 +272,12 @@ impl<'r> Ctx<'r> {
     }
 
     /// The endpoint `which` beside the target; when there is none the case is `unsupported`, with
-    /// the reason.
+    /// the reason (a harness error when it should be there but is broken).
     pub fn endpoint(&mut self, which: Endpoint) -> Result<Arc<dyn Connector>, Outcome> {
-        self.env
-            .connector
-            .endpoint(which)
-            .map_err(|why| Outcome::unsupported(format!("no {which} endpoint: {why}")))
+        self.env.connector.endpoint(which).map_err(|u| match u {
+            Unavailable::Absent(why) => Outcome::unsupported(format!("no {which} endpoint: {why}")),
+            Unavailable::Broken(why) => Outcome::error(format!("the {which} endpoint: {why}")),
+        })
     }
 
     /// A new connection to the endpoint `which` (see [`Ctx::endpoint`]).

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 pub use case::{Case, CaseResult, Level, Outcome, Verdict};
-pub use ctx::{Connector, Credentials, Ctx, Endpoint, Env, LocalServer};
+pub use ctx::{Connector, Credentials, Ctx, Endpoint, Env, LocalServer, Unavailable};
 pub use lists::{Known, ListError, Pattern};
 
 use crate::wire::Judge;
@@ -577,5 +577,69 @@ mod tests {
             1,
             "after_case for the case that ran only"
         );
+    }
+
+    /// A target whose read-only endpoint is absent and whose virtlogd failed to start.
+    struct WithEndpoints;
+    impl Connector for WithEndpoints {
+        fn connect(&self, _: Duration) -> Result<Box<dyn Transport>, String> {
+            Err("no server in this test".into())
+        }
+        fn describe(&self) -> String {
+            "with endpoints".into()
+        }
+        fn open_name(&self) -> Option<String> {
+            None
+        }
+        fn endpoint(&self, which: Endpoint) -> Result<Arc<dyn Connector>, Unavailable> {
+            match which {
+                Endpoint::Virtlogd => {
+                    Err(Unavailable::Broken("virtlogd exited with status 1".into()))
+                }
+                Endpoint::Admin => Ok(Arc::new(Nowhere)),
+                _ => Err(Unavailable::Absent("--readonly-uri was not given".into())),
+            }
+        }
+    }
+
+    #[test]
+    fn absent_endpoints_are_unsupported_broken_ones_errors() {
+        let case = |id: &'static str, e: Endpoint| {
+            Case::new(id, Level::Must, "r", "s", move |ctx| {
+                let (_peer, _) = ctx.connect_to(e)?;
+                Ok(Outcome::pass("x", "connected"))
+            })
+        };
+        let cases = vec![
+            case("e/readonly", Endpoint::ReadOnly),
+            case("e/virtlogd", Endpoint::Virtlogd),
+            case("e/admin", Endpoint::Admin),
+        ];
+        let judge = Arc::new(Judge::new(Limits::default(), Compat::Libvirt, None));
+        let report = run(
+            &cases,
+            &Config::default(),
+            Box::new(WithEndpoints),
+            judge,
+            None,
+            &mut (),
+        );
+        let v: Vec<(Verdict, &str)> = report
+            .cases
+            .iter()
+            .map(|c| (c.verdict, c.actual.as_str()))
+            .collect();
+        assert_eq!(v[0].0, Verdict::Unsupported);
+        assert!(
+            v[0].1.contains("no readonly endpoint: --readonly-uri"),
+            "{}",
+            v[0].1
+        );
+        assert_eq!(v[1].0, Verdict::Error);
+        assert!(v[1].1.contains("virtlogd exited"), "{}", v[1].1);
+        // Present: the case got as far as connecting through it (which fails here: harness error
+        // naming that connector, not the target).
+        assert_eq!(v[2].0, Verdict::Error);
+        assert!(v[2].1.contains("cannot connect to nowhere"), "{}", v[2].1);
     }
 }

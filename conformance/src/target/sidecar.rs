@@ -21,7 +21,7 @@
 //! handler, ready when the caller's probe succeeds on its socket, and stopped by its process
 //! group id (SIGTERM, then SIGKILL after 5 s) on drop.
 
-use std::fs;
+use std::fs::{self, OpenOptions};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -55,17 +55,39 @@ impl SidecarKind {
     }
 }
 
+/// The readiness probe a sidecar keeps for its restarts.
+type SidecarProbe = dyn Fn(&TargetUri, &ConnectOptions) -> Result<(), String> + Send + Sync;
+
 /// A private virtlogd or virtlockd, stopped when dropped.
-#[derive(Debug)]
 pub struct Sidecar {
     kind: SidecarKind,
     dir: Option<tempfile::TempDir>,
     path: PathBuf,
-    child: Child,
+    /// `timeout` (leading the daemon's process group); `None` before the first spawn.
+    child: Option<Child>,
     reg: Option<u64>,
     uri: TargetUri,
     socket: PathBuf,
-    stopped: bool,
+    /// Reaped (its status kept), or never to be waited for again.
+    exited: Option<std::process::ExitStatus>,
+    binary: PathBuf,
+    timeout: PathBuf,
+    /// `systemd-socket-activate …` before the binary, as root.
+    activate: Option<Vec<std::ffi::OsString>>,
+    lifetime: Duration,
+    ready: Duration,
+    probe: Box<SidecarProbe>,
+    restarts: u32,
+}
+
+impl std::fmt::Debug for Sidecar {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sidecar")
+            .field("kind", &self.kind)
+            .field("socket", &self.socket)
+            .field("pid", &self.pid())
+            .finish_non_exhaustive()
+    }
 }
 
 fn find(name: &str) -> Option<PathBuf> {
@@ -90,7 +112,7 @@ impl Sidecar {
         probe: P,
     ) -> Result<Sidecar, TargetError>
     where
-        P: Fn(&TargetUri, &ConnectOptions) -> Result<(), String>,
+        P: Fn(&TargetUri, &ConnectOptions) -> Result<(), String> + Send + Sync + 'static,
     {
         let name = kind.name();
         let binary = find(name).ok_or_else(|| TargetError::Libvirtd {
@@ -126,12 +148,6 @@ impl Sidecar {
             ),
         )
         .map_err(|e| TargetError::io(format!("write {}", conf.display()), e))?;
-        let err = fs::File::create(path.join(format!("{name}.stderr")))
-            .map_err(|e| TargetError::io("create the daemon's output file", e))?;
-        let err2 = err
-            .try_clone()
-            .map_err(|e| TargetError::io("duplicate the daemon's output file", e))?;
-        // As root: the listeners, bound here and handed over (socket activation).
         let socket = if root {
             path.join(format!("{name}-sock"))
         } else {
@@ -154,13 +170,54 @@ impl Sidecar {
         } else {
             None
         };
-        let mut cmd = Command::new(&timeout);
+        let uri = TargetUri::parse(&format!(
+            "test+unix:///default?socket={}",
+            escape_path(&socket.to_string_lossy())
+        ))?;
+        let mut me = Sidecar {
+            kind,
+            dir: Some(dir),
+            path,
+            child: None,
+            reg: None,
+            uri,
+            socket,
+            exited: None,
+            binary,
+            timeout,
+            activate,
+            lifetime,
+            ready,
+            probe: Box::new(probe),
+            restarts: 0,
+        };
+        me.spawn_and_wait()?;
+        Ok(me)
+    }
+
+    fn spawn_and_wait(&mut self) -> Result<(), TargetError> {
+        let name = self.kind.name();
+        let path = self.path.clone();
+        // A socket file left by the previous run (socket activation binds it again).
+        if self.activate.is_some() {
+            let _ = fs::remove_file(&self.socket);
+            let _ = fs::remove_file(path.join(format!("{name}-admin-sock")));
+        }
+        let err = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path.join(format!("{name}.stderr")))
+            .map_err(|e| TargetError::io("open the daemon's output file", e))?;
+        let err2 = err
+            .try_clone()
+            .map_err(|e| TargetError::io("duplicate the daemon's output file", e))?;
+        let mut cmd = Command::new(&self.timeout);
         cmd.args(["-k", "5"])
-            .arg(format!("{}", lifetime.as_secs_f64().max(1.0)))
-            .args(activate.iter().flatten())
-            .arg(&binary)
+            .arg(format!("{}", self.lifetime.as_secs_f64().max(1.0)))
+            .args(self.activate.iter().flatten())
+            .arg(&self.binary)
             .arg("-f")
-            .arg(&conf)
+            .arg(path.join(format!("{name}.conf")))
             .arg("-p")
             .arg(path.join(format!("{name}.pid")))
             .env_clear()
@@ -177,60 +234,109 @@ impl Sidecar {
             .process_group(0);
         let child = cmd
             .spawn()
-            .map_err(|e| TargetError::io(format!("start {}", binary.display()), e))?;
-        let reg = Some(registry::lock().add(child.id(), path.clone()));
-        let uri = TargetUri::parse(&format!(
-            "test+unix:///default?socket={}",
-            escape_path(&socket.to_string_lossy())
-        ))?;
-        let mut me = Sidecar {
-            kind,
-            socket: socket.clone(),
-            dir: Some(dir),
-            path,
-            child,
-            reg,
-            uri,
-            stopped: false,
-        };
+            .map_err(|e| TargetError::io(format!("start {}", self.binary.display()), e))?;
+        self.exited = None;
+        self.reg = Some(registry::lock().add(child.id(), path.clone()));
+        self.child = Some(child);
         let opts = ConnectOptions {
             connect_timeout: Duration::from_secs(2),
             io_timeout: Some(Duration::from_secs(5)),
             ..ConnectOptions::default()
         };
-        let deadline = Instant::now() + ready;
+        let deadline = Instant::now() + self.ready;
         loop {
-            if let Ok(Some(st)) = me.child.try_wait() {
-                let log = me.output();
-                me.stopped = true;
+            if !self.is_alive() {
                 return Err(TargetError::Libvirtd {
                     message: format!(
-                        "{name} ended ({st}) before it answered on {socket:?}",
-                        socket = me.socket()
+                        "{name} {} before it answered on {}",
+                        self.exit_description().unwrap_or_else(|| "ended".into()),
+                        self.socket.display()
                     ),
-                    log,
+                    log: self.output(),
                 });
             }
-            let last = match me.socket().exists() {
-                true => match probe(&me.uri, &opts) {
-                    Ok(()) => return Ok(me),
+            let last = match self.socket.exists() {
+                true => match (self.probe)(&self.uri, &opts) {
+                    Ok(()) => return Ok(()),
                     Err(e) => e,
                 },
                 false => "its socket does not exist yet".to_owned(),
             };
             if Instant::now() >= deadline {
-                let log = me.output();
                 return Err(TargetError::Libvirtd {
                     message: format!(
                         "{name} did not answer on {} within {}: {last}",
-                        me.socket().display(),
-                        fmt_duration(ready)
+                        self.socket.display(),
+                        fmt_duration(self.ready)
                     ),
-                    log,
+                    log: self.output(),
                 });
             }
             std::thread::sleep(Duration::from_millis(30));
         }
+    }
+
+    /// Whether the daemon runs; one that ended is reaped here (see [`Sidecar::exit_description`]).
+    pub fn is_alive(&mut self) -> bool {
+        if self.exited.is_some() {
+            return false;
+        }
+        let Some(child) = self.child.as_mut() else {
+            return false;
+        };
+        let mut reg = registry::lock();
+        match child.try_wait() {
+            Ok(None) => true,
+            Ok(Some(st)) => {
+                self.exited = Some(st);
+                if let Some(id) = self.reg.take() {
+                    reg.remove(id);
+                }
+                false
+            }
+            Err(_) => {
+                self.exited = Some(std::os::unix::process::ExitStatusExt::from_raw(9));
+                if let Some(id) = self.reg.take() {
+                    reg.remove(id);
+                }
+                false
+            }
+        }
+    }
+
+    /// How it ended, once it did: `exited with status 1`, `was killed by signal 11 (SIGSEGV)`
+    /// (through `timeout`, which reports a signal as 128 + N).
+    pub fn exit_description(&self) -> Option<String> {
+        let st = self.exited?;
+        use std::os::unix::process::ExitStatusExt;
+        let sig = st
+            .signal()
+            .or_else(|| st.code().filter(|c| *c > 128 && *c < 160).map(|c| c - 128));
+        Some(match (sig, st.code()) {
+            (Some(n), _) => {
+                let name = nix::sys::signal::Signal::try_from(n)
+                    .map_or_else(|_| "?".to_owned(), |s| s.as_str().to_owned());
+                format!("was killed by signal {n} ({name})")
+            }
+            (None, Some(124)) => format!(
+                "was stopped when its lifetime of {} ran out",
+                fmt_duration(self.lifetime)
+            ),
+            (None, Some(c)) => format!("exited with status {c}"),
+            (None, None) => format!("ended ({st})"),
+        })
+    }
+
+    /// Start it again in the same directory, on the same socket, and wait until it answers.
+    pub fn restart(&mut self) -> Result<(), TargetError> {
+        self.stop();
+        self.restarts += 1;
+        self.spawn_and_wait()
+    }
+
+    /// How many times [`Sidecar::restart`] ran.
+    pub fn restarts(&self) -> u32 {
+        self.restarts
     }
 
     /// Which daemon.
@@ -250,7 +356,7 @@ impl Sidecar {
 
     /// The PID of our child (`timeout`, leading the daemon's process group).
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.child.as_ref().map_or(0, Child::id)
     }
 
     /// The daemon's directory.
@@ -272,35 +378,46 @@ impl Sidecar {
             tail(self.path.join(format!("{name}.stderr")))
         )
     }
+
+    /// SIGTERM to its process group, SIGKILL after 5 s; reaped.
+    fn stop(&mut self) {
+        if let Some(id) = self.reg.take() {
+            registry::lock().remove(id);
+        }
+        if self.exited.is_some() {
+            return;
+        }
+        let Some(child) = self.child.as_mut() else {
+            return;
+        };
+        let pg = Pid::from_raw(child.id() as i32);
+        if let Ok(None) = child.try_wait() {
+            let _ = killpg(pg, Signal::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match child.try_wait() {
+                Ok(Some(st)) => {
+                    self.exited = Some(st);
+                    break;
+                }
+                Err(_) => break,
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                Ok(None) => {
+                    let _ = killpg(pg, Signal::SIGKILL);
+                    self.exited = child.wait().ok();
+                    break;
+                }
+            }
+        }
+    }
 }
 
 impl Drop for Sidecar {
     fn drop(&mut self) {
-        if let Some(id) = self.reg.take() {
-            registry::lock().remove(id);
-        }
-        if !self.stopped {
-            let pg = Pid::from_raw(self.child.id() as i32);
-            if let Ok(None) = self.child.try_wait() {
-                let _ = killpg(pg, Signal::SIGTERM);
-            }
-            let deadline = Instant::now() + Duration::from_secs(5);
-            loop {
-                match self.child.try_wait() {
-                    Ok(Some(_)) | Err(_) => break,
-                    Ok(None) if Instant::now() < deadline => {
-                        std::thread::sleep(Duration::from_millis(20))
-                    }
-                    Ok(None) => {
-                        let _ = killpg(pg, Signal::SIGKILL);
-                        let _ = self.child.wait();
-                        break;
-                    }
-                }
-            }
-        } else {
-            let _ = self.child.wait();
-        }
+        self.stop();
         drop(self.dir.take());
     }
 }

@@ -518,6 +518,14 @@ impl Fake {
             let m = format!("unknown procedure: {}", h.procedure);
             return self.error(&h, ERR_RPC, &m);
         }
+        // As libvirt: the arguments are decoded (by the schema, when there is one) before any
+        // handler runs; what does not decode is "Unable to decode message payload".
+        if let Some(s) = fake_schema()
+            && s.validate_body(&h, f.payload(), 28, &Limits::default(), Compat::Libvirt)
+                .is_err()
+        {
+            return self.error(&h, ERR_RPC, "Unable to decode message payload");
+        }
         let mut args = Reader::new(f.payload(), Compat::Libvirt);
         let undecodable = |args: &Reader<'_>| self.strict_args && !args.is_empty();
         match h.procedure {
@@ -569,14 +577,6 @@ impl Fake {
                     .expect("a short string");
                 self.ok(&h, b)
             }
-            // libvirtd decodes the arguments before its driver says it cannot do the call.
-            _ if fake_schema().is_some_and(|s| {
-                s.validate_body(&h, f.payload(), 0, &Limits::default(), Compat::Libvirt)
-                    .is_err()
-            }) =>
-            {
-                self.error(&h, ERR_RPC, "Unable to decode message payload")
-            }
             _ => self.error(
                 &h,
                 ERR_NO_SUPPORT,
@@ -586,7 +586,7 @@ impl Fake {
     }
 }
 
-/// libvirt's schema, when the tests have it (the fake then decodes arguments as libvirtd does).
+/// The schema the fake decodes arguments with, loaded once (`None` without the .x files).
 fn fake_schema() -> Option<&'static virtwire_protocol::schema::Schema> {
     static S: std::sync::OnceLock<Option<virtwire_protocol::schema::Schema>> =
         std::sync::OnceLock::new();
