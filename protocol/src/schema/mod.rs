@@ -32,6 +32,7 @@
 //! ```
 
 mod ast;
+pub mod bounds;
 mod codec;
 mod compile;
 mod parse;
