@@ -335,12 +335,12 @@ pub fn client_setup(
     judge: &Arc<Judge>,
 ) -> Result<(crate::client::Setup, String), SuiteError> {
     use crate::client::{Script, Setup, record};
-    let (trace, exit, banner, stderr) = match &spec.trace {
+    let (trace, exit, banner, stderr, stdout_bytes) = match &spec.trace {
         Some(path) => {
             let t =
                 crate::trace::parse::load(path).map_err(|e| SuiteError::Trace(e.to_string()))?;
             let banner = format!("session: {} (given)", path.display());
-            (t, 0, banner, String::new())
+            (t, 0, banner, String::new(), None)
         }
         None => {
             let daemon = Libvirtd::start(spec.libvirtd.clone(), rpc_probe(judge.clone()))?;
@@ -370,7 +370,8 @@ pub fn client_setup(
                     SuiteError::Trace(format!("--save-session {}: {e}", p.display()))
                 })?;
             }
-            (rec.trace, exit, banner, rec.run.stderr)
+            let out = Some(rec.run.stdout_bytes);
+            (rec.trace, exit, banner, rec.run.stderr, out)
         }
     };
     let script = Script::from_trace(&trace).map_err(|e| SuiteError::Trace(e.to_string()))?;
@@ -383,6 +384,7 @@ pub fn client_setup(
             judge: judge.clone(),
             expected_exit: spec.expected_exit.unwrap_or(exit),
             baseline_stderr: stderr,
+            baseline_stdout_bytes: stdout_bytes,
         },
         banner,
     ))

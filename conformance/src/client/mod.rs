@@ -49,6 +49,8 @@ pub struct Setup {
     pub expected_exit: i32,
     /// What the client wrote on stderr against the real server (empty for a given trace).
     pub baseline_stderr: String,
+    /// How many bytes it wrote to stdout against the real server (`None` for a given trace).
+    pub baseline_stdout_bytes: Option<u64>,
 }
 
 /// The runner's view of a check-client run: there is no server to connect to (each case starts its

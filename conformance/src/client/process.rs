@@ -68,6 +68,8 @@ pub struct ClientRun {
     pub duration: Duration,
     /// The end of its standard output.
     pub stdout: String,
+    /// How many bytes it wrote to standard output in all.
+    pub stdout_bytes: u64,
     /// The end of its standard error.
     pub stderr: String,
 }
@@ -94,15 +96,17 @@ pub fn shell_line(argv: &[String]) -> String {
         .join(" ")
 }
 
-fn tail(mut r: impl Read + Send + 'static) -> mpsc::Receiver<Vec<u8>> {
+fn tail(mut r: impl Read + Send + 'static) -> mpsc::Receiver<(Vec<u8>, u64)> {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let mut keep = Vec::new();
+        let mut total = 0u64;
         let mut buf = [0u8; 8192];
         loop {
             match r.read(&mut buf) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
+                    total += n as u64;
                     keep.extend_from_slice(&buf[..n]);
                     if keep.len() > 2 * TAIL {
                         keep.drain(..keep.len() - TAIL);
@@ -113,7 +117,7 @@ fn tail(mut r: impl Read + Send + 'static) -> mpsc::Receiver<Vec<u8>> {
         if keep.len() > TAIL {
             keep.drain(..keep.len() - TAIL);
         }
-        let _ = tx.send(keep);
+        let _ = tx.send((keep, total));
     });
     rx
 }
@@ -134,6 +138,7 @@ pub fn run(argv: &[String], deadline: Instant) -> ClientRun {
         ending: Ending::NotStarted(e),
         duration: Duration::ZERO,
         stdout: String::new(),
+        stdout_bytes: 0,
         stderr: String::new(),
     };
     let Some((prog, args)) = argv.split_first() else {
@@ -181,17 +186,19 @@ pub fn run(argv: &[String], deadline: Instant) -> ClientRun {
     // A child the client left behind may hold the pipes open: the group gets one kill, and the
     // output is taken with a bounded wait.
     kill_group(&child);
-    let text = |rx: Option<mpsc::Receiver<Vec<u8>>>| {
+    let text = |rx: Option<mpsc::Receiver<(Vec<u8>, u64)>>| {
         rx.and_then(|rx| rx.recv_timeout(Duration::from_secs(2)).ok())
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .map(|(b, n)| (String::from_utf8_lossy(&b).into_owned(), n))
             .unwrap_or_default()
     };
+    let (stdout, stdout_bytes) = text(out);
     ClientRun {
         command,
         ending,
         duration,
-        stdout: text(out),
-        stderr: text(err),
+        stdout,
+        stdout_bytes,
+        stderr: text(err).0,
     }
 }
 

@@ -15,6 +15,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use virtwire_protocol::header::{KEEPALIVE_PROGRAM, REMOTE_PROGRAM};
+use virtwire_protocol::schema::TypeId;
+use virtwire_protocol::schema::bounds::{self, BoundedField};
 use virtwire_protocol::{
     ErrorBody, FrameBuilder, Header, Limits, MessageStatus, MessageType, Writer,
 };
@@ -29,6 +31,8 @@ use crate::wire::peer::{Event, Peer, Transport, WireLog};
 pub const DOMAIN_EVENT_LIFECYCLE: i32 = 107;
 /// VIR_DRV_FEATURE_PROGRAM_KEEPALIVE: the feature a client asks about to use keepalive.
 pub const FEATURE_PROGRAM_KEEPALIVE: i64 = 10;
+/// How much of each frame [`Twist::OneByteAtATime`] sends one byte per write.
+const PIECES_PREFIX: usize = 512;
 /// VIR_FROM_RPC.
 const FROM_RPC: i32 = 7;
 
@@ -63,7 +67,8 @@ pub enum Twist {
     LengthWord(u32),
     /// A length word of the largest legal frame and a header, then nothing (silence).
     LargestThenNothing,
-    /// Every frame of the session sent one byte per write.
+    /// Every frame of the session sent one byte per write (its first 512 bytes; the rest of a
+    /// larger frame in one write).
     OneByteAtATime,
     /// Half of the target's reply, then the connection is closed.
     CloseMidFrame,
@@ -79,6 +84,16 @@ pub enum Twist {
     Trailing(Vec<u8>),
     /// The target's reply with its payload replaced.
     Payload(Vec<u8>),
+    /// The target's reply with a payload generated from the schema: the minimal value of its type
+    /// with one bounded field at its maximum (`over: false`) or one over it.
+    Bound {
+        /// The reply body's type.
+        root: TypeId,
+        /// The field.
+        field: BoundedField,
+        /// One over the maximum.
+        over: bool,
+    },
     /// The target's STREAM packets without the final one (status OK).
     StreamNoEnd,
     /// The target's STREAM packets, then one more data packet after the final one.
@@ -555,6 +570,18 @@ fn twisted(job: &Job, call: &Header, answers: Vec<Vec<u8>>, limits: &Limits) -> 
             Some(r) => replace(rebuild(&r, |_, p| *p = new.clone())),
             None => send_all(answers),
         },
+        Twist::Bound { root, field, over } => match (reply, job.judge.schema()) {
+            (Some(r), Some(schema)) => {
+                let count = if *over {
+                    field.max.saturating_add(1)
+                } else {
+                    field.max
+                };
+                let payload = bounds::with_count(schema, *root, field, count, b'x');
+                replace(rebuild(&r, |_, p| *p = payload))
+            }
+            _ => send_all(answers),
+        },
         Twist::StreamNoEnd => {
             let last_end = answers
                 .iter()
@@ -645,7 +672,12 @@ fn serve(conn: Conn, job: &Job) {
     let send = |peer: &mut Peer, bytes: &[u8]| -> bool {
         let left = job.deadline.saturating_duration_since(Instant::now());
         let r = if pieces {
-            peer.send_in_pieces(bytes, 1, Duration::from_micros(100), left)
+            // The first PIECES_PREFIX bytes of each frame (length word, header and the start of the
+            // body) one byte per write; the rest of a large frame in one write, so that the server
+            // still answers the client's keepalive in time.
+            let cut = bytes.len().min(PIECES_PREFIX);
+            peer.send_in_pieces(&bytes[..cut], 1, Duration::from_micros(50), left)
+                .and_then(|()| peer.send(&bytes[cut..], left))
         } else {
             peer.send(bytes, left)
         };
