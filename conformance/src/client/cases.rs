@@ -473,9 +473,17 @@ pub fn cases(setup: Arc<Setup>) -> Vec<Case> {
         .collect()
 }
 
+/// The last `n` non-empty lines of `s`, each cut at 200 characters.
 fn tail_lines(s: &str, n: usize) -> String {
     let lines: Vec<&str> = s.lines().filter(|l| !l.trim().is_empty()).collect();
-    lines[lines.len().saturating_sub(n)..].join(" | ")
+    lines[lines.len().saturating_sub(n)..]
+        .iter()
+        .map(|l| match l.char_indices().nth(200) {
+            Some((i, _)) => format!("{}…", &l[..i]),
+            None => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(" | ")
 }
 
 fn words(run: &ClientRun) -> String {

@@ -740,11 +740,19 @@ fn serve(conn: Conn, job: &Job) {
         };
         let h = *f.header();
         let judged = peer.judge_frame(&f);
-        if let Some(e) = &judged.decode_error {
-            with(&job.observed, |o| {
-                o.violations
-                    .push(format!("the client's {} does not decode: {e}", words(&h)))
-            });
+        match &judged.decode_error {
+            // A procedure newer than the schema (a newer client) is not the client's fault.
+            Some(e) if e.category() == virtwire_protocol::Category::Unknown => note(
+                &job.observed,
+                format!("the client's {} is not in the schema: {e}", words(&h)),
+            ),
+            Some(e) => {
+                with(&job.observed, |o| {
+                    o.violations
+                        .push(format!("the client's {} does not decode: {e}", words(&h)))
+                });
+            }
+            None => {}
         }
         if h.prog == KEEPALIVE_PROGRAM {
             with(&job.observed, |o| match h.procedure {
@@ -803,6 +811,10 @@ fn serve(conn: Conn, job: &Job) {
             && let Some(i) = reply_index(&answers)
         {
             answers[i] = rebuild(&answers[i], |_, p| *p = 0u32.to_be_bytes().to_vec());
+        }
+        // CONTINUE without end: once the target's stream has begun, no STREAM/OK from the server.
+        if job.twist == Twist::StreamNoEnd && target_done {
+            answers.retain(|a| !is_stream_frame(a).is_some_and(|h| h.status == MessageStatus::Ok));
         }
         for a in &answers {
             if let Some(rh) = frame_header(a)
