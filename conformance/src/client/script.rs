@@ -235,7 +235,7 @@ mod tests {
 
     #[test]
     fn calls_match_in_order_and_answers_take_the_clients_serial() {
-        let t = parse::parse("t", &trace_text()).unwrap();
+        let t = parse::parse(&trace_text(), "t").unwrap();
         let s = Script::from_trace(&t).unwrap();
         assert_eq!(s.exchanges.len(), 3);
         assert_eq!(s.procedures(), vec![(0x2000_8086, 66), (0x2000_8086, 3)]);
@@ -253,8 +253,8 @@ mod tests {
     #[test]
     fn a_server_step_without_a_frame_is_refused() {
         let t = parse::parse(
-            "t",
             "virtwire-trace 1\n> CALL remote.AUTH_LIST serial=1\n  frame 0000001c200080860000000100000042000000000000000100000000\n< REPLY remote.AUTH_LIST serial=1\n  body null\n",
+            "t",
         )
         .unwrap();
         let e = Script::from_trace(&t).unwrap_err().to_string();

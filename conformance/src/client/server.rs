@@ -648,6 +648,16 @@ fn header_frame(h: &Header) -> Vec<u8> {
     FrameBuilder::new(*h).build_unchecked()
 }
 
+/// A reply went out: its call no longer waits (a batch of frames, e.g. an event flood, is looked at
+/// by its first frame only).
+fn forget(outstanding: &mut VecDeque<u32>, sent: &[u8]) {
+    if let Some(h) = frame_header(sent)
+        && h.msg_type.is_reply()
+    {
+        outstanding.retain(|s| *s != h.serial);
+    }
+}
+
 /// Serve one client connection.
 fn serve(conn: Conn, job: &Job) {
     with(&job.observed, |o| o.connections += 1);
@@ -709,6 +719,7 @@ fn serve(conn: Conn, job: &Job) {
                 if !send(&mut peer, &f) {
                     break 'conn;
                 }
+                forget(&mut outstanding, &f);
             }
             held = None;
         }
@@ -719,6 +730,7 @@ fn serve(conn: Conn, job: &Job) {
                     if !send(&mut peer, &f) {
                         break 'conn;
                     }
+                    forget(&mut outstanding, &f);
                 }
                 waiting = None;
             }
@@ -762,9 +774,6 @@ fn serve(conn: Conn, job: &Job) {
             });
             continue;
         }
-        if muted {
-            continue;
-        }
         if h.msg_type.is_call() {
             if outstanding.contains(&h.serial) {
                 with(&job.observed, |o| {
@@ -778,6 +787,9 @@ fn serve(conn: Conn, job: &Job) {
             if outstanding.len() > 256 {
                 outstanding.pop_front();
             }
+        }
+        if muted {
+            continue;
         }
         let (index, mut answers) = match m.answer(script, &h) {
             Some(x) => (Some(x.0), x.1),
@@ -816,13 +828,6 @@ fn serve(conn: Conn, job: &Job) {
         if job.twist == Twist::StreamNoEnd && target_done {
             answers.retain(|a| !is_stream_frame(a).is_some_and(|h| h.status == MessageStatus::Ok));
         }
-        for a in &answers {
-            if let Some(rh) = frame_header(a)
-                && rh.msg_type.is_reply()
-            {
-                outstanding.retain(|s| *s != rh.serial);
-            }
-        }
         // A call while the target's reply is held: this one's answers first.
         if let Some((a, _)) = held.take() {
             with(&job.observed, |o| o.pipelined = true);
@@ -830,6 +835,7 @@ fn serve(conn: Conn, job: &Job) {
                 if !send(&mut peer, &f) {
                     break 'conn;
                 }
+                forget(&mut outstanding, &f);
             }
             continue;
         }
@@ -862,6 +868,7 @@ fn serve(conn: Conn, job: &Job) {
                     if !send(&mut peer, &b) {
                         break 'conn;
                     }
+                    forget(&mut outstanding, &b);
                 }
                 Act::Close => {
                     if let Some(c) = &ctl {
@@ -884,4 +891,152 @@ fn serve(conn: Conn, job: &Job) {
     }
     drop(peer);
     drop(ctl);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trace::parse;
+    use virtwire_protocol::{Compat, OwnedFrame};
+
+    fn hex(b: &[u8]) -> String {
+        b.iter().map(|x| format!("{x:02x}")).collect()
+    }
+
+    /// AUTH_LIST then CONNECT_GET_TYPE, as recorded with serials 1 and 2.
+    fn script() -> Arc<Script> {
+        let call = |p: i32, s: u32| FrameBuilder::call(REMOTE_PROGRAM, p, s).build_unchecked();
+        let reply = |p: i32, s: u32, body: Vec<u8>| {
+            FrameBuilder::call(REMOTE_PROGRAM, p, s)
+                .msg_type(MessageType::Reply)
+                .payload(body)
+                .build_unchecked()
+        };
+        let text = format!(
+            "virtwire-trace 1\n> CALL remote.AUTH_LIST serial=1\n  frame {}\n< REPLY remote.AUTH_LIST serial=1\n  frame {}\n> CALL remote.CONNECT_GET_TYPE serial=2\n  frame {}\n< REPLY remote.CONNECT_GET_TYPE serial=2\n  frame {}\n",
+            hex(&call(66, 1)),
+            hex(&reply(66, 1, vec![0, 0, 0, 1, 0, 0, 0, 0])),
+            hex(&call(3, 2)),
+            hex(&reply(3, 2, vec![0, 0, 0, 4, b'T', b'E', b'S', b'T'])),
+        );
+        Arc::new(Script::from_trace(&parse::parse(&text, "t").unwrap()).unwrap())
+    }
+
+    fn judge() -> Arc<Judge> {
+        Arc::new(Judge::new(Limits::default(), Compat::Libvirt, None))
+    }
+
+    /// Start a server with `twist` at exchange `target`, connect a client peer to it.
+    fn start(twist: Twist, target: usize) -> (Server, Peer) {
+        let form = UriForm {
+            driver: "test".into(),
+            path: "/default".into(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let server = Server::start(
+            script(),
+            twist,
+            Some(target),
+            &Listen::Tcp,
+            &form,
+            judge(),
+            deadline,
+        )
+        .unwrap();
+        let addr = server
+            .uri
+            .trim_start_matches("test+tcp://")
+            .trim_end_matches("/default")
+            .to_string();
+        let s = TcpStream::connect(addr).unwrap();
+        (server, Peer::new(Box::new(s), judge()))
+    }
+
+    fn call(peer: &mut Peer, procedure: i32, serial: u32) {
+        let f = FrameBuilder::call(REMOTE_PROGRAM, procedure, serial).build_unchecked();
+        peer.send(&f, Duration::from_secs(5)).unwrap();
+    }
+
+    fn next(peer: &mut Peer) -> OwnedFrame {
+        match peer.next_event(Instant::now() + Duration::from_secs(5)) {
+            Event::Frame(f) => f,
+            other => panic!("expected a frame, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn replies_take_the_clients_serial_and_an_event_can_come_first() {
+        let (server, mut peer) = start(Twist::EventBefore, 0);
+        call(&mut peer, 66, 77);
+        let ev = next(&mut peer);
+        assert_eq!(ev.header().msg_type, MessageType::Message);
+        assert_eq!(ev.header().procedure, DOMAIN_EVENT_LIFECYCLE);
+        let r = next(&mut peer);
+        assert_eq!((r.header().procedure, r.header().serial), (66, 77));
+        call(&mut peer, 3, 78);
+        let r = next(&mut peer);
+        assert_eq!((r.header().procedure, r.header().serial), (3, 78));
+        assert_eq!(&r.payload()[4..8], b"TEST");
+        drop(peer);
+        let (obs, logs) = server.finish();
+        assert!(obs.applied);
+        assert!(obs.violations.is_empty(), "{:?}", obs.violations);
+        assert_eq!(obs.connections, 1);
+        assert_eq!(logs.len(), 1);
+    }
+
+    #[test]
+    fn twists_change_the_target_reply_only() {
+        // Duplicate: the second call's reply comes twice.
+        let (server, mut peer) = start(Twist::DuplicateReply, 1);
+        call(&mut peer, 66, 1);
+        assert_eq!(next(&mut peer).header().serial, 1);
+        call(&mut peer, 3, 2);
+        assert_eq!(next(&mut peer).header().serial, 2);
+        assert_eq!(next(&mut peer).header().serial, 2);
+        drop(peer);
+        server.finish();
+        // Wrong procedure: the reply to CONNECT_GET_TYPE says CONNECT_GET_URI.
+        let (server, mut peer) = start(Twist::WrongProcedure, 1);
+        call(&mut peer, 66, 1);
+        next(&mut peer);
+        call(&mut peer, 3, 2);
+        let r = next(&mut peer);
+        assert_eq!(
+            (r.header().procedure, r.header().serial),
+            (proc::CONNECT_GET_URI, 2)
+        );
+        drop(peer);
+        server.finish();
+        // A length word of 0xFFFFFFFF: the client's framing refuses it.
+        let (server, mut peer) = start(Twist::LengthWord(u32::MAX), 1);
+        call(&mut peer, 66, 1);
+        next(&mut peer);
+        call(&mut peer, 3, 2);
+        match peer.next_event(Instant::now() + Duration::from_secs(5)) {
+            Event::FramingError { head, .. } => assert_eq!(&head[..4], &[0xff; 4]),
+            other => panic!("expected a framing error, got {other:?}"),
+        }
+        drop(peer);
+        server.finish();
+    }
+
+    #[test]
+    fn a_client_that_reuses_a_waiting_serial_is_reported() {
+        let (server, mut peer) = start(Twist::Silence { keepalive: true }, 1);
+        call(&mut peer, 66, 1);
+        next(&mut peer);
+        call(&mut peer, 3, 2); // no answer: silence from here on
+        call(&mut peer, 3, 2);
+        std::thread::sleep(Duration::from_millis(300));
+        drop(peer);
+        let (obs, _) = server.finish();
+        assert!(
+            obs.violations
+                .iter()
+                .any(|v| v.contains("reuses the serial of a call still waiting")),
+            "{:?}",
+            obs.violations
+        );
+    }
 }
