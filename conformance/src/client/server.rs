@@ -195,6 +195,9 @@ impl Conn {
     }
 }
 
+/// Accepts the next client: `None` when none is waiting.
+type Accept = Box<dyn FnMut() -> io::Result<Option<Conn>> + Send>;
+
 /// Everything a connection's handler needs.
 struct Job {
     script: Arc<Script>,
@@ -232,11 +235,7 @@ impl Server {
             stop: stop.clone(),
             deadline,
         });
-        let (uri, dir, accept): (
-            String,
-            Option<tempfile::TempDir>,
-            Box<dyn FnMut() -> io::Result<Option<Conn>> + Send>,
-        ) = match listen {
+        let (uri, dir, accept): (String, Option<tempfile::TempDir>, Accept) = match listen {
             Listen::Tcp => {
                 let l = TcpListener::bind(("127.0.0.1", 0))?;
                 l.set_nonblocking(true)?;
@@ -826,7 +825,7 @@ fn serve(conn: Conn, job: &Job) {
         }
         // CONTINUE without end: once the target's stream has begun, no STREAM/OK from the server.
         if job.twist == Twist::StreamNoEnd && target_done {
-            answers.retain(|a| !is_stream_frame(a).is_some_and(|h| h.status == MessageStatus::Ok));
+            answers.retain(|a| is_stream_frame(a).is_none_or(|h| h.status != MessageStatus::Ok));
         }
         // A call while the target's reply is held: this one's answers first.
         if let Some((a, _)) = held.take() {
