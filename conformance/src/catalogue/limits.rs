@@ -219,6 +219,9 @@ pub struct Route {
     pub check_ok: bool,
     /// The case every case of the program needs.
     pub needs: &'static str,
+    /// Run each case alone: a probe may crash the server after its connection ends (virtlockd
+    /// 9.0), and cases beside it would take the blame.
+    pub exclusive: bool,
 }
 
 impl Route {
@@ -230,6 +233,7 @@ impl Route {
             check: (proc::CONNECT_GET_TYPE, Vec::new()),
             check_ok: true,
             needs: OPEN,
+            exclusive: false,
         }
     }
 }
@@ -305,7 +309,8 @@ pub fn program_cases_via(
                     SRC,
                     move |ctx| pm.at_max(ctx),
                 )
-                .needs(&[route.needs]),
+                .needs(&[route.needs])
+                .exclusive_if(route.exclusive),
             );
             let po = probe;
             out.push(
@@ -319,7 +324,8 @@ pub fn program_cases_via(
                     SRC,
                     move |ctx| po.over(ctx),
                 )
-                .needs(&[route.needs]),
+                .needs(&[route.needs])
+                .exclusive_if(route.exclusive),
             );
         }
     }

@@ -258,6 +258,23 @@ mod tests {
         assert!(ids.contains("limits/remote/domain-create-xml/xml-desc/over"));
         assert!(ids.contains("cve/2012-4423-event-and-gap-procedures"));
         assert!(with.len() >= 1000, "{} cases", with.len());
-        assert_eq!(with.len(), without.len() + limits.len() + 1);
+        // security/*, admin/*, log/*, lock/* and limits/{admin,log,lock}/* (programs::limits).
+        let endpoint_families = from_schema(&s);
+        let (program_limits, program_counts) = programs::limits(&s);
+        assert_eq!(
+            program_counts
+                .iter()
+                .map(|c| c.program.as_str())
+                .collect::<Vec<_>>(),
+            ["admin", "log", "lock"]
+        );
+        let program_fields: usize = program_counts.iter().map(|c| c.fields).sum();
+        assert_eq!(program_limits.len(), 2 * program_fields);
+        assert!(ids.contains("limits/lock/new/path/over"));
+        assert!(ids.contains("security/readonly-domain-destroy"));
+        assert_eq!(
+            with.len(),
+            without.len() + limits.len() + 1 + endpoint_families.len()
+        );
     }
 }

@@ -99,6 +99,7 @@ pub fn limits(schema: &Arc<Schema>) -> (Vec<Case>, Vec<ProgramCount>) {
                 check: (version.number, version.args),
                 check_ok: true,
                 needs: ADMIN_OPEN,
+                exclusive: false,
             },
         ));
     }
@@ -111,6 +112,7 @@ pub fn limits(schema: &Arc<Schema>) -> (Vec<Case>, Vec<ProgramCount>) {
                 check: (position.number, position.args),
                 check_ok: false,
                 needs: LOG_FIRST,
+                exclusive: false,
             },
         ));
     }
@@ -123,6 +125,8 @@ pub fn limits(schema: &Arc<Schema>) -> (Vec<Case>, Vec<ProgramCount>) {
                 check: (new.number, new.args),
                 check_ok: false,
                 needs: LOCK_REGISTER,
+                // virtlockd 9.0 crashes after NEW with a path at its bound (known-failing).
+                exclusive: true,
             },
         ));
     }

@@ -1038,4 +1038,33 @@ mod tests {
             obs.violations
         );
     }
+
+    #[test]
+    fn a_unix_socket_server_in_a_private_directory() {
+        let form = UriForm {
+            driver: "test".into(),
+            path: "/default".into(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let server = Server::start(
+            script(),
+            Twist::Replay,
+            None,
+            &Listen::Unix,
+            &form,
+            judge(),
+            deadline,
+        )
+        .unwrap();
+        let (prefix, path) = server.uri.split_once("?socket=").unwrap();
+        assert_eq!(prefix, "test+unix:///default");
+        let dir = std::path::Path::new(path).parent().unwrap().to_path_buf();
+        let mut peer = Peer::new(Box::new(UnixStream::connect(path).unwrap()), judge());
+        call(&mut peer, 66, 5);
+        assert_eq!(next(&mut peer).header().serial, 5);
+        drop(peer);
+        let (obs, _) = server.finish();
+        assert!(!obs.applied, "no twist, nothing applied");
+        assert!(!dir.exists(), "the private directory is removed");
+    }
 }

@@ -85,6 +85,12 @@ impl Case {
         self
     }
 
+    /// The same case, run alone when `yes`.
+    pub fn exclusive_if(mut self, yes: bool) -> Self {
+        self.exclusive |= yes;
+        self
+    }
+
     /// The family: the ID up to its first `/`.
     pub fn family(&self) -> &str {
         self.id.split('/').next().unwrap_or(&self.id)

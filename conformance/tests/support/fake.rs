@@ -518,6 +518,14 @@ impl Fake {
             let m = format!("unknown procedure: {}", h.procedure);
             return self.error(&h, ERR_RPC, &m);
         }
+        // As libvirt: the arguments are decoded (by the schema, when there is one) before any
+        // handler runs; what does not decode is "Unable to decode message payload".
+        if let Some(s) = fake_schema()
+            && s.validate_body(&h, f.payload(), 28, &Limits::default(), Compat::Libvirt)
+                .is_err()
+        {
+            return self.error(&h, ERR_RPC, "Unable to decode message payload");
+        }
         let mut args = Reader::new(f.payload(), Compat::Libvirt);
         let undecodable = |args: &Reader<'_>| self.strict_args && !args.is_empty();
         match h.procedure {
@@ -578,13 +586,17 @@ impl Fake {
     }
 }
 
+/// The schema the fake decodes arguments with, loaded once (`None` without the .x files).
+fn fake_schema() -> Option<&'static virtwire_protocol::schema::Schema> {
+    static S: std::sync::OnceLock<Option<virtwire_protocol::schema::Schema>> =
+        std::sync::OnceLock::new();
+    S.get_or_init(|| super::schema().ok()).as_ref()
+}
+
 /// True for a remote procedure that only the server sends (an event: a MESSAGE body, no args or
 /// ret). libvirtd has no handler for it and answers "unknown procedure" (CVE-2012-4423's fix).
 fn is_event(procedure: i32) -> bool {
-    static S: std::sync::OnceLock<Option<virtwire_protocol::schema::Schema>> =
-        std::sync::OnceLock::new();
-    S.get_or_init(|| super::schema().ok())
-        .as_ref()
+    fake_schema()
         .and_then(|s| s.program(REMOTE_PROGRAM, 1))
         .and_then(|p| p.procedure(procedure))
         .is_some_and(|p| p.msg.is_some() && p.args.is_none() && p.ret.is_none())
