@@ -24,6 +24,7 @@
 pub mod capture;
 pub mod catalogue;
 pub mod cli;
+pub mod client;
 pub mod protocol_files;
 pub mod proxy;
 pub mod render;

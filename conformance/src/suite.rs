@@ -776,6 +776,89 @@ impl Suite {
     }
 }
 
+/// What `check-client` replays and against which client.
+#[derive(Clone, Debug)]
+pub struct ClientSpec {
+    /// The client command, `{uri}` where the scripted server's URI goes.
+    pub command: Vec<String>,
+    /// The session to replay; `None` records the command against a private libvirtd first.
+    pub trace: Option<PathBuf>,
+    /// TCP or a unix socket for the scripted server.
+    pub listen: crate::client::Listen,
+    /// The URI's driver and path.
+    pub form: crate::client::UriForm,
+    /// The client's exit status to expect in the baseline (default: the recording's, or 0 for a
+    /// given trace).
+    pub expected_exit: Option<i32>,
+    /// How to start the private libvirtd for the recording.
+    pub libvirtd: LibvirtdOptions,
+    /// Longest the recording run may take.
+    pub record_timeout: Duration,
+    /// Write the recorded session here (a trace, for `--trace` next time).
+    pub save_session: Option<PathBuf>,
+}
+
+/// The shared setup of a check-client run, and one line saying where its session came from.
+pub fn client_setup(
+    spec: &ClientSpec,
+    judge: &Arc<Judge>,
+) -> Result<(crate::client::Setup, String), SuiteError> {
+    use crate::client::{Script, Setup, record};
+    let (trace, exit, banner, stderr, stdout_bytes) = match &spec.trace {
+        Some(path) => {
+            let t =
+                crate::trace::parse::load(path).map_err(|e| SuiteError::Trace(e.to_string()))?;
+            let banner = format!("session: {} (given)", path.display());
+            (t, 0, banner, String::new(), None)
+        }
+        None => {
+            let daemon = Libvirtd::start(spec.libvirtd.clone(), rpc_probe(judge.clone()))?;
+            let upstream = std::net::SocketAddr::from(([127, 0, 0, 1], daemon.port()));
+            let decoder = crate::wire::Decoder::from_judge(judge.clone());
+            let rec = record::record(
+                &spec.command,
+                upstream,
+                &spec.form,
+                &decoder,
+                spec.record_timeout,
+            )
+            .map_err(SuiteError::Trace)?;
+            let exit = match rec.run.ending {
+                crate::client::process::Ending::Exited(c) => c,
+                _ => 0,
+            };
+            let banner = format!(
+                "session: recorded against libvirtd {} (pid {}): {} exchanges, client exit status {exit}",
+                daemon.version().unwrap_or("(version unknown)"),
+                daemon.pid().map_or_else(|| "?".into(), |p| p.to_string()),
+                rec.trace.counts().0,
+            );
+            drop(daemon);
+            if let Some(p) = &spec.save_session {
+                std::fs::write(p, crate::trace::write(&rec.trace)).map_err(|e| {
+                    SuiteError::Trace(format!("--save-session {}: {e}", p.display()))
+                })?;
+            }
+            let out = Some(rec.run.stdout_bytes);
+            (rec.trace, exit, banner, rec.run.stderr, out)
+        }
+    };
+    let script = Script::from_trace(&trace).map_err(|e| SuiteError::Trace(e.to_string()))?;
+    Ok((
+        Setup {
+            script: Arc::new(script),
+            command: spec.command.clone(),
+            listen: spec.listen.clone(),
+            form: spec.form.clone(),
+            judge: judge.clone(),
+            expected_exit: spec.expected_exit.unwrap_or(exit),
+            baseline_stderr: stderr,
+            baseline_stdout_bytes: stdout_bytes,
+        },
+        banner,
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -42,6 +42,13 @@ impl Dir {
             Dir::S2c => "s2c",
         }
     }
+    /// The other direction.
+    pub fn reverse(self) -> Dir {
+        match self {
+            Dir::C2s => Dir::S2c,
+            Dir::S2c => Dir::C2s,
+        }
+    }
     fn idx(self) -> usize {
         match self {
             Dir::C2s => 0,

@@ -166,7 +166,6 @@ fn check(args: Args) -> Result<u8, String> {
     let spec = args.target_opts.spec(args.target.as_deref());
     let target = suite::open_target(&spec, &judge).map_err(|e| e.to_string())?;
     eprintln!("virtwire check: {}", target.banner);
-    let stdout_tty = io::stdout().is_terminal();
     let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty());
     let mut progress = TerminalProgress::new(io::stderr().is_terminal(), ci).strict(cfg.strict);
     let report = runner::run(
@@ -178,37 +177,70 @@ fn check(args: Args) -> Result<u8, String> {
         &mut progress,
     );
     drop(progress);
+    write_reports(
+        &report,
+        judge,
+        &Outputs {
+            known_failing: args.known_failing.as_deref(),
+            junit: args.junit.as_deref(),
+            json: args.json.as_deref(),
+            trace_dir: args.trace_dir.as_deref(),
+        },
+    )?;
+    // The private libvirtd (if any) stops here, or stays with --keep-libvirtd (a hint is printed).
+    drop(target.daemon);
+    Ok(report.exit_code())
+}
+
+/// Where a run's reports go.
+pub(crate) struct Outputs<'a> {
+    /// The known-failing list (named in the terminal report).
+    pub known_failing: Option<&'a Path>,
+    /// `--junit`.
+    pub junit: Option<&'a Path>,
+    /// `--json`.
+    pub json: Option<&'a Path>,
+    /// `--trace-dir`.
+    pub trace_dir: Option<&'a Path>,
+}
+
+/// The terminal report on stdout, and the files `out` asks for (shared by `check` and
+/// `check-client`).
+pub(crate) fn write_reports(
+    report: &RunReport,
+    judge: Arc<Judge>,
+    out: &Outputs<'_>,
+) -> Result<(), String> {
+    let stdout_tty = io::stdout().is_terminal();
     let decoder = Decoder::from_judge(judge);
     let opts = terminal::Options {
         color: terminal::use_color(stdout_tty, std::env::var_os("NO_COLOR").as_deref()),
-        known_failing_list: args.known_failing.as_ref().map(|p| p.display().to_string()),
+        known_failing_list: out.known_failing.map(|p| p.display().to_string()),
         ..terminal::Options::default()
     };
-    terminal::print(&report, &decoder, &mut io::stdout().lock(), &opts)
+    terminal::print(report, &decoder, &mut io::stdout().lock(), &opts)
         .map_err(|e| format!("writing the report: {e}"))?;
-    if let Some(path) = &args.junit {
+    if let Some(path) = out.junit {
         let o = junit::Options {
             started: Some(report.started),
             ..junit::Options::default()
         };
-        junit::write(&report, &decoder, path, &o)
+        junit::write(report, &decoder, path, &o)
             .map_err(|e| format!("--junit {}: {e}", path.display()))?;
     }
-    if let Some(path) = &args.json {
+    if let Some(path) = out.json {
         let o = json::Options {
             started: Some(report.started),
             ..json::Options::default()
         };
-        json::write(&report, &decoder, path, &o)
+        json::write(report, &decoder, path, &o)
             .map_err(|e| format!("--json {}: {e}", path.display()))?;
     }
-    if let Some(dir) = &args.trace_dir {
-        write_wire_logs(&report, &decoder, dir)
+    if let Some(dir) = out.trace_dir {
+        write_wire_logs(report, &decoder, dir)
             .map_err(|e| format!("--trace-dir {}: {e}", dir.display()))?;
     }
-    // The private libvirtd (if any) stops here, or stays with --keep-libvirtd (a hint is printed).
-    drop(target.daemon);
-    Ok(report.exit_code())
+    Ok(())
 }
 
 /// The wire log of every case that needs attention, for a human and for tools:

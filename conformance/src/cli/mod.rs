@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod check;
+pub mod check_client;
 pub mod decode;
 pub mod import;
 pub mod record;
@@ -27,6 +28,9 @@ enum Command {
     /// Run the conformance catalogue against a libvirt server (default: a libvirtd it starts).
     #[command(after_help = check::HELP)]
     Check(Box<check::Args>),
+    /// Run the client conformance cases: a scripted libvirt server against a client command.
+    #[command(name = "check-client", after_help = check_client::HELP)]
+    CheckClient(Box<check_client::Args>),
     /// Decode libvirt RPC messages from captures (pcap, pcapng) or raw frame streams.
     #[command(after_help = decode::HELP)]
     Decode(decode::Args),
@@ -65,6 +69,7 @@ pub fn main() -> ExitCode {
     };
     match cli.command {
         Command::Check(args) => check::run(*args),
+        Command::CheckClient(args) => check_client::run(*args),
         Command::Decode(args) => decode::run(args),
         Command::Import(args) => import::run(args),
         Command::Replay(args) => replay::run(*args),

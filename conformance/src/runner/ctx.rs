@@ -254,6 +254,18 @@ impl<'r> Ctx<'r> {
         (self.logs, self.notes)
     }
 
+    /// Report `log` as one of the case's connections (`label`: `conn 1`…, or what it is), for a
+    /// connection the case did not open through [`Ctx::connect`]: the scripted server's side of a
+    /// client's connection in `check-client`.
+    pub fn attach_log(&mut self, label: impl Into<String>, log: WireLog) {
+        self.logs.push((label.into(), log));
+    }
+
+    /// The case's deadline.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
     /// Add a note to the case's report.
     pub fn note(&mut self, n: impl Into<String>) {
         self.notes.push(n.into());

@@ -76,7 +76,8 @@ pub struct Config {
     pub known_failing: Vec<Known>,
     /// Cases whose failure is not counted, with the reason.
     pub known_flaky: Vec<Known>,
-    /// The command that reruns one case (the case's ID pattern is appended): shown with failures.
+    /// The command that reruns one case, shown with failures: the case's ID (quoted) replaces `{id}`,
+    /// or is appended when there is no `{id}`.
     pub rerun: String,
 }
 
@@ -397,7 +398,11 @@ pub fn run(
             known: known_as(cfg, &case.id),
             wire,
             server_log,
-            rerun: format!("{} '{}'", cfg.rerun, case.id),
+            rerun: if cfg.rerun.contains("{id}") {
+                cfg.rerun.replace("{id}", &format!("'{}'", case.id))
+            } else {
+                format!("{} '{}'", cfg.rerun, case.id)
+            },
             case,
         };
         done.insert(report.case.id.to_string(), report.verdict);

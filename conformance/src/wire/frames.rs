@@ -101,6 +101,21 @@ pub fn frame_header(bytes: &[u8]) -> Option<Header> {
     Header::peek(bytes).header()
 }
 
+/// A whole frame's parts, read leniently: its header, its FD count (for `*_WITH_FDS` types) and
+/// its payload (everything after the header and FD count, up to the end of `bytes`). `None` when
+/// the bytes are too short for the header (and FD count).
+pub fn frame_parts(bytes: &[u8]) -> Option<(Header, Option<u32>, &[u8])> {
+    let header = frame_header(bytes)?;
+    let at = virtwire_protocol::limits::MIN_FRAME;
+    if header.msg_type.has_fds() {
+        let n = bytes.get(at..at + 4)?;
+        let nfds = u32::from_be_bytes([n[0], n[1], n[2], n[3]]);
+        Some((header, Some(nfds), &bytes[at + 4..]))
+    } else {
+        Some((header, None, &bytes[at..]))
+    }
+}
+
 /// The same frame with its header's serial set to `serial`; everything else (length word, other
 /// header fields, FD count, payload) byte for byte as it was. An error when the bytes do not hold a
 /// header.

@@ -296,6 +296,9 @@ pub struct Peer {
     next_serial: u32,
     /// What each read fills (one buffer for the connection's life, not one per wait).
     rbuf: Vec<u8>,
+    /// The direction of what this peer sends: [`Dir::C2s`] for a client (the default),
+    /// [`Dir::S2c`] for the server side of a connection ([`Peer::server_side`]).
+    sends: Dir,
 }
 
 impl std::fmt::Debug for Peer {
@@ -325,6 +328,19 @@ impl Peer {
             calls: Default::default(),
             next_serial: 1,
             rbuf: vec![0u8; 64 << 10],
+            sends: Dir::C2s,
+        }
+    }
+
+    /// A peer that is the *server* side of a connection a client opened (the scripted server of
+    /// `check-client`): the same framing, deadlines and bounds, with the directions turned round —
+    /// what it sends is logged as server-to-client, what it reads as client-to-server, and what it
+    /// reads is judged as the client's. PINGs from the client are answered with PONGs, as libvirtd
+    /// does, while [`Peer::auto_pong`] is set.
+    pub fn server_side(io: Box<dyn Transport>, judge: Arc<Judge>) -> Self {
+        Peer {
+            sends: Dir::S2c,
+            ..Peer::new(io, judge)
         }
     }
 
@@ -363,7 +379,7 @@ impl Peer {
     /// time cannot stretch it: the timeout is one deadline, not one per partial write).
     pub fn send(&mut self, bytes: &[u8], timeout: Duration) -> io::Result<()> {
         let deadline = Instant::now() + timeout;
-        self.log.push(Dir::C2s, self.opened.elapsed(), bytes);
+        self.log.push(self.sends, self.opened.elapsed(), bytes);
         let mut rest = bytes;
         while !rest.is_empty() {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -456,7 +472,7 @@ impl Peer {
                 }
                 Ok(n) => {
                     self.log
-                        .push(Dir::S2c, self.opened.elapsed(), &self.rbuf[..n]);
+                        .push(self.sends.reverse(), self.opened.elapsed(), &self.rbuf[..n]);
                     self.dec.feed(&self.rbuf[..n]);
                 }
                 Err(e)
@@ -510,7 +526,7 @@ impl Peer {
             pkt: None,
             ts_ns: None,
             conn: None,
-            dir: Some(Dir::S2c),
+            dir: Some(self.sends.reverse()),
             offset: frame.stream_offset(),
         };
         let rec = self.judge.message(origin, frame.frame());

@@ -1,0 +1,219 @@
+//! `virtwire check-client [OPTIONS] -- COMMAND ARGS...`: client conformance. Each case starts a
+//! scripted libvirt server on loopback that replays the server side of a recorded session with one
+//! thing changed, runs COMMAND once with `{uri}` replaced by the server's URI, and judges how the
+//! client ended (exit status, signal, hang) and what it sent. Same case selection, lists and
+//! reports as `check`.
+//!
+//! Exit status as `check`: 0 as expected; 1 a case failed that is not known to fail; 2 a
+//! known-failing case passed (update the list); 3 harness error (the recording failed, a bad list,
+//! no protocol files, the client could not be started).
+
+use std::io::{self, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::client::{self, CommandConnector, Listen, UriForm, process};
+use crate::report::terminal::TerminalProgress;
+use crate::runner::{self, Config, EXIT_HARNESS, lists};
+use crate::suite;
+use crate::target::LibvirtdOptions;
+use crate::wire::Judge;
+
+/// `check-client --help`'s closing text.
+pub const HELP: &str = "\
+COMMAND is run once per case with every {uri} in its arguments replaced by the scripted server's \
+URI (DRIVER+tcp://127.0.0.1:PORT/PATH, or DRIVER+unix:///PATH?socket=… with --unix), standard input \
+closed, in its own process group; at the case deadline the group is killed. Examples:
+  virtwire check-client -- virsh -k 1 -K 2 -c {uri} 'list --all; dominfo test'
+  virtwire check-client -- python3 scripts/client-check.py {uri}
+
+The session the server replays is recorded first: COMMAND is run against a private libvirtd (test \
+driver) through virtwire record's proxy. --trace FILE replays a recorded trace instead. Each case \
+changes one thing in that conversation (an event before CONNECT_OPEN's reply, a reply with a wrong \
+serial, a bad length word, a body over a declared maximum, …); `--list` shows them.
+
+A client that crashes (signal) or hangs fails; one that exits is judged by its exit status and by \
+what it sent. Patterns and known-failing files as for `check`.
+
+Exit status: 0 as expected; 1 a case failed that is not listed as known-failing; 2 a known-failing \
+case passed (remove it from the list); 3 harness error.";
+
+/// `virtwire check-client`'s arguments.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// List the cases (ID, level, requirement) that would run, and exit.
+    #[arg(long)]
+    pub list: bool,
+    /// Run only the cases matching this glob (repeatable; @FILE for a list); their needs run too.
+    #[arg(long = "run", value_name = "GLOB")]
+    pub run: Vec<String>,
+    /// Skip the cases matching this glob (repeatable; @FILE for a list).
+    #[arg(long = "skip", value_name = "GLOB")]
+    pub skip: Vec<String>,
+    /// Cases expected to fail: lines of `PATTERN REASON`. A listed case that passes exits 2.
+    #[arg(long, value_name = "FILE")]
+    pub known_failing: Option<PathBuf>,
+    /// Cases whose failures are not counted: lines of `PATTERN REASON`.
+    #[arg(long, value_name = "FILE")]
+    pub known_flaky: Option<PathBuf>,
+    /// Count SHOULD-level lenience (verdict non-strict) as failure.
+    #[arg(long)]
+    pub strict: bool,
+    /// Longest a case may take, in seconds (a client still running a second before is killed).
+    #[arg(long, value_name = "SECS", default_value = "15", value_parser = super::check_secs)]
+    pub case_timeout: Duration,
+    /// Cases run at once (each with its own server and client).
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub jobs: usize,
+    /// Write a JUnit XML report.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Write a JSON report (the wire log of every case as `decode --format json` records).
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Write the wire log of every failing case here: a trace and the decoded records per
+    /// connection, and a pcapng of the case.
+    #[arg(long, value_name = "DIR")]
+    pub trace_dir: Option<PathBuf>,
+    /// Replay this recorded session (a trace) instead of recording COMMAND against a libvirtd.
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<PathBuf>,
+    /// Write the session recorded against libvirtd to this file (a trace for --trace).
+    #[arg(long, value_name = "FILE", conflicts_with = "trace")]
+    pub save_session: Option<PathBuf>,
+    /// The scripted server listens on a unix socket (in a private directory) instead of TCP.
+    #[arg(long)]
+    pub unix: bool,
+    /// The URI's driver: DRIVER+tcp://…
+    #[arg(long, value_name = "NAME", default_value = "test")]
+    pub driver: String,
+    /// The URI's path.
+    #[arg(long, value_name = "PATH", default_value = "/default")]
+    pub path: String,
+    /// The client's exit status the baseline expects (default: its status against libvirtd, or 0
+    /// with --trace).
+    #[arg(long, value_name = "N")]
+    pub expect_exit: Option<i32>,
+    /// The libvirtd binary to record against (default: libvirtd on PATH, else /usr/sbin/libvirtd).
+    #[arg(long, value_name = "PATH")]
+    pub libvirtd: Option<PathBuf>,
+    /// Directory with libvirt's .x protocol files.
+    #[arg(long, value_name = "DIR")]
+    pub protocol_dir: Option<PathBuf>,
+    /// The client command; `{uri}` is replaced by the scripted server's URI.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+/// Run `virtwire check-client`; the exit status.
+pub fn run(args: Args) -> ExitCode {
+    match check_client(args) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            let _ = io::stdout().flush();
+            eprintln!("virtwire check-client: {e}");
+            ExitCode::from(EXIT_HARNESS)
+        }
+    }
+}
+
+fn config(args: &Args) -> Result<Config, lists::ListError> {
+    let known = |p: &Option<PathBuf>| -> Result<Vec<runner::Known>, lists::ListError> {
+        p.as_deref().map_or(Ok(Vec::new()), lists::known_file)
+    };
+    let mut rerun = String::from("virtwire check-client");
+    if let Some(t) = &args.trace {
+        rerun.push_str(&format!(" --trace '{}'", t.display()));
+    }
+    if args.unix {
+        rerun.push_str(" --unix");
+    }
+    rerun.push_str(" --run {id} -- ");
+    rerun.push_str(&process::shell_line(&args.command));
+    Ok(Config {
+        case_timeout: args.case_timeout,
+        jobs: args.jobs.max(1),
+        strict: args.strict,
+        run: lists::patterns(&args.run, "--run")?,
+        skip: lists::patterns(&args.skip, "--skip")?,
+        known_failing: known(&args.known_failing)?,
+        known_flaky: known(&args.known_flaky)?,
+        rerun,
+        ..Config::default()
+    })
+}
+
+fn check_client(args: Args) -> Result<u8, String> {
+    let cfg = config(&args).map_err(|e| e.to_string())?;
+    if !args.command.iter().any(|a| a.contains("{uri}")) {
+        return Err(format!(
+            "the command has no {{uri}}: it could not reach the scripted server ({})",
+            process::shell_line(&args.command)
+        ));
+    }
+    let schema = suite::load_schema(args.protocol_dir.as_deref()).map_err(|e| e.to_string())?;
+    let judge = Arc::new(Judge::new(
+        virtwire_protocol::Limits::default(),
+        virtwire_protocol::Compat::Libvirt,
+        Some(schema),
+    ));
+    let spec = suite::ClientSpec {
+        command: args.command.clone(),
+        trace: args.trace.clone(),
+        listen: if args.unix { Listen::Unix } else { Listen::Tcp },
+        form: UriForm {
+            driver: args.driver.clone(),
+            path: args.path.clone(),
+        },
+        expected_exit: args.expect_exit,
+        libvirtd: LibvirtdOptions {
+            binary: args.libvirtd.clone(),
+            ..LibvirtdOptions::default()
+        },
+        record_timeout: args.case_timeout,
+        save_session: args.save_session.clone(),
+    };
+    // Listing needs the session too (which cases apply depends on it): it is recorded first.
+    let (setup, banner) = suite::client_setup(&spec, &judge).map_err(|e| e.to_string())?;
+    let catalogue = client::cases::cases(Arc::new(setup));
+    let cases = runner::select(&catalogue, &cfg).map_err(|e| e.to_string())?;
+    if args.list {
+        let mut out = io::stdout().lock();
+        for c in &cases {
+            let _ = writeln!(
+                out,
+                "{:<44} {:<6} {}",
+                c.id,
+                format!("{:?}", c.level).to_lowercase(),
+                c.requirement
+            );
+        }
+        let _ = writeln!(out, "{} cases", cases.len());
+        return Ok(0);
+    }
+    eprintln!("virtwire check-client: {banner}");
+    let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty());
+    let mut progress = TerminalProgress::new(io::stderr().is_terminal(), ci).strict(cfg.strict);
+    let report = runner::run(
+        &cases,
+        &cfg,
+        Box::new(CommandConnector(process::shell_line(&args.command))),
+        judge.clone(),
+        None,
+        &mut progress,
+    );
+    drop(progress);
+    super::check::write_reports(
+        &report,
+        judge,
+        &super::check::Outputs {
+            known_failing: args.known_failing.as_deref(),
+            junit: args.junit.as_deref(),
+            json: args.json.as_deref(),
+            trace_dir: args.trace_dir.as_deref(),
+        },
+    )?;
+    Ok(report.exit_code())
+}

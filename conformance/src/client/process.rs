@@ -1,0 +1,247 @@
+//! The client under test as a process: run once with a bounded time, its stdin closed, in a process
+//! group of its own (killed as a group when it overstays: a client is never left running), its
+//! output kept (the last [`TAIL`] bytes of each stream).
+
+use std::io::Read;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+
+/// How much of each of the client's output streams is kept.
+pub const TAIL: usize = 4096;
+
+/// How the client ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Ending {
+    /// It exited with this status.
+    Exited(i32),
+    /// A signal killed it.
+    Signaled {
+        /// The signal's number.
+        signal: i32,
+        /// A core was dumped.
+        core: bool,
+    },
+    /// Still running at the deadline: its process group was killed.
+    Hung(Duration),
+    /// It could not be started.
+    NotStarted(String),
+}
+
+impl std::fmt::Display for Ending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Ending::Exited(c) => write!(f, "exit status {c}"),
+            Ending::Signaled { signal, core } => write!(
+                f,
+                "killed by {}{}",
+                signal_name(*signal),
+                if *core { " (core dumped)" } else { "" }
+            ),
+            Ending::Hung(d) => write!(
+                f,
+                "still running after {:.1} s (hang); its process group was killed",
+                d.as_secs_f64()
+            ),
+            Ending::NotStarted(e) => write!(f, "could not be started: {e}"),
+        }
+    }
+}
+
+/// `SIGSEGV` and so on, or the number.
+pub fn signal_name(sig: i32) -> String {
+    Signal::try_from(sig).map_or_else(|_| format!("signal {sig}"), |s| s.as_str().to_string())
+}
+
+/// One run of the client.
+#[derive(Clone, Debug)]
+pub struct ClientRun {
+    /// The command as run (`{uri}` replaced), shell-quoted.
+    pub command: String,
+    /// How it ended.
+    pub ending: Ending,
+    /// How long it ran.
+    pub duration: Duration,
+    /// The end of its standard output.
+    pub stdout: String,
+    /// How many bytes it wrote to standard output in all.
+    pub stdout_bytes: u64,
+    /// The end of its standard error.
+    pub stderr: String,
+}
+
+/// `argv` with every `{uri}` replaced by `uri`.
+pub fn substitute(argv: &[String], uri: &str) -> Vec<String> {
+    argv.iter().map(|a| a.replace("{uri}", uri)).collect()
+}
+
+/// `argv` as one shell-quoted line (for reports and reproductions).
+pub fn shell_line(argv: &[String]) -> String {
+    argv.iter()
+        .map(|a| {
+            if !a.is_empty()
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./:=,+@%{}".contains(c))
+            {
+                a.clone()
+            } else {
+                format!("'{}'", a.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn tail(mut r: impl Read + Send + 'static) -> mpsc::Receiver<(Vec<u8>, u64)> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut keep = Vec::new();
+        let mut total = 0u64;
+        let mut buf = [0u8; 8192];
+        loop {
+            match r.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    total += n as u64;
+                    keep.extend_from_slice(&buf[..n]);
+                    if keep.len() > 2 * TAIL {
+                        keep.drain(..keep.len() - TAIL);
+                    }
+                }
+            }
+        }
+        if keep.len() > TAIL {
+            keep.drain(..keep.len() - TAIL);
+        }
+        let _ = tx.send((keep, total));
+    });
+    rx
+}
+
+fn kill_group(child: &Child) {
+    if let Ok(pid) = i32::try_from(child.id()) {
+        let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+    }
+}
+
+/// Run `argv` (already substituted) until it ends or `deadline`; at the deadline its whole process
+/// group is killed. Standard input is closed (`/dev/null`).
+pub fn run(argv: &[String], deadline: Instant) -> ClientRun {
+    let command = shell_line(argv);
+    let started = Instant::now();
+    let not_started = |e: String| ClientRun {
+        command: command.clone(),
+        ending: Ending::NotStarted(e),
+        duration: Duration::ZERO,
+        stdout: String::new(),
+        stdout_bytes: 0,
+        stderr: String::new(),
+    };
+    let Some((prog, args)) = argv.split_first() else {
+        return not_started("no command".into());
+    };
+    let mut child = match Command::new(prog)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) => return not_started(format!("{prog}: {e}")),
+    };
+    let out = child.stdout.take().map(tail);
+    let err = child.stderr.take().map(tail);
+    let ending = loop {
+        match child.try_wait() {
+            Ok(Some(st)) => {
+                break match (st.code(), st.signal()) {
+                    (Some(c), _) => Ending::Exited(c),
+                    (None, Some(s)) => Ending::Signaled {
+                        signal: s,
+                        core: st.core_dumped(),
+                    },
+                    (None, None) => Ending::Exited(-1),
+                };
+            }
+            Ok(None) if Instant::now() >= deadline => {
+                kill_group(&child);
+                let _ = child.wait();
+                break Ending::Hung(started.elapsed());
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+            Err(e) => {
+                kill_group(&child);
+                let _ = child.wait();
+                break Ending::NotStarted(format!("waiting for it failed: {e}"));
+            }
+        }
+    };
+    let duration = started.elapsed();
+    // A child the client left behind may hold the pipes open: the group gets one kill, and the
+    // output is taken with a bounded wait.
+    kill_group(&child);
+    let text = |rx: Option<mpsc::Receiver<(Vec<u8>, u64)>>| {
+        rx.and_then(|rx| rx.recv_timeout(Duration::from_secs(2)).ok())
+            .map(|(b, n)| (String::from_utf8_lossy(&b).into_owned(), n))
+            .unwrap_or_default()
+    };
+    let (stdout, stdout_bytes) = text(out);
+    ClientRun {
+        command,
+        ending,
+        duration,
+        stdout,
+        stdout_bytes,
+        stderr: text(err).0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sh(script: &str, secs: f64) -> ClientRun {
+        let argv = vec!["sh".to_string(), "-c".to_string(), script.to_string()];
+        run(&argv, Instant::now() + Duration::from_secs_f64(secs))
+    }
+
+    #[test]
+    fn exit_status_signal_and_hang_are_told_apart() {
+        let r = sh("echo out; echo err >&2; exit 3", 10.0);
+        assert_eq!(r.ending, Ending::Exited(3));
+        assert_eq!(r.stdout, "out\n");
+        assert_eq!(r.stderr, "err\n");
+        let r = sh("kill -SEGV $$", 10.0);
+        assert!(
+            matches!(r.ending, Ending::Signaled { signal: 11, .. }),
+            "{:?}",
+            r.ending
+        );
+        assert!(r.ending.to_string().starts_with("killed by SIGSEGV"));
+        // The hung client and the child it started are both killed (the pipe closes).
+        let r = sh("sleep 30 & sleep 30", 0.5);
+        assert!(matches!(r.ending, Ending::Hung(_)), "{:?}", r.ending);
+        assert!(r.duration < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn stdin_is_closed_and_uri_substituted() {
+        let argv = substitute(
+            &["sh".into(), "-c".into(), "cat; echo {uri}".into()],
+            "test+tcp://127.0.0.1:1/default",
+        );
+        let r = run(&argv, Instant::now() + Duration::from_secs(10));
+        assert_eq!(r.ending, Ending::Exited(0));
+        assert_eq!(r.stdout, "test+tcp://127.0.0.1:1/default\n");
+        assert_eq!(
+            shell_line(&["virsh".into(), "list --all".into()]),
+            "virsh 'list --all'"
+        );
+    }
+}
