@@ -29,6 +29,20 @@ pub enum ListError {
         /// Why.
         why: String,
     },
+    /// Two cases with one ID: the runner tracks cases by ID, so the catalogue is wrong.
+    #[error("two cases have the ID {id:?} (case IDs must be unique)")]
+    DuplicateId {
+        /// The ID.
+        id: String,
+    },
+    /// A case needs a case that is not in the catalogue.
+    #[error("case {case:?} needs {need:?}, which is not in the catalogue")]
+    UnknownNeed {
+        /// The case.
+        case: String,
+        /// What it needs.
+        need: String,
+    },
     /// A known-failing / known-flaky entry without a reason.
     #[error("{at}: {pattern:?} has no reason (write the pattern, then why it fails)")]
     NoReason {

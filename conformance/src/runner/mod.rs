@@ -232,6 +232,20 @@ impl Progress for () {}
 /// need, less those `skip` names. Every pattern must match a case.
 pub fn select(catalogue: &[Case], cfg: &Config) -> Result<Vec<Case>, ListError> {
     let ids: Vec<&str> = catalogue.iter().map(|c| c.id.as_ref()).collect();
+    let mut seen = std::collections::HashSet::with_capacity(ids.len());
+    for id in &ids {
+        if !seen.insert(*id) {
+            return Err(ListError::DuplicateId { id: id.to_string() });
+        }
+    }
+    for c in catalogue {
+        if let Some(n) = c.needs.iter().find(|n| !seen.contains(n.as_ref())) {
+            return Err(ListError::UnknownNeed {
+                case: c.id.to_string(),
+                need: n.to_string(),
+            });
+        }
+    }
     lists::check_all_match(
         cfg.run
             .iter()
@@ -550,6 +564,29 @@ mod tests {
             self.0.fetch_add(1, Ordering::SeqCst);
             None
         }
+    }
+
+    #[test]
+    fn select_refuses_duplicate_ids_and_unknown_needs() {
+        let case = |id: &'static str| {
+            Case::new(id, Level::Must, "r", "s", |_| Ok(Outcome::pass("x", "x")))
+        };
+        let dup = vec![case("a/one"), case("a/two"), case("a/one")];
+        match select(&dup, &Config::default()) {
+            Err(ListError::DuplicateId { id }) => assert_eq!(id, "a/one"),
+            other => panic!("expected DuplicateId, got {:?}", other.map(|v| v.len())),
+        }
+        let missing = vec![case("a/one"), case("a/two").needs(&["a/zero"])];
+        match select(&missing, &Config::default()) {
+            Err(ListError::UnknownNeed { case, need }) => {
+                assert_eq!((case.as_str(), need.as_str()), ("a/two", "a/zero"))
+            }
+            other => panic!("expected UnknownNeed, got {:?}", other.map(|v| v.len())),
+        }
+        assert_eq!(
+            select(&dup[..2], &Config::default()).map(|v| v.len()).ok(),
+            Some(2)
+        );
     }
 
     #[test]
