@@ -73,6 +73,11 @@ impl TapeBuf {
         TapeBuf(Vec::new())
     }
 
+    /// An empty buffer with room for `nodes` nodes.
+    pub fn with_capacity(nodes: usize) -> Self {
+        TapeBuf(Vec::with_capacity(nodes))
+    }
+
     /// Nodes it can hold without allocating.
     pub fn capacity(&self) -> usize {
         self.0.capacity()
@@ -114,6 +119,13 @@ impl<'a> Tape<'a> {
     /// The node storage, for the next decode.
     pub fn into_buf(self) -> TapeBuf {
         TapeBuf(self.nodes)
+    }
+}
+
+/// Two tapes are equal when they hold equal values.
+impl PartialEq for Tape<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.to_value() == other.to_value()
     }
 }
 
