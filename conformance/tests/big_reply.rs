@@ -6,9 +6,9 @@
 
 mod support;
 
+use virtwire_conformance::render::{Format, RecordWriter};
 use virtwire_conformance::synth::Conversation;
 use virtwire_conformance::wire::{BodyOut, Decoder, Options, Record};
-use virtwire_conformance::render::{Format, RecordWriter};
 use virtwire_protocol::schema::{Schema, Value};
 use virtwire_protocol::{FrameBuilder, Header, Limits, MessageStatus, header::REMOTE_PROGRAM};
 
@@ -166,11 +166,25 @@ fn json_from_tapes_is_byte_identical_to_json_from_trees() {
     assert!(inputs.len() >= 3, "{inputs:?}");
     for (name, capture) in &inputs {
         let (tree, tape) = (json(false, name, capture), json(true, name, capture));
-        assert!(tree.len() > 1000 && tree.windows(8).any(|w| w == b"\"body\":{"), "{name}");
+        assert!(
+            tree.len() > 1000 && tree.windows(8).any(|w| w == b"\"body\":{"),
+            "{name}"
+        );
         if tree != tape {
-            let at = tree.iter().zip(&tape).position(|(a, b)| a != b).unwrap_or(0);
-            let show = |b: &[u8]| String::from_utf8_lossy(&b[at.saturating_sub(80)..(at + 80).min(b.len())]).into_owned();
-            panic!("{name}: JSON differs at byte {at}:\n tree {}\n tape {}", show(&tree), show(&tape));
+            let at = tree
+                .iter()
+                .zip(&tape)
+                .position(|(a, b)| a != b)
+                .unwrap_or(0);
+            let show = |b: &[u8]| {
+                String::from_utf8_lossy(&b[at.saturating_sub(80)..(at + 80).min(b.len())])
+                    .into_owned()
+            };
+            panic!(
+                "{name}: JSON differs at byte {at}:\n tree {}\n tape {}",
+                show(&tree),
+                show(&tape)
+            );
         }
     }
 }

@@ -109,8 +109,16 @@ fn synthetic_stats_reply_decodes_to_the_right_shape() {
     ] {
         let (a, b) = (root.at(path), v.at(path));
         assert_eq!(a.map(|i| i.to_value()).as_ref(), b, "{path}");
-        assert_eq!(a.and_then(|i| i.as_str()), b.and_then(Value::as_str), "{path}");
-        assert_eq!(a.and_then(|i| i.as_i128()), b.and_then(Value::as_i128), "{path}");
+        assert_eq!(
+            a.and_then(|i| i.as_str()),
+            b.and_then(Value::as_str),
+            "{path}"
+        );
+        assert_eq!(
+            a.and_then(|i| i.as_i128()),
+            b.and_then(Value::as_i128),
+            "{path}"
+        );
         assert_eq!(a.map(|i| i.kind_name()), b.map(Value::kind_name), "{path}");
     }
     assert!(root.at("retStats[10]").is_none() && root.at("retStats[0].nope").is_none());

@@ -45,7 +45,10 @@ fn round_trip(s: &Schema, h: &Header, seed: u64) -> Result<Vec<u8>, TestCaseErro
         let tape = s
             .decode_body_tape(h, &bytes, 28, &lim, compat, TapeBuf::new())
             .map_err(|e| TestCaseError::fail(format!("tape ({}): {e}", compat.name())))?;
-        prop_assert!(tape.to_value() == v, "tape differs from the generated value");
+        prop_assert!(
+            tape.to_value() == v,
+            "tape differs from the generated value"
+        );
         let mut again = Vec::new();
         s.encode_body(h, &d, &mut again, &lim).unwrap();
         prop_assert!(again == bytes, "re-encoding differs");
@@ -147,7 +150,12 @@ fn agree(s: &Schema, h: &Header, bytes: &[u8], lim: &Limits) -> Result<(), TestC
         prop_assert_eq!(d.as_ref().err(), v.as_ref().err(), "{}", compat.name());
         // The tape walk accepts and rejects the same bytes, with the same error and the same value.
         let t = s.decode_body_tape(h, bytes, 28, lim, compat, TapeBuf::new());
-        prop_assert_eq!(d.as_ref().err(), t.as_ref().err(), "tape, {}", compat.name());
+        prop_assert_eq!(
+            d.as_ref().err(),
+            t.as_ref().err(),
+            "tape, {}",
+            compat.name()
+        );
         if let (Ok(value), Ok(tape)) = (&d, &t) {
             prop_assert!(&tape.to_value() == value, "tape value differs");
         }

@@ -98,8 +98,9 @@ pub fn run(args: Args) -> ExitCode {
     // are optional, without them procedure bodies stay hex.
     let decoder = match Search::standard(args.protocol_dir.as_deref()).load() {
         // JSON is written straight from each body's tape (no value tree per message).
-        Ok((schema, _)) => Decoder::with_schema(opts, schema)
-            .tape_bodies(matches!(args.format, FormatArg::Json)),
+        Ok((schema, _)) => {
+            Decoder::with_schema(opts, schema).tape_bodies(matches!(args.format, FormatArg::Json))
+        }
         Err(e) if e.is_fatal() => {
             eprintln!("virtwire: {e}");
             return ExitCode::from(2);

@@ -51,7 +51,11 @@ pub fn header(data: &[u8]) {
                     again.clear();
                     m.encode(again, &limits)
                         .expect("strict message must encode");
-                    assert_eq!(&again[..], frame.bytes, "strict message re-encoding differs");
+                    assert_eq!(
+                        &again[..],
+                        frame.bytes,
+                        "strict message re-encoding differs"
+                    );
                     let lib = Message::decode(frame, &limits, Compat::Libvirt)
                         .expect("strict accepted a message libvirt mode refused");
                     assert_eq!(lib.body, m.body);

@@ -47,8 +47,8 @@ pub use ast::{
     TypeSpec, UnionArm, UnionBody, XFile,
 };
 pub use parse::{ParseError, parse_x};
-pub use types::{Arm, EnumType, Field, SmallInt, StructType, Type, TypeId, UnionType};
 pub use tape::{Fields, Item, ItemKind, Items, Tape, TapeBuf};
+pub use types::{Arm, EnumType, Field, SmallInt, StructType, Type, TypeId, UnionType};
 pub use value::Value;
 
 use crate::body::{BodyKind, BodyRole};
