@@ -87,9 +87,8 @@ impl Decoder {
             j.tape = on;
         } else {
             let j = &self.judge;
-            self.judge = Arc::new(
-                Judge::new(j.limits().clone(), j.compat(), j.schema().cloned()).tape_bodies(on),
-            );
+            self.judge =
+                Arc::new(Judge::new(*j.limits(), j.compat(), j.schema().cloned()).tape_bodies(on));
         }
         self
     }
