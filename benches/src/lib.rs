@@ -3,11 +3,23 @@
 //! Criterion benchmarks of `virtwire-protocol`; this library only holds the inputs they share.
 //! Benchmarks report, tests assert: nothing here is a pass/fail check.
 //!
+//! - `benches/decode.rs`: the issue-11 table: body decode (tape, tree, validate) against libvirt.so's
+//!   `virNetMessageDecodePayload` + `xdr_free`; frame + header per message against
+//!   `virNetMessageDecodeLength` + `DecodeHeader`; encode against libvirt's encoder; and the
+//!   scaling of decode / validate / encode per typed param from 1 to 2000 domains. The libvirt
+//!   anchors need `--features libvirt` (libvirt0 9.0.0 installed). `cargo bench -p
+//!   virtwire-benches --bench decode`.
 //! - `benches/stream.rs`: splitting data into STREAM packets and reassembling them (zero-copy and
 //!   assembling), and split replies (the non-libvirt codec of `stream::split_reply`) against one
 //!   large message under a raised limit. Run with `cargo bench -p virtwire-benches --bench stream`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+use std::path::PathBuf;
+
+use virtwire_protocol::schema::Schema;
+use virtwire_protocol::xdr::Writer;
+use virtwire_protocol::{FrameBuilder, Header, Limits, MessageStatus, header::REMOTE_PROGRAM};
 
 /// One mebibyte.
 pub const MIB: usize = 1 << 20;
@@ -27,8 +39,128 @@ pub fn data(len: usize) -> Vec<u8> {
     out
 }
 
+/// Typed params per domain in libvirtd's GET_ALL_DOMAIN_STATS reply for a domain with 64 iothreads
+/// (state.state, state.reason, iothread.count, and three per iothread).
+pub const PARAMS_PER_DOMAIN: u32 = 3 + 64 * 3;
+
+/// The header of a GET_ALL_DOMAIN_STATS (344) reply.
+pub fn stats_header() -> Header {
+    Header::call(REMOTE_PROGRAM, 344, 6).reply_to(MessageStatus::Ok)
+}
+
+/// The payload of a GET_ALL_DOMAIN_STATS reply shaped like libvirtd 9.0's test driver's for
+/// `domains` domains with 64 iothreads each (`scripts/capture.sh big`): per domain its name, uuid
+/// and id, then `state.state`, `state.reason` (int), `iothread.count` (uint) and for each iothread
+/// `poll-max-ns` (ullong), `poll-grow`, `poll-shrink` (uint). Written by our XDR writer.
+pub fn stats_payload(domains: u32) -> Vec<u8> {
+    let mut out = Vec::with_capacity(domains as usize * 7300 + 4);
+    let mut w = Writer::new(&mut out);
+    let string = |w: &mut Writer<'_>, s: &str| w.string(s.as_bytes(), u32::MAX).expect("no bound");
+    w.u32(domains);
+    for d in 1..=domains {
+        string(&mut w, &format!("dom{d}"));
+        w.opaque_fixed(&[7; 16]);
+        w.i32(d as i32);
+        w.u32(PARAMS_PER_DOMAIN);
+        for (name, v) in [("state.state", 1), ("state.reason", 0)] {
+            string(&mut w, name);
+            w.i32(1); // VIR_TYPED_PARAM_INT
+            w.i32(v);
+        }
+        string(&mut w, "iothread.count");
+        w.i32(2); // VIR_TYPED_PARAM_UINT
+        w.u32(64);
+        for t in 1..=64 {
+            string(&mut w, &format!("iothread.{t}.poll-max-ns"));
+            w.i32(4); // VIR_TYPED_PARAM_ULLONG
+            w.u64(32768);
+            for f in ["poll-grow", "poll-shrink"] {
+                string(&mut w, &format!("iothread.{t}.{f}"));
+                w.i32(2);
+                w.u32(0);
+            }
+        }
+    }
+    out
+}
+
+/// The whole reply frame for `domains` domains, cached in the target directory
+/// (`bench-inputs/stats-<domains>.frame`; never committed): generated once, read after.
+pub fn stats_frame(domains: u32) -> Vec<u8> {
+    let dir = target_dir().join("bench-inputs");
+    let path = dir.join(format!("stats-{domains}.frame"));
+    if let Ok(b) = std::fs::read(&path) {
+        return b;
+    }
+    let frame = FrameBuilder::new(stats_header())
+        .payload(stats_payload(domains))
+        .encode(&Limits::default())
+        .expect("the reply fits the default limits");
+    let _ = std::fs::create_dir_all(&dir);
+    let tmp = path.with_extension("tmp");
+    if std::fs::write(&tmp, &frame).is_ok() {
+        let _ = std::fs::rename(&tmp, &path);
+    }
+    frame
+}
+
+/// `$CARGO_TARGET_DIR`, else the workspace's `target/`.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"))
+}
+
+/// libvirt's schema from `$VIRTWIRE_PROTOCOL_DIR`, else the repository's `.cache/libvirt-9.0.0`
+/// (`scripts/setup.sh --xdr-only`). Panics saying so when there is none: the benches need it.
+pub fn schema() -> Schema {
+    let dir = std::env::var_os("VIRTWIRE_PROTOCOL_DIR")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.cache/libvirt-9.0.0")
+        });
+    Schema::load_dir(&dir).unwrap_or_else(|e| {
+        panic!("benches: {e} (set VIRTWIRE_PROTOCOL_DIR or run scripts/setup.sh --xdr-only)")
+    })
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_stats_payload_has_the_captured_shape() {
+        let s = super::schema();
+        let p = super::stats_payload(3);
+        let v = s
+            .decode_body(
+                &super::stats_header(),
+                &p,
+                28,
+                &Default::default(),
+                Default::default(),
+            )
+            .unwrap();
+        assert_eq!(
+            v.at("retStats[2].dom.name").and_then(|n| n.as_str()),
+            Some("dom3")
+        );
+        assert_eq!(
+            v.at("retStats[1].params[194].field")
+                .and_then(|n| n.as_str()),
+            Some("iothread.64.poll-shrink")
+        );
+        assert_eq!(
+            v.at("retStats[0].params[3].value.ul")
+                .and_then(|n| n.as_i128()),
+            Some(32768)
+        );
+        // 2000 domains is the 14.5 MB reply of the issue: libvirtd's frame was 14,488,032 bytes,
+        // this one is 36 bytes shorter (domain names).
+        let per_domain = super::stats_payload(2).len() - super::stats_payload(1).len();
+        assert_eq!(per_domain, 7240);
+        assert_eq!(super::stats_payload(2000).len() + 28, 14_487_996);
+    }
+
     #[test]
     fn data_is_deterministic_and_sized() {
         assert_eq!(super::data(13).len(), 13);

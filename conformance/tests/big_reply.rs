@@ -6,9 +6,10 @@
 
 mod support;
 
+use virtwire_conformance::render::{Format, RecordWriter};
 use virtwire_conformance::synth::Conversation;
 use virtwire_conformance::wire::{BodyOut, Decoder, Options, Record};
-use virtwire_protocol::schema::Value;
+use virtwire_protocol::schema::{Schema, Value};
 use virtwire_protocol::{FrameBuilder, Header, Limits, MessageStatus, header::REMOTE_PROGRAM};
 
 fn param<'a>(field: &'a str, disc: i32, arm: &'a str, v: Value<'a>) -> Value<'a> {
@@ -25,15 +26,8 @@ fn param<'a>(field: &'a str, disc: i32, arm: &'a str, v: Value<'a>) -> Value<'a>
     ])
 }
 
-#[test]
-fn whole_390000_param_reply_decodes() {
-    let schema = match support::schema() {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("SKIPPED: no schema: {e}");
-            return;
-        }
-    };
+/// The capture: the call, then the 14.5 MB reply in loopback-sized segments.
+fn big_capture(schema: &Schema) -> Vec<u8> {
     let names: Vec<String> = (1..=2000).map(|i| format!("dom{i}")).collect();
     let fields: Vec<String> = (1..=64)
         .flat_map(|t| {
@@ -97,7 +91,19 @@ fn whole_390000_param_reply_decodes() {
         c.s2c(seg);
     }
     c.close();
-    let pcap = c.pcap();
+    c.pcap()
+}
+
+#[test]
+fn whole_390000_param_reply_decodes() {
+    let schema = match support::schema() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("SKIPPED: no schema: {e}");
+            return;
+        }
+    };
+    let pcap = big_capture(&schema);
 
     let decoder = Decoder::with_schema(Options::default(), schema);
     let mut params = 0usize;
@@ -130,4 +136,55 @@ fn whole_390000_param_reply_decodes() {
     assert!(!stats.has_decode_problems());
     assert_eq!(domains, 2000);
     assert_eq!(params, 390_000);
+}
+
+/// `decode --format json` writes bodies from tapes; its JSON is byte for byte the JSON of the value
+/// trees, on the big reply and on every committed capture.
+#[test]
+fn json_from_tapes_is_byte_identical_to_json_from_trees() {
+    let schema = match support::schema() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("SKIPPED: no schema: {e}");
+            return;
+        }
+    };
+    let json = |tape: bool, name: &str, capture: &[u8]| {
+        let d = Decoder::with_schema(Options::default(), schema.clone()).tape_bodies(tape);
+        let mut out = RecordWriter::new(Vec::new(), Format::Json);
+        d.decode_capture(name, capture, &mut out).unwrap();
+        out.into_inner()
+    };
+    let mut inputs = vec![("big".to_string(), big_capture(&schema))];
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus/traces");
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "pcapng" || x == "pcap") {
+            inputs.push((p.display().to_string(), std::fs::read(&p).unwrap()));
+        }
+    }
+    assert!(inputs.len() >= 3, "{inputs:?}");
+    for (name, capture) in &inputs {
+        let (tree, tape) = (json(false, name, capture), json(true, name, capture));
+        assert!(
+            tree.len() > 1000 && tree.windows(8).any(|w| w == b"\"body\":{"),
+            "{name}"
+        );
+        if tree != tape {
+            let at = tree
+                .iter()
+                .zip(&tape)
+                .position(|(a, b)| a != b)
+                .unwrap_or(0);
+            let show = |b: &[u8]| {
+                String::from_utf8_lossy(&b[at.saturating_sub(80)..(at + 80).min(b.len())])
+                    .into_owned()
+            };
+            panic!(
+                "{name}: JSON differs at byte {at}:\n tree {}\n tape {}",
+                show(&tree),
+                show(&tape)
+            );
+        }
+    }
 }

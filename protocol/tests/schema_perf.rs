@@ -8,7 +8,7 @@ mod schema_support;
 
 use std::time::{Duration, Instant};
 
-use virtwire_protocol::schema::Value;
+use virtwire_protocol::schema::{TapeBuf, Value};
 use virtwire_protocol::xdr::Writer;
 use virtwire_protocol::{Compat, Header, Limits, MessageStatus};
 
@@ -93,6 +93,43 @@ fn synthetic_stats_reply_decodes_to_the_right_shape() {
     assert_eq!(params[24].at("value.ul"), Some(&Value::UHyper(24 * 4096)));
     s.validate_body(&header(), &body, 28, &lim, Compat::Strict)
         .unwrap();
+    // The tape holds the same value, and its accessors find what the tree's find.
+    let tape = s
+        .decode_body_tape(&header(), &body, 28, &lim, Compat::Strict, TapeBuf::new())
+        .unwrap();
+    assert!(tape.to_value() == v);
+    let root = tape.root();
+    for path in [
+        "retStats[9].dom.name",
+        "retStats[3].params[20].value.s",
+        "retStats[3].params[24].value.ul",
+        "retStats[3].params[1].value",
+        "retStats[0].dom.id",
+        "retStats[5].params[194].field",
+    ] {
+        let (a, b) = (root.at(path), v.at(path));
+        assert_eq!(a.map(|i| i.to_value()).as_ref(), b, "{path}");
+        assert_eq!(
+            a.and_then(|i| i.as_str()),
+            b.and_then(Value::as_str),
+            "{path}"
+        );
+        assert_eq!(
+            a.and_then(|i| i.as_i128()),
+            b.and_then(Value::as_i128),
+            "{path}"
+        );
+        assert_eq!(a.map(|i| i.kind_name()), b.map(Value::kind_name), "{path}");
+    }
+    assert!(root.at("retStats[10]").is_none() && root.at("retStats[0].nope").is_none());
+    // A reused buffer keeps its nodes' storage: decoding again allocates nothing new.
+    let buf = tape.into_buf();
+    let cap = buf.capacity();
+    let again = s
+        .decode_body_tape(&header(), &body, 28, &lim, Compat::Strict, buf)
+        .unwrap();
+    assert!(again.to_value() == v);
+    assert_eq!(again.into_buf().capacity(), cap);
     let mut out = Vec::new();
     s.encode_body(&header(), &v, &mut out, &lim).unwrap();
     assert!(out == body);

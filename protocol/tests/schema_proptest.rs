@@ -8,7 +8,7 @@ use std::cell::{Cell, RefCell};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestRunner};
 use schema_support::{GenCfg, Rng, bodies, header_for, random_value};
-use virtwire_protocol::schema::Schema;
+use virtwire_protocol::schema::{Schema, TapeBuf};
 use virtwire_protocol::{Compat, Header, Limits};
 
 /// A runner with at least `cases` cases (more if `PROPTEST_CASES` asks for more).
@@ -42,6 +42,13 @@ fn round_trip(s: &Schema, h: &Header, seed: u64) -> Result<Vec<u8>, TestCaseErro
             .map_err(|e| TestCaseError::fail(format!("decode ({}): {e}", compat.name())))?;
         prop_assert!(d == v, "decoded value differs from the generated one");
         prop_assert_eq!(s.validate_body(h, &bytes, 28, &lim, compat), Ok(()));
+        let tape = s
+            .decode_body_tape(h, &bytes, 28, &lim, compat, TapeBuf::new())
+            .map_err(|e| TestCaseError::fail(format!("tape ({}): {e}", compat.name())))?;
+        prop_assert!(
+            tape.to_value() == v,
+            "tape differs from the generated value"
+        );
         let mut again = Vec::new();
         s.encode_body(h, &d, &mut again, &lim).unwrap();
         prop_assert!(again == bytes, "re-encoding differs");
@@ -141,6 +148,17 @@ fn agree(s: &Schema, h: &Header, bytes: &[u8], lim: &Limits) -> Result<(), TestC
         let d = s.decode_body(h, bytes, 28, lim, compat);
         let v = s.validate_body(h, bytes, 28, lim, compat);
         prop_assert_eq!(d.as_ref().err(), v.as_ref().err(), "{}", compat.name());
+        // The tape walk accepts and rejects the same bytes, with the same error and the same value.
+        let t = s.decode_body_tape(h, bytes, 28, lim, compat, TapeBuf::new());
+        prop_assert_eq!(
+            d.as_ref().err(),
+            t.as_ref().err(),
+            "tape, {}",
+            compat.name()
+        );
+        if let (Ok(value), Ok(tape)) = (&d, &t) {
+            prop_assert!(&tape.to_value() == value, "tape value differs");
+        }
         if let (Compat::Strict, Ok(value)) = (compat, &d) {
             let mut out = Vec::new();
             s.encode_body(h, value, &mut out, lim).unwrap();
@@ -332,6 +350,11 @@ fn prop_mutated_x_text_never_panics_in_parse_compile_or_decode() {
                     let d = schema.decode_type(ty, &bytes, 0, &lim, compat);
                     let v = schema.validate_type(ty, &bytes, 0, &lim, compat);
                     prop_assert_eq!(d.as_ref().err(), v.as_ref().err());
+                    let t = schema.decode_type_tape(ty, &bytes, 0, &lim, compat, TapeBuf::new());
+                    prop_assert_eq!(d.as_ref().err(), t.as_ref().err());
+                    if let (Ok(value), Ok(tape)) = (&d, &t) {
+                        prop_assert!(&tape.to_value() == value, "tape value differs");
+                    }
                     decoded.set(decoded.get() + d.is_ok() as u32);
                 }
             }

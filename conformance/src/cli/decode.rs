@@ -97,7 +97,10 @@ pub fn run(args: Args) -> ExitCode {
     // The schema (protocol_files): a --protocol-dir / $VIRTWIRE_PROTOCOL_DIR must load; the caches
     // are optional, without them procedure bodies stay hex.
     let decoder = match Search::standard(args.protocol_dir.as_deref()).load() {
-        Ok((schema, _)) => Decoder::with_schema(opts, schema),
+        // JSON is written straight from each body's tape (no value tree per message).
+        Ok((schema, _)) => {
+            Decoder::with_schema(opts, schema).tape_bodies(matches!(args.format, FormatArg::Json))
+        }
         Err(e) if e.is_fatal() => {
             eprintln!("virtwire: {e}");
             return ExitCode::from(2);

@@ -205,7 +205,19 @@ pub fn text_message(w: &mut impl Write, m: &MessageRecord<'_>) -> io::Result<()>
         writeln!(w, "    FD count: {n}")?;
     }
     let ind = "        ";
-    match &m.body {
+    // A tape is shown through its tree (the text view is not the fast path).
+    let from_tape;
+    let body = match &m.body {
+        BodyOut::Tape { type_name, tape } => {
+            from_tape = BodyOut::Value {
+                type_name: *type_name,
+                value: tape.to_value(),
+            };
+            &from_tape
+        }
+        b => b,
+    };
+    match body {
         BodyOut::Value { type_name, value } => {
             let label = format!("Body ({})", type_name.unwrap_or(m.kind.name()));
             match value {
@@ -219,6 +231,8 @@ pub fn text_message(w: &mut impl Write, m: &MessageRecord<'_>) -> io::Result<()>
                 other => text_value(w, &label, other, 1)?,
             }
         }
+        // Turned into a tree above.
+        BodyOut::Tape { .. } => {}
         BodyOut::Raw(p) => {
             let why = if m.error.is_some() {
                 "not decoded (see the error)"

@@ -80,6 +80,19 @@ impl Decoder {
         }
     }
 
+    /// The same decoder with procedure bodies decoded into tapes ([`Judge::tape_bodies`]): for
+    /// sinks that serialise records, such as `decode --format json`.
+    pub fn tape_bodies(mut self, on: bool) -> Self {
+        if let Some(j) = Arc::get_mut(&mut self.judge) {
+            j.tape = on;
+        } else {
+            let j = &self.judge;
+            self.judge =
+                Arc::new(Judge::new(*j.limits(), j.compat(), j.schema().cloned()).tape_bodies(on));
+        }
+        self
+    }
+
     /// A decoder that judges with `judge` (shared, e.g. with a conformance run), on the default
     /// ports.
     pub fn from_judge(judge: Arc<Judge>) -> Self {

@@ -15,7 +15,7 @@ use std::fmt::{self, Write as _};
 use serde::Serialize;
 use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 use serde_json::value::RawValue;
-use virtwire_protocol::schema::Value;
+use virtwire_protocol::schema::{Item, ItemKind, Value};
 use virtwire_protocol::{Body, Error, ErrorBody, Header};
 
 use super::record::BodyOut;
@@ -150,6 +150,59 @@ impl Serialize for ValueJson<'_, '_> {
     }
 }
 
+/// A value on a tape, in exactly [`ValueJson`]'s JSON (written straight from the tape, no tree).
+#[derive(Clone, Copy, Debug)]
+pub struct ItemJson<'t, 'a>(pub Item<'t, 'a>);
+
+impl Serialize for ItemJson<'_, '_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0.get() {
+            ItemKind::Void | ItemKind::Optional(None) => s.serialize_unit(),
+            ItemKind::Int(i) => s.serialize_i32(i),
+            ItemKind::UInt(i) => s.serialize_u32(i),
+            ItemKind::Hyper(i) => s.serialize_i64(i),
+            ItemKind::UHyper(i) => s.serialize_u64(i),
+            ItemKind::Float(f) => float(s, f64::from(f)),
+            ItemKind::Double(f) => float(s, f),
+            ItemKind::Bool(b) => s.serialize_bool(b),
+            ItemKind::Enum { value, name } => match name {
+                Some(n) => s.serialize_str(n),
+                None => s.serialize_i32(value),
+            },
+            ItemKind::String(b) => BytesStr(b).serialize(s),
+            ItemKind::Opaque(b) => s.collect_str(&Hex(b)),
+            ItemKind::Array(items) => {
+                let mut seq = s.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    seq.serialize_element(&ItemJson(item))?;
+                }
+                seq.end()
+            }
+            ItemKind::Struct(fields) => {
+                let mut m = s.serialize_map(Some(fields.len()))?;
+                for (name, item) in fields {
+                    m.serialize_entry(name, &ItemJson(item))?;
+                }
+                m.end()
+            }
+            ItemKind::Union {
+                discriminant,
+                arm,
+                value,
+            } => {
+                let mut m = s.serialize_map(Some(1 + usize::from(arm.is_some())))?;
+                m.serialize_entry("discriminant", &ItemJson(discriminant))?;
+                if let Some(arm) = arm {
+                    m.serialize_entry(arm, &ItemJson(value))?;
+                }
+                m.end()
+            }
+            ItemKind::Optional(Some(v)) => ItemJson(v).serialize(s),
+            _ => s.serialize_unit(),
+        }
+    }
+}
+
 /// The error struct (`virNetMessageError`) by its `.x` field names.
 #[derive(Clone, Copy, Debug)]
 pub struct ErrorBodyJson<'r, 'a>(pub &'r ErrorBody<'a>);
@@ -202,6 +255,7 @@ impl Serialize for BodyJson<'_, '_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self.0 {
             BodyOut::Value { value, .. } => ValueJson(value).serialize(s),
+            BodyOut::Tape { tape, .. } => ItemJson(tape.root()).serialize(s),
             BodyOut::Raw(p) => HexObject(p).serialize(s),
             BodyOut::Core(body) => match body {
                 Body::Error(e) => ErrorBodyJson(e).serialize(s),

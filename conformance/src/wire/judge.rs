@@ -3,7 +3,7 @@
 //! procedure bodies, and say what it is and what is wrong with it. `decode` judges every message of a
 //! capture this way; the conformance runner judges a server's replies the same way.
 
-use virtwire_protocol::schema::Schema;
+use virtwire_protocol::schema::{Schema, TapeBuf};
 use virtwire_protocol::{
     Body, BodyKind, Compat, Error, Frame, Header, KeepaliveProc, Limits, Message,
     header::KEEPALIVE_PROGRAM,
@@ -24,6 +24,7 @@ pub struct Judge {
     limits: Limits,
     compat: Compat,
     schema: Option<Schema>,
+    pub(crate) tape: bool,
 }
 
 impl Judge {
@@ -33,7 +34,15 @@ impl Judge {
             limits,
             compat,
             schema,
+            tape: false,
         }
+    }
+
+    /// Decode procedure bodies into [`BodyOut::Tape`] instead of [`BodyOut::Value`] trees: the same
+    /// values, errors and JSON, for consumers that only read or serialise them.
+    pub fn tape_bodies(mut self, on: bool) -> Self {
+        self.tape = on;
+        self
     }
 
     /// The limits in force.
@@ -87,11 +96,21 @@ impl Judge {
         let body = match (msg.body, &self.schema) {
             (Body::Procedure { payload, .. }, Some(schema)) => {
                 let base = frame.payload_offset() as u64;
-                match schema.decode_body(&frame.header, payload, base, limits, self.compat) {
-                    Ok(value) => BodyOut::Value {
-                        type_name: schema.body_type_name(&frame.header),
-                        value,
-                    },
+                let type_name = schema.body_type_name(&frame.header);
+                let decoded = if self.tape {
+                    // Nodes are at most one per 4 payload bytes for libvirt's types; reserving that
+                    // much costs address space, not memory, until the nodes are written.
+                    let buf = TapeBuf::with_capacity(payload.len() / 4 + 1);
+                    schema
+                        .decode_body_tape(&frame.header, payload, base, limits, self.compat, buf)
+                        .map(|tape| BodyOut::Tape { type_name, tape })
+                } else {
+                    schema
+                        .decode_body(&frame.header, payload, base, limits, self.compat)
+                        .map(|value| BodyOut::Value { type_name, value })
+                };
+                match decoded {
+                    Ok(body) => body,
                     Err(e) => {
                         return MessageRecord {
                             frame,

@@ -60,6 +60,16 @@ pub enum BodyOut<'a> {
         /// The value tree.
         value: virtwire_protocol::schema::Value<'a>,
     },
+    /// A procedure body decoded by the schema into a flat tape (what `decode --format json` asks
+    /// for: one allocation per message instead of several per value; see
+    /// [`Judge::tape_bodies`](super::Judge::tape_bodies)). The same value as [`BodyOut::Value`],
+    /// in the same JSON.
+    Tape {
+        /// The body's `.x` type; `None` for a void body.
+        type_name: Option<&'a str>,
+        /// The value.
+        tape: virtwire_protocol::schema::Tape<'a>,
+    },
     /// A body not decoded: a procedure body with no schema loaded, or any body whose message failed
     /// to decode (see the record's error). The raw payload bytes.
     Raw(&'a [u8]),
@@ -71,7 +81,7 @@ impl<'a> BodyOut<'a> {
     pub fn type_name(&self) -> Option<&'a str> {
         use virtwire_protocol::Body;
         match self {
-            BodyOut::Value { type_name, .. } => *type_name,
+            BodyOut::Value { type_name, .. } | BodyOut::Tape { type_name, .. } => *type_name,
             BodyOut::Core(Body::Error(_)) => Some("virNetMessageError"),
             BodyOut::Core(Body::StreamHole(_)) => Some("virNetStreamHole"),
             _ => None,

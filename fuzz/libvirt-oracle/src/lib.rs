@@ -1,28 +1,28 @@
-//! libvirt 9.0.0's own RPC decoder as a differential oracle.
+//! libvirt 9.0.0's own RPC decoder (libvirt.so.0 via FFI): a differential oracle for fuzzing and
+//! timing anchors for the benchmarks. The one FFI binding to libvirt.so in virtwire.
 //!
-//! Calls `virNetMessageDecodeLength`, `…DecodeHeader`, `…DecodeNumFDs` and `…DecodePayload` from
-//! libvirt.so.0 (symbol version `LIBVIRT_PRIVATE_9.0.0`: it links against exactly that version) with
-//! the generated `xdr_*` filters, and maps the C structs to
-//! [`OValue`](virtwire_protocol::fuzzing::OValue) trees. The `virNetMessage` layout and the struct
-//! layouts in `src/oracle.rs` are those of libvirt 9.0.0 on x86_64 (`virnetmessage.h`,
-//! `src/remote_protocol-structs`); nothing else in virtwire needs libvirt0.
+//! - [`anchor`] (always built): libvirt's decode and encode paths as the benchmarks call them
+//!   (`benches/`, feature `libvirt`).
+//! - the oracle (built only with `--cfg fuzzing`, see below): calls `virNetMessageDecodeLength`,
+//!   `…DecodeHeader`, `…DecodeNumFDs` and `…DecodePayload` with the generated `xdr_*` filters, and
+//!   maps the C structs to [`OValue`](virtwire_protocol::fuzzing::OValue) trees.
 //!
-//! Bodies decoded: the error struct (REPLY/ERROR, STREAM/ERROR), the stream hole, and every remote,
-//! qemu and lxc procedure body (by its `xdr_*` filter); the values of the connection-lifecycle
-//! procedures and CONNECT_GET_ALL_DOMAIN_STATS are mapped too (see [`Proc`]). The verdict is the
-//! harness's own type, [`LibvirtVerdict`](virtwire_protocol::fuzzing::LibvirtVerdict).
+//! The `virNetMessage` layout (`src/ffi.rs`) and the struct layouts in `src/oracle.rs` are those of
+//! libvirt 9.0.0 on x86_64 (`virnetmessage.h`, `src/remote_protocol-structs`); symbol version
+//! `LIBVIRT_PRIVATE_9.0.0`: it links against exactly that version. Nothing else in virtwire needs
+//! libvirt0.
 //!
-//! Built only with `--cfg fuzzing` (the harness it reports to exists only then): run cargo from
+//! Oracle bodies decoded: the error struct (REPLY/ERROR, STREAM/ERROR), the stream hole, and every
+//! remote, qemu and lxc procedure body (by its `xdr_*` filter); the values of the
+//! connection-lifecycle procedures and CONNECT_GET_ALL_DOMAIN_STATS are mapped too (see `Proc`).
+//! The verdict is the harness's own type, `virtwire_protocol::fuzzing::LibvirtVerdict`. The oracle
+//! exists only with `--cfg fuzzing` (the harness it reports to exists only then): run cargo from
 //! inside `fuzz/`, whose `.cargo/config.toml` sets it.
 
 #![allow(unsafe_code)]
 
-#[cfg(not(fuzzing))]
-compile_error!(
-    "virtwire-libvirt-oracle needs `--cfg fuzzing` (virtwire_protocol::fuzzing exists only then). \
-     Run cargo from inside fuzz/, whose .cargo/config.toml sets it: \
-     `cd fuzz && cargo test --workspace --features libvirt`; or set RUSTFLAGS=\"--cfg fuzzing\"."
-);
+pub mod anchor;
+mod ffi;
 
 #[cfg(fuzzing)]
 mod oracle;

@@ -2,59 +2,16 @@
 
 use std::collections::HashMap;
 use std::ffi::{CString, c_char, c_int, c_uint, c_void};
-use std::sync::{Mutex, Once, OnceLock};
+use std::sync::{Mutex, OnceLock};
 
 use virtwire_protocol::fuzzing::{BodyVerdict, LibvirtOracle, LibvirtVerdict, OValue, TheirBody};
 use virtwire_protocol::header::REMOTE_PROGRAM;
 use virtwire_protocol::header::{LXC_PROGRAM, QEMU_PROGRAM};
 use virtwire_protocol::{BodyKind, BodyRole, Header, MessageStatus, MessageType};
 
-/// `virNetMessageHeader`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-struct CHeader {
-    prog: c_uint,
-    vers: c_uint,
-    proc_: c_int,
-    type_: c_int,
-    serial: c_uint,
-    status: c_int,
-}
-
-/// `struct _virNetMessage` of libvirt 9.0.0.
-#[repr(C)]
-struct CMessage {
-    tracked: bool,
-    buffer: *mut c_char,
-    buffer_length: usize,
-    buffer_offset: usize,
-    header: CHeader,
-    cb: *mut c_void,
-    opaque: *mut c_void,
-    nfds: usize,
-    fds: *mut c_int,
-    donefds: usize,
-    next: *mut CMessage,
-}
-
-type XdrProc = unsafe extern "C" fn(*mut c_void, *mut c_void) -> c_int;
+use crate::ffi::*;
 
 unsafe extern "C" {
-    fn virInitialize() -> c_int;
-    fn virSetErrorFunc(
-        data: *mut c_void,
-        f: Option<unsafe extern "C" fn(*mut c_void, *mut c_void)>,
-    );
-    fn virNetMessageNew(tracked: bool) -> *mut CMessage;
-    fn virNetMessageFree(msg: *mut CMessage);
-    fn virNetMessageDecodeLength(msg: *mut CMessage) -> c_int;
-    fn virNetMessageDecodeHeader(msg: *mut CMessage) -> c_int;
-    fn virNetMessageDecodeNumFDs(msg: *mut CMessage) -> c_int;
-    fn virNetMessageDecodePayload(msg: *mut CMessage, filter: XdrProc, data: *mut c_void) -> c_int;
-    fn xdr_free(filter: XdrProc, data: *mut c_void);
-    fn g_malloc0(n: usize) -> *mut c_void;
-    fn dlsym(handle: *mut c_void, symbol: *const c_char) -> *mut c_void;
-
     fn xdr_virNetMessageError(xdr: *mut c_void, obj: *mut c_void) -> c_int;
     fn xdr_virNetStreamHole(xdr: *mut c_void, obj: *mut c_void) -> c_int;
     fn xdr_remote_connect_open_args(xdr: *mut c_void, obj: *mut c_void) -> c_int;
@@ -67,19 +24,6 @@ unsafe extern "C" {
     fn xdr_remote_connect_list_all_domains_ret(xdr: *mut c_void, obj: *mut c_void) -> c_int;
     fn xdr_remote_connect_get_all_domain_stats_args(xdr: *mut c_void, obj: *mut c_void) -> c_int;
     fn xdr_remote_connect_get_all_domain_stats_ret(xdr: *mut c_void, obj: *mut c_void) -> c_int;
-}
-
-unsafe extern "C" fn quiet(_: *mut c_void, _: *mut c_void) {}
-
-fn init() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        // SAFETY: plain library initialisation; the error callback ignores its arguments.
-        unsafe {
-            virInitialize();
-            virSetErrorFunc(std::ptr::null_mut(), Some(quiet));
-        }
-    });
 }
 
 /// A body the oracle can decode, with the libvirt filter that decodes it.

@@ -26,33 +26,44 @@ pub fn header(data: &[u8]) {
         );
     }
     let limits = fuzz_limits(data.first().copied().unwrap_or(0) >> 6);
-    for compat in [Compat::Strict, Compat::Libvirt] {
-        let Ok(Parsed::Complete {
-            value: frame,
-            consumed,
-        }) = parse_frame(data, &limits, compat)
-        else {
-            continue;
-        };
-        assert_eq!(frame.bytes.len(), consumed);
-        let mut again = Vec::new();
-        frame
-            .encode(&mut again, &limits)
-            .expect("a decoded frame must encode within the same limits");
-        assert_eq!(again, frame.bytes, "frame re-encoding differs");
-        match Message::decode(frame, &limits, compat) {
-            Ok(m) if compat == Compat::Strict => {
-                let mut again = Vec::new();
-                m.encode(&mut again, &limits)
-                    .expect("strict message must encode");
-                assert_eq!(again, frame.bytes, "strict message re-encoding differs");
-                let lib = Message::decode(frame, &limits, Compat::Libvirt)
-                    .expect("strict accepted a message libvirt mode refused");
-                assert_eq!(lib.body, m.body);
-            }
-            _ => {}
-        }
+    // One re-encoding buffer per thread, reused: the target allocates nothing per input once it
+    // has grown (allocation under ASan was most of this target's cost).
+    thread_local! {
+        static AGAIN: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }
+    AGAIN.with_borrow_mut(|again| {
+        for compat in [Compat::Strict, Compat::Libvirt] {
+            let Ok(Parsed::Complete {
+                value: frame,
+                consumed,
+            }) = parse_frame(data, &limits, compat)
+            else {
+                continue;
+            };
+            assert_eq!(frame.bytes.len(), consumed);
+            again.clear();
+            frame
+                .encode(again, &limits)
+                .expect("a decoded frame must encode within the same limits");
+            assert_eq!(&again[..], frame.bytes, "frame re-encoding differs");
+            match Message::decode(frame, &limits, compat) {
+                Ok(m) if compat == Compat::Strict => {
+                    again.clear();
+                    m.encode(again, &limits)
+                        .expect("strict message must encode");
+                    assert_eq!(
+                        &again[..],
+                        frame.bytes,
+                        "strict message re-encoding differs"
+                    );
+                    let lib = Message::decode(frame, &limits, Compat::Libvirt)
+                        .expect("strict accepted a message libvirt mode refused");
+                    assert_eq!(lib.body, m.body);
+                }
+                _ => {}
+            }
+        }
+    });
 }
 
 /// Deterministic cut points from a seed: a small xorshift so one input byte picks a whole chunking.

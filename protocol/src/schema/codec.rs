@@ -9,30 +9,44 @@ use super::value::Value;
 use crate::error::{ErrorKind, LimitKind, Result};
 use crate::xdr::{Compat, Reader, Writer};
 
-/// What the walker builds from what it reads.
+/// What the walker builds from what it reads. The builder has state (the tape builder appends to
+/// its node vector); compound values are opened before their parts are walked (`seq`, `rec`,
+/// `union_begin`, `optional_begin`) and closed after (`seq_end`, `rec_end`, `union`, `optional`).
 pub(crate) trait Build<'a> {
     type V;
     type Seq;
     type Rec;
-    fn void() -> Self::V;
-    fn int(v: i32) -> Self::V;
-    fn uint(v: u32) -> Self::V;
-    fn hyper(v: i64) -> Self::V;
-    fn uhyper(v: u64) -> Self::V;
-    fn float(v: f32) -> Self::V;
-    fn double(v: f64) -> Self::V;
-    fn bool(v: bool) -> Self::V;
-    fn enumeration(t: &'a EnumType, v: i32) -> Self::V;
-    fn string(b: &'a [u8]) -> Self::V;
-    fn opaque(b: &'a [u8]) -> Self::V;
-    fn seq(cap: usize) -> Self::Seq;
-    fn seq_push(s: &mut Self::Seq, v: Self::V);
-    fn seq_end(s: Self::Seq) -> Self::V;
-    fn rec(cap: usize) -> Self::Rec;
-    fn rec_push(r: &mut Self::Rec, name: &'a str, v: Self::V);
-    fn rec_end(r: Self::Rec) -> Self::V;
-    fn union(disc: Self::V, arm: Option<&'a str>, v: Self::V) -> Self::V;
-    fn optional(v: Option<Self::V>) -> Self::V;
+    /// What `union_begin` / `optional_begin` hand to `union` / `optional`.
+    type Open;
+    fn void(&mut self) -> Self::V;
+    fn int(&mut self, v: i32) -> Self::V;
+    fn uint(&mut self, v: u32) -> Self::V;
+    fn hyper(&mut self, v: i64) -> Self::V;
+    fn uhyper(&mut self, v: u64) -> Self::V;
+    fn float(&mut self, v: f32) -> Self::V;
+    fn double(&mut self, v: f64) -> Self::V;
+    fn bool(&mut self, v: bool) -> Self::V;
+    fn enumeration(&mut self, id: TypeId, t: &'a EnumType, v: i32) -> Self::V;
+    fn string(&mut self, b: &'a [u8]) -> Self::V;
+    fn opaque(&mut self, b: &'a [u8]) -> Self::V;
+    fn seq(&mut self, n: usize) -> Self::Seq;
+    fn seq_push(&mut self, s: &mut Self::Seq, v: Self::V);
+    fn seq_end(&mut self, s: Self::Seq) -> Self::V;
+    fn rec(&mut self, id: TypeId, t: &'a StructType) -> Self::Rec;
+    fn rec_push(&mut self, r: &mut Self::Rec, name: &'a str, v: Self::V);
+    fn rec_end(&mut self, r: Self::Rec) -> Self::V;
+    fn union_begin(&mut self) -> Self::Open;
+    fn union(
+        &mut self,
+        open: Self::Open,
+        id: TypeId,
+        disc: Self::V,
+        arm_index: usize,
+        arm: Option<&'a str>,
+        v: Self::V,
+    ) -> Self::V;
+    fn optional_begin(&mut self) -> Self::Open;
+    fn optional(&mut self, open: Self::Open, v: Option<Self::V>) -> Self::V;
 }
 
 /// Builds [`Value`] trees.
@@ -42,79 +56,90 @@ impl<'a> Build<'a> for Tree {
     type V = Value<'a>;
     type Seq = Vec<Value<'a>>;
     type Rec = Vec<(&'a str, Value<'a>)>;
+    type Open = ();
     #[inline]
-    fn void() -> Value<'a> {
+    fn void(&mut self) -> Value<'a> {
         Value::Void
     }
     #[inline]
-    fn int(v: i32) -> Value<'a> {
+    fn int(&mut self, v: i32) -> Value<'a> {
         Value::Int(v)
     }
     #[inline]
-    fn uint(v: u32) -> Value<'a> {
+    fn uint(&mut self, v: u32) -> Value<'a> {
         Value::UInt(v)
     }
     #[inline]
-    fn hyper(v: i64) -> Value<'a> {
+    fn hyper(&mut self, v: i64) -> Value<'a> {
         Value::Hyper(v)
     }
     #[inline]
-    fn uhyper(v: u64) -> Value<'a> {
+    fn uhyper(&mut self, v: u64) -> Value<'a> {
         Value::UHyper(v)
     }
     #[inline]
-    fn float(v: f32) -> Value<'a> {
+    fn float(&mut self, v: f32) -> Value<'a> {
         Value::Float(v)
     }
     #[inline]
-    fn double(v: f64) -> Value<'a> {
+    fn double(&mut self, v: f64) -> Value<'a> {
         Value::Double(v)
     }
     #[inline]
-    fn bool(v: bool) -> Value<'a> {
+    fn bool(&mut self, v: bool) -> Value<'a> {
         Value::Bool(v)
     }
     #[inline]
-    fn enumeration(t: &'a EnumType, v: i32) -> Value<'a> {
+    fn enumeration(&mut self, _: TypeId, t: &'a EnumType, v: i32) -> Value<'a> {
         Value::Enum {
             value: v,
             name: t.member_name(v),
         }
     }
     #[inline]
-    fn string(b: &'a [u8]) -> Value<'a> {
+    fn string(&mut self, b: &'a [u8]) -> Value<'a> {
         Value::String(b)
     }
     #[inline]
-    fn opaque(b: &'a [u8]) -> Value<'a> {
+    fn opaque(&mut self, b: &'a [u8]) -> Value<'a> {
         Value::Opaque(b)
     }
     #[inline]
-    fn seq(cap: usize) -> Self::Seq {
-        Vec::with_capacity(cap)
+    fn seq(&mut self, n: usize) -> Self::Seq {
+        Vec::with_capacity(n)
     }
     #[inline]
-    fn seq_push(s: &mut Self::Seq, v: Value<'a>) {
+    fn seq_push(&mut self, s: &mut Self::Seq, v: Value<'a>) {
         s.push(v);
     }
     #[inline]
-    fn seq_end(s: Self::Seq) -> Value<'a> {
+    fn seq_end(&mut self, s: Self::Seq) -> Value<'a> {
         Value::Array(s)
     }
     #[inline]
-    fn rec(cap: usize) -> Self::Rec {
-        Vec::with_capacity(cap)
+    fn rec(&mut self, _: TypeId, t: &'a StructType) -> Self::Rec {
+        Vec::with_capacity(t.fields.len())
     }
     #[inline]
-    fn rec_push(r: &mut Self::Rec, name: &'a str, v: Value<'a>) {
+    fn rec_push(&mut self, r: &mut Self::Rec, name: &'a str, v: Value<'a>) {
         r.push((name, v));
     }
     #[inline]
-    fn rec_end(r: Self::Rec) -> Value<'a> {
+    fn rec_end(&mut self, r: Self::Rec) -> Value<'a> {
         Value::Struct(r)
     }
     #[inline]
-    fn union(disc: Value<'a>, arm: Option<&'a str>, v: Value<'a>) -> Value<'a> {
+    fn union_begin(&mut self) {}
+    #[inline]
+    fn union(
+        &mut self,
+        _: (),
+        _: TypeId,
+        disc: Value<'a>,
+        _: usize,
+        arm: Option<&'a str>,
+        v: Value<'a>,
+    ) -> Value<'a> {
         Value::Union {
             discriminant: Box::new(disc),
             arm,
@@ -122,7 +147,9 @@ impl<'a> Build<'a> for Tree {
         }
     }
     #[inline]
-    fn optional(v: Option<Value<'a>>) -> Value<'a> {
+    fn optional_begin(&mut self) {}
+    #[inline]
+    fn optional(&mut self, _: (), v: Option<Value<'a>>) -> Value<'a> {
         Value::Optional(v.map(Box::new))
     }
 }
@@ -134,44 +161,49 @@ impl<'a> Build<'a> for Check {
     type V = ();
     type Seq = ();
     type Rec = ();
+    type Open = ();
     #[inline]
-    fn void() {}
+    fn void(&mut self) {}
     #[inline]
-    fn int(_: i32) {}
+    fn int(&mut self, _: i32) {}
     #[inline]
-    fn uint(_: u32) {}
+    fn uint(&mut self, _: u32) {}
     #[inline]
-    fn hyper(_: i64) {}
+    fn hyper(&mut self, _: i64) {}
     #[inline]
-    fn uhyper(_: u64) {}
+    fn uhyper(&mut self, _: u64) {}
     #[inline]
-    fn float(_: f32) {}
+    fn float(&mut self, _: f32) {}
     #[inline]
-    fn double(_: f64) {}
+    fn double(&mut self, _: f64) {}
     #[inline]
-    fn bool(_: bool) {}
+    fn bool(&mut self, _: bool) {}
     #[inline]
-    fn enumeration(_: &'a EnumType, _: i32) {}
+    fn enumeration(&mut self, _: TypeId, _: &'a EnumType, _: i32) {}
     #[inline]
-    fn string(_: &'a [u8]) {}
+    fn string(&mut self, _: &'a [u8]) {}
     #[inline]
-    fn opaque(_: &'a [u8]) {}
+    fn opaque(&mut self, _: &'a [u8]) {}
     #[inline]
-    fn seq(_: usize) {}
+    fn seq(&mut self, _: usize) {}
     #[inline]
-    fn seq_push(_: &mut (), _: ()) {}
+    fn seq_push(&mut self, _: &mut (), _: ()) {}
     #[inline]
-    fn seq_end(_: ()) {}
+    fn seq_end(&mut self, _: ()) {}
     #[inline]
-    fn rec(_: usize) {}
+    fn rec(&mut self, _: TypeId, _: &'a StructType) {}
     #[inline]
-    fn rec_push(_: &mut (), _: &'a str, _: ()) {}
+    fn rec_push(&mut self, _: &mut (), _: &'a str, _: ()) {}
     #[inline]
-    fn rec_end(_: ()) {}
+    fn rec_end(&mut self, _: ()) {}
     #[inline]
-    fn union(_: (), _: Option<&'a str>, _: ()) {}
+    fn union_begin(&mut self) {}
     #[inline]
-    fn optional(_: Option<()>) {}
+    fn union(&mut self, _: (), _: TypeId, _: (), _: usize, _: Option<&'a str>, _: ()) {}
+    #[inline]
+    fn optional_begin(&mut self) {}
+    #[inline]
+    fn optional(&mut self, _: (), _: Option<()>) {}
 }
 
 /// The compiled graph the codec walks.
@@ -209,32 +241,37 @@ impl<'a> Graph<'a> {
 
     /// A union discriminant, read according to its declared type; returned as its value and as
     /// the lookup key in the discriminant's domain.
-    fn discriminant<B: Build<'a>>(&self, r: &mut Reader<'a>, ty: TypeId) -> Result<(B::V, i64)> {
+    fn discriminant<B: Build<'a>>(
+        &self,
+        b: &mut B,
+        r: &mut Reader<'a>,
+        ty: TypeId,
+    ) -> Result<(B::V, i64)> {
         let at = *r;
         Ok(match self.ty(ty) {
             Type::Int => {
                 let v = r.i32()?;
-                (B::int(v), v as i64)
+                (b.int(v), v as i64)
             }
             Type::UInt => {
                 let v = r.u32()?;
-                (B::uint(v), v as i64)
+                (b.uint(v), v as i64)
             }
             Type::Bool => {
                 let v = r.bool()?;
-                (B::bool(v), v as i64)
+                (b.bool(v), v as i64)
             }
             Type::Enum(e) => {
                 let v = self.enum_value(r, e)?;
-                (B::enumeration(e, v), v as i64)
+                (b.enumeration(ty, e, v), v as i64)
             }
             Type::Small(s) => {
                 let (lo, hi) = s.range();
                 let v = r.small_int(s.c_name(), lo, hi)?;
                 if s.is_unsigned() {
-                    (B::uint(v as u32), v as u32 as i64)
+                    (b.uint(v as u32), v as u32 as i64)
                 } else {
-                    (B::int(v), v as i64)
+                    (b.int(v), v as i64)
                 }
             }
             _ => {
@@ -261,32 +298,36 @@ impl<'a> Graph<'a> {
     /// Walk one value of type `ty` at nesting `depth` (the body itself is depth 1).
     pub(crate) fn walk<B: Build<'a>>(
         &self,
+        b: &mut B,
         r: &mut Reader<'a>,
         ty: TypeId,
         depth: u32,
     ) -> Result<B::V> {
         Ok(match self.ty(ty) {
-            Type::Void => B::void(),
-            Type::Int => B::int(r.i32()?),
-            Type::UInt => B::uint(r.u32()?),
-            Type::Hyper => B::hyper(r.i64()?),
-            Type::UHyper => B::uhyper(r.u64()?),
-            Type::Float => B::float(r.f32()?),
-            Type::Double => B::double(r.f64()?),
-            Type::Bool => B::bool(r.bool()?),
+            Type::Void => b.void(),
+            Type::Int => b.int(r.i32()?),
+            Type::UInt => b.uint(r.u32()?),
+            Type::Hyper => b.hyper(r.i64()?),
+            Type::UHyper => b.uhyper(r.u64()?),
+            Type::Float => b.float(r.f32()?),
+            Type::Double => b.double(r.f64()?),
+            Type::Bool => b.bool(r.bool()?),
             Type::Small(s) => {
                 let (lo, hi) = s.range();
                 let v = r.small_int(s.c_name(), lo, hi)?;
                 if s.is_unsigned() {
-                    B::uint(v as u32)
+                    b.uint(v as u32)
                 } else {
-                    B::int(v)
+                    b.int(v)
                 }
             }
-            Type::Enum(e) => B::enumeration(e, self.enum_value(r, e)?),
-            Type::String { max } => B::string(r.string(*max)?),
-            Type::Opaque { max } => B::opaque(r.opaque_var(*max)?),
-            Type::OpaqueFixed { len } => B::opaque(r.opaque_fixed(*len as usize)?),
+            Type::Enum(e) => {
+                let v = self.enum_value(r, e)?;
+                b.enumeration(ty, e, v)
+            }
+            Type::String { max } => b.string(r.string(*max)?),
+            Type::Opaque { max } => b.opaque(r.opaque_var(*max)?),
+            Type::OpaqueFixed { len } => b.opaque(r.opaque_fixed(*len as usize)?),
             compound => {
                 if depth >= self.nesting_max {
                     return Err(r.error(nesting_error(self.nesting_max, depth + 1)));
@@ -295,7 +336,7 @@ impl<'a> Graph<'a> {
                 match compound {
                     Type::Array { elem, max } => {
                         let n = r.count(*max, LimitKind::Array, self.min_item(*elem))?;
-                        self.elements::<B>(r, *elem, n, inner)?
+                        self.elements(b, r, *elem, n, inner)?
                     }
                     Type::FixedArray { elem, len } => {
                         let need = (*len as u64).saturating_mul(self.min_item(*elem) as u64);
@@ -305,42 +346,46 @@ impl<'a> Graph<'a> {
                                 available: r.remaining() as u64,
                             }));
                         }
-                        self.elements::<B>(r, *elem, *len, inner)?
+                        self.elements(b, r, *elem, *len, inner)?
                     }
                     Type::Optional(t) => {
+                        let open = b.optional_begin();
                         if r.optional()? {
-                            B::optional(Some(self.walk::<B>(r, *t, inner)?))
+                            let v = self.walk(b, r, *t, inner)?;
+                            b.optional(open, Some(v))
                         } else {
-                            B::optional(None)
+                            b.optional(open, None)
                         }
                     }
                     Type::Struct(s) => {
-                        let mut rec = B::rec(s.fields.len());
+                        let mut rec = b.rec(ty, s);
                         for f in &s.fields {
                             let v = self
-                                .walk::<B>(r, f.ty, inner)
+                                .walk(b, r, f.ty, inner)
                                 .map_err(|e| e.in_field(field_name(&f.name)))?;
-                            B::rec_push(&mut rec, &f.name, v);
+                            b.rec_push(&mut rec, &f.name, v);
                         }
-                        B::rec_end(rec)
+                        b.rec_end(rec)
                     }
                     Type::Union(u) => {
                         let at = *r;
+                        let open = b.union_begin();
                         let (disc, key) = self
-                            .discriminant::<B>(r, u.discriminant.ty)
+                            .discriminant(b, r, u.discriminant.ty)
                             .map_err(|e| e.in_field(field_name(&u.discriminant.name)))?;
-                        let Some(arm) = u.arm_for(key) else {
+                        let Some(index) = u.arm_index_for(key) else {
                             return Err(at
                                 .error(ErrorKind::InvalidDiscriminant(key))
                                 .in_field(field_name(&u.discriminant.name)));
                         };
+                        let arm = &u.arms[index];
                         let v = self
-                            .walk::<B>(r, arm.ty, inner)
+                            .walk(b, r, arm.ty, inner)
                             .map_err(|e| match &arm.name {
                                 Some(n) => e.in_field(field_name(n)),
                                 None => e,
                             })?;
-                        B::union(disc, arm.name.as_deref(), v)
+                        b.union(open, ty, disc, index, arm.name.as_deref(), v)
                     }
                     _ => unreachable!("scalar types are handled above"),
                 }
@@ -350,20 +395,21 @@ impl<'a> Graph<'a> {
 
     fn elements<B: Build<'a>>(
         &self,
+        b: &mut B,
         r: &mut Reader<'a>,
         elem: TypeId,
         n: u32,
         depth: u32,
     ) -> Result<B::V> {
         // `n` is bounded by the bytes left (checked by the caller with the element's minimum size).
-        let mut seq = B::seq(n as usize);
+        let mut seq = b.seq(n as usize);
         for i in 0..n {
             let v = self
-                .walk::<B>(r, elem, depth)
+                .walk(b, r, elem, depth)
                 .map_err(|e| e.at_index(i as u64))?;
-            B::seq_push(&mut seq, v);
+            b.seq_push(&mut seq, v);
         }
-        Ok(B::seq_end(seq))
+        Ok(b.seq_end(seq))
     }
 
     /// Encode `v` as type `ty`.

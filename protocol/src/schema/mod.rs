@@ -36,6 +36,7 @@ pub mod bounds;
 mod codec;
 mod compile;
 mod parse;
+mod tape;
 mod types;
 mod value;
 
@@ -47,6 +48,7 @@ pub use ast::{
     TypeSpec, UnionArm, UnionBody, XFile,
 };
 pub use parse::{ParseError, parse_x};
+pub use tape::{Fields, Item, ItemKind, Items, Tape, TapeBuf};
 pub use types::{Arm, EnumType, Field, SmallInt, StructType, Type, TypeId, UnionType};
 pub use value::Value;
 
@@ -56,6 +58,7 @@ use crate::header::{self, Header, HeaderField};
 use crate::limits::Limits;
 use crate::xdr::{Compat, Reader, Writer};
 use codec::{Check, Graph, Tree};
+use tape::TapeBuilder;
 
 /// Numbers libvirt's `.x` files use but take from libvirt's public C headers (`libvirt-common.h`,
 /// `libvirt-host.h`): the schema falls back to these when no `.x` file defines the name.
@@ -540,6 +543,63 @@ impl Schema {
         }
     }
 
+    /// Decode the body of a message into a [`Tape`]: the same accept/reject, errors and values as
+    /// [`Schema::decode_body`], in one node vector (taken from `buf`, so a reused buffer makes the
+    /// decode allocation-free). Raw stream data is an opaque root.
+    pub fn decode_body_tape<'a>(
+        &'a self,
+        header: &Header,
+        payload: &'a [u8],
+        base: u64,
+        limits: &Limits,
+        compat: Compat,
+        buf: TapeBuf,
+    ) -> Result<Tape<'a>> {
+        match self.body_type_inner(header, payload.len(), compat, Op::Decode) {
+            BodyType::Typed(t) => self.decode_type_tape(t, payload, base, limits, compat, buf),
+            BodyType::Raw => {
+                let mut nodes = buf.0;
+                nodes.clear();
+                let mut b = TapeBuilder {
+                    nodes,
+                    payload,
+                    overflow: false,
+                };
+                codec::Build::opaque(&mut b, payload);
+                Ok(Tape::new(b.nodes, payload, &self.types))
+            }
+            BodyType::Fail(e) => Err(e),
+        }
+    }
+
+    /// Decode `payload` as one value of type `ty` into a [`Tape`] (see [`Schema::decode_body_tape`]).
+    pub fn decode_type_tape<'a>(
+        &'a self,
+        ty: TypeId,
+        payload: &'a [u8],
+        base: u64,
+        limits: &Limits,
+        compat: Compat,
+        buf: TapeBuf,
+    ) -> Result<Tape<'a>> {
+        let mut nodes = buf.0;
+        nodes.clear();
+        let mut b = TapeBuilder {
+            nodes,
+            payload,
+            overflow: false,
+        };
+        let mut r = Reader::with_base(payload, base, compat);
+        self.graph(limits).walk(&mut b, &mut r, ty, 0)?;
+        r.finish()?;
+        if b.overflow {
+            return Err(r.error(ErrorKind::Invalid(
+                "the value has more than 2^32 parts".into(),
+            )));
+        }
+        Ok(Tape::new(b.nodes, payload, &self.types))
+    }
+
     /// Check a body against the schema without building a tree: same accept/reject and same error
     /// as [`Schema::decode_body`].
     pub fn validate_body(
@@ -603,7 +663,7 @@ impl Schema {
         compat: Compat,
     ) -> Result<Value<'a>> {
         let mut r = Reader::with_base(payload, base, compat);
-        let v = self.graph(limits).walk::<Tree>(&mut r, ty, 0)?;
+        let v = self.graph(limits).walk(&mut Tree, &mut r, ty, 0)?;
         r.finish()?;
         Ok(v)
     }
@@ -618,7 +678,7 @@ impl Schema {
         compat: Compat,
     ) -> Result<()> {
         let mut r = Reader::with_base(payload, base, compat);
-        self.graph(limits).walk::<Check>(&mut r, ty, 0)?;
+        self.graph(limits).walk(&mut Check, &mut r, ty, 0)?;
         r.finish()
     }
 

@@ -205,9 +205,16 @@ impl UnionType {
     /// The arm selected by a discriminant value, if any (falls back to the default arm).
     #[inline]
     pub fn arm_for(&self, value: i64) -> Option<&Arm> {
+        self.arm_index_for(value).map(|i| &self.arms[i])
+    }
+
+    /// The index in [`UnionType::arms`] of the arm `value` selects (the default arm if no case
+    /// matches), if any.
+    #[inline]
+    pub fn arm_index_for(&self, value: i64) -> Option<usize> {
         match self.cases.binary_search_by_key(&value, |&(v, _)| v) {
-            Ok(i) => Some(&self.arms[self.cases[i].1 as usize]),
-            Err(_) => self.default.map(|d| &self.arms[d]),
+            Ok(i) => Some(self.cases[i].1 as usize),
+            Err(_) => self.default,
         }
     }
 }
