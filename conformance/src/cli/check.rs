@@ -87,10 +87,9 @@ pub struct Args {
     /// and a pcapng of the case.
     #[arg(long, value_name = "DIR")]
     pub trace_dir: Option<PathBuf>,
-    /// Directory with libvirt's .x protocol files (default: $VIRTWIRE_PROTOCOL_DIR, the user cache,
-    /// the repository's .cache).
-    #[arg(long, value_name = "DIR")]
-    pub protocol_dir: Option<PathBuf>,
+    /// Which libvirt's .x files (bodies are decoded and judged by them).
+    #[command(flatten)]
+    pub protocol: super::protocol_args::ProtocolArgs,
     /// How to reach the target.
     #[command(flatten)]
     pub target_opts: TargetArgs,
@@ -150,7 +149,7 @@ fn check(args: Args) -> Result<u8, String> {
         let _ = writeln!(out, "{} cases", cases.len());
         return Ok(0);
     }
-    let schema = suite::load_schema(args.protocol_dir.as_deref()).map_err(|e| e.to_string())?;
+    let schema = suite::load_schema_from(&args.protocol.search()).map_err(|e| e.to_string())?;
     let judge = Arc::new(Judge::new(
         virtwire_protocol::Limits::default(),
         virtwire_protocol::Compat::Libvirt,
