@@ -1,11 +1,15 @@
 //! libvirt 9.0.0's own RPC decoder as a differential oracle.
 //!
 //! Calls `virNetMessageDecodeLength`, `…DecodeHeader`, `…DecodeNumFDs` and `…DecodePayload` from
-//! libvirt.so.0 (symbol version `LIBVIRT_PRIVATE_9.0.0`: it links against exactly that version) with
-//! the generated `xdr_*` filters, and maps the C structs to
+//! libvirt.so.0 with the generated `xdr_*` filters, and maps the C structs to
 //! [`OValue`](virtwire_protocol::fuzzing::OValue) trees. The `virNetMessage` layout and the struct
 //! layouts in `src/oracle.rs` are those of libvirt 9.0.0 on x86_64 (`virnetmessage.h`,
-//! `src/remote_protocol-structs`); nothing else in virtwire needs libvirt0.
+//! `src/remote_protocol-structs`, unchanged in 11.3.0); nothing else in virtwire needs libvirt0.
+//!
+//! The library is loaded at run time (`dlopen`, symbols by name): `libvirt.so.0` as the dynamic
+//! loader finds it, or the file `$VIRTWIRE_LIBVIRT_SO` names — libvirt 11.3.0's from the private
+//! prefix `scripts/setup.sh` unpacks (`.cache/libvirtd-11.3.0/usr/lib/x86_64-linux-gnu/libvirt.so.0`).
+//! [`loaded`] says which version answered.
 //!
 //! Bodies decoded: the error struct (REPLY/ERROR, STREAM/ERROR), the stream hole, and every remote,
 //! qemu and lxc procedure body (by its `xdr_*` filter); the values of the connection-lifecycle
