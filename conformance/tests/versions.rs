@@ -313,3 +313,69 @@ fn fetch_checks_the_checksum_before_unpacking() {
     assert_eq!(protocol_files::release("11.3").unwrap().version, "11.3.0");
     std::fs::remove_dir_all(&work).unwrap();
 }
+
+/// The catalogue against libvirtd 9.0.0 (installed) and 11.3.0 (the private prefix): every
+/// built-in case has the same verdict on both, and the three committed traces whose replies
+/// changed in 11.x are the differing rows, listed first, with both Actuals.
+#[test]
+fn matrix_9_0_and_11_3() {
+    let daemon = repo().join(".cache/libvirtd-11.3.0/usr/sbin/libvirtd");
+    if tree("9.0.0").is_none() || tree("11.3.0").is_none() {
+        return;
+    }
+    if !daemon.is_file() || !Path::new("/usr/sbin/libvirtd").is_file() {
+        let msg = "libvirtd 9.0 or .cache/libvirtd-11.3.0 missing (scripts/setup.sh)";
+        if std::env::var("VIRTWIRE_REQUIRE_ALL").is_ok_and(|v| v == "1") {
+            panic!("{msg}");
+        }
+        eprintln!("SKIPPED: {msg}");
+        return;
+    }
+    let json = std::env::temp_dir().join(format!("virtwire-matrix-{}.json", std::process::id()));
+    let kf = repo().join("corpus/known-failing");
+    let out = virtwire(&[
+        "matrix",
+        "--versions",
+        "9.0.0,11.3",
+        "--known-failing-dir",
+        kf.to_str().unwrap(),
+        "--jobs",
+        "2",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    let md = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{md}\n{}", text(&out.stderr));
+    let j: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    std::fs::remove_file(&json).unwrap();
+    assert_eq!(j["format"], "virtwire-matrix/1");
+    let versions: Vec<&str> = j["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["version"].as_str().unwrap())
+        .collect();
+    assert_eq!(versions, ["9.0.0", "11.3"]);
+    assert!(j["versions"][1]["target"].as_str().unwrap().contains("(libvirt) 11.3.0"));
+    let cases = j["cases"].as_array().unwrap();
+    let differing: Vec<&str> = cases
+        .iter()
+        .filter(|c| c["differs"] == true)
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        differing,
+        ["trace/errors-c2", "trace/errors-c3", "trace/lifecycle-c1"],
+        "{md}"
+    );
+    // Differing rows first; each with both verdicts and Actuals.
+    assert!(cases[..3].iter().all(|c| c["differs"] == true));
+    let c2 = &cases[0]["results"];
+    assert_eq!(c2["9.0.0"]["verdict"], "pass");
+    assert_eq!(c2["11.3"]["verdict"], "fail");
+    assert_eq!(c2["11.3"]["known"], true);
+    assert!(c2["11.3"]["actual"].as_str().unwrap().contains("%1$s"));
+    assert!(cases.len() >= 40, "{}", cases.len());
+    assert!(md.contains("## Verdicts that differ (3)"), "{md}");
+    assert!(md.contains("| `trace/errors-c2` | pass | fail (known) |"), "{md}");
+}
