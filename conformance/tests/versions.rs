@@ -356,7 +356,12 @@ fn matrix_9_0_and_11_3() {
         .map(|v| v["version"].as_str().unwrap())
         .collect();
     assert_eq!(versions, ["9.0.0", "11.3"]);
-    assert!(j["versions"][1]["target"].as_str().unwrap().contains("(libvirt) 11.3.0"));
+    assert!(
+        j["versions"][1]["target"]
+            .as_str()
+            .unwrap()
+            .contains("(libvirt) 11.3.0")
+    );
     let cases = j["cases"].as_array().unwrap();
     let differing: Vec<&str> = cases
         .iter()
@@ -377,5 +382,8 @@ fn matrix_9_0_and_11_3() {
     assert!(c2["11.3"]["actual"].as_str().unwrap().contains("%1$s"));
     assert!(cases.len() >= 40, "{}", cases.len());
     assert!(md.contains("## Verdicts that differ (3)"), "{md}");
-    assert!(md.contains("| `trace/errors-c2` | pass | fail (known) |"), "{md}");
+    assert!(
+        md.contains("| `trace/errors-c2` | pass | fail (known) |"),
+        "{md}"
+    );
 }
