@@ -266,6 +266,29 @@ fn daemon_version(
     out.split_whitespace().last().map(str::to_string)
 }
 
+/// `LD_LIBRARY_PATH` for a libvirtd unpacked into a private prefix (`PREFIX/usr/sbin/libvirtd` beside
+/// `PREFIX/usr/lib/x86_64-linux-gnu/libvirt.so.0`, as `scripts/setup.sh` unpacks 11.3.0); nothing for
+/// any other binary.
+pub fn prefix_env(binary: &Path) -> Vec<(std::ffi::OsString, std::ffi::OsString)> {
+    let lib = binary
+        .parent()
+        .filter(|d| d.ends_with("usr/sbin"))
+        .and_then(|d| d.parent())
+        .map(|usr| usr.join("lib/x86_64-linux-gnu"));
+    match lib {
+        Some(lib) if lib.join("libvirt.so.0").exists() => {
+            vec![("LD_LIBRARY_PATH".into(), lib.into_os_string())]
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// The version of the libvirtd these options start (`binary --version`), if it answers.
+pub fn libvirtd_version(opts: &LibvirtdOptions) -> Option<String> {
+    let binary = target::find_libvirtd(opts.binary.as_deref()).ok()?;
+    daemon_version(&binary, &opts.env)
+}
+
 fn version_matches(have: &str, want: &str) -> bool {
     have == want || have.strip_prefix(want).is_some_and(|r| r.starts_with('.'))
 }
@@ -301,8 +324,7 @@ pub fn libvirtd_for(
         );
         for prefix in prefixes.into_iter().rev() {
             let binary = prefix.join("usr/sbin/libvirtd");
-            let lib = prefix.join("usr/lib/x86_64-linux-gnu");
-            let env = vec![("LD_LIBRARY_PATH".into(), lib.into_os_string())];
+            let env = prefix_env(&binary);
             if let Some(v) = daemon_version(&binary, &env)
                 && version_matches(&v, version)
             {

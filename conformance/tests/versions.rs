@@ -387,3 +387,34 @@ fn matrix_9_0_and_11_3() {
         "{md}"
     );
 }
+
+/// `check --libvirtd` with 11.3's binary from the private prefix: it runs on its own libraries
+/// (LD_LIBRARY_PATH from the prefix) and is judged by 11.3's schema (the daemon's own version).
+#[test]
+fn check_starts_the_11_3_daemon_from_its_prefix() {
+    let daemon = repo().join(".cache/libvirtd-11.3.0/usr/sbin/libvirtd");
+    if tree("11.3.0").is_none() {
+        return;
+    }
+    if !daemon.is_file() {
+        let msg = ".cache/libvirtd-11.3.0 missing (scripts/setup.sh)";
+        if std::env::var("VIRTWIRE_REQUIRE_ALL").is_ok_and(|v| v == "1") {
+            panic!("{msg}");
+        }
+        eprintln!("SKIPPED: {msg}");
+        return;
+    }
+    let out = virtwire(&[
+        "check",
+        "--libvirtd",
+        daemon.to_str().unwrap(),
+        "--run",
+        "dispatch/*",
+    ]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{}\n{err}", text(&out.stdout));
+    assert!(
+        err.contains("(libvirt) 11.3.0 started by virtwire"),
+        "{err}"
+    );
+}

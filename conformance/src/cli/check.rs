@@ -149,13 +149,25 @@ fn check(args: Args) -> Result<u8, String> {
         let _ = writeln!(out, "{} cases", cases.len());
         return Ok(0);
     }
-    let schema = suite::load_schema_from(&args.protocol.search()).map_err(|e| e.to_string())?;
+    let spec = args.target_opts.spec(args.target.as_deref());
+    // Nothing chosen and a self-started daemon: its own version's schema when present (the
+    // newest present otherwise).
+    let mut search = args.protocol.search();
+    if args.target.is_none()
+        && search.flag.is_none()
+        && search.version.is_none()
+        && search.env.is_none()
+        && let Some(v) = suite::libvirtd_version(&spec.libvirtd)
+        && search.clone().with_version(Some(&v)).locate().is_ok()
+    {
+        search = search.with_version(Some(&v));
+    }
+    let schema = suite::load_schema_from(&search).map_err(|e| e.to_string())?;
     let judge = Arc::new(Judge::new(
         virtwire_protocol::Limits::default(),
         virtwire_protocol::Compat::Libvirt,
         Some(schema),
     ));
-    let spec = args.target_opts.spec(args.target.as_deref());
     let target = suite::open_target(&spec, &judge).map_err(|e| e.to_string())?;
     eprintln!("virtwire check: {}", target.banner);
     let stdout_tty = io::stdout().is_terminal();
