@@ -437,6 +437,7 @@ pub struct Suite {
     target: TargetSpec,
     config: Config,
     protocol_dir: Option<PathBuf>,
+    libvirt_version: Option<String>,
     traces: Vec<PathBuf>,
 }
 
@@ -450,6 +451,7 @@ impl Suite {
             },
             config: Config::default(),
             protocol_dir: None,
+            libvirt_version: None,
             traces: Vec::new(),
         }
     }
@@ -480,6 +482,13 @@ impl Suite {
         self
     }
 
+    /// Use this libvirt version's `.x` files (`11.3.0`, `11.3`: `libvirt-<version>` in the user
+    /// cache or the checkout's `.cache`), as `--libvirt-version` does.
+    pub fn libvirt_version(mut self, version: impl Into<String>) -> Self {
+        self.libvirt_version = Some(version.into());
+        self
+    }
+
     /// Also replay this trace file.
     pub fn trace(mut self, path: impl Into<PathBuf>) -> Self {
         self.traces.push(path.into());
@@ -495,7 +504,9 @@ impl Suite {
     pub fn run_with(&self, progress: &mut dyn Progress) -> Result<RunReport, SuiteError> {
         let cases = all_cases(&self.traces)?;
         let selected = runner::select(&cases, &self.config)?;
-        let schema = load_schema(self.protocol_dir.as_deref())?;
+        let search = crate::protocol_files::Search::standard(self.protocol_dir.as_deref())
+            .with_version(self.libvirt_version.as_deref());
+        let schema = load_schema_from(&search)?;
         let judge = Arc::new(Judge::new(Limits::default(), Compat::Libvirt, Some(schema)));
         let target = open_target(&self.target, &judge)?;
         let report = runner::run(
