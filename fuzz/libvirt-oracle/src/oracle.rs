@@ -1,7 +1,7 @@
 //! The oracle itself (compiled only with `--cfg fuzzing`; see the crate docs).
 
 use std::collections::HashMap;
-use std::ffi::{CString, c_char, c_int, c_uint, c_void};
+use std::ffi::{CString, c_char, c_int, c_uint, c_ulong, c_void};
 use std::sync::{Mutex, OnceLock};
 
 use virtwire_protocol::fuzzing::{BodyVerdict, LibvirtOracle, LibvirtVerdict, OValue, TheirBody};
@@ -61,13 +61,22 @@ struct Lib {
     handle: usize,
     path: String,
     version: String,
-    new: unsafe extern "C" fn(bool) -> *mut CMessage,
-    free: unsafe extern "C" fn(*mut CMessage),
-    decode_length: unsafe extern "C" fn(*mut CMessage) -> c_int,
-    decode_header: unsafe extern "C" fn(*mut CMessage) -> c_int,
-    decode_num_fds: unsafe extern "C" fn(*mut CMessage) -> c_int,
-    decode_payload: unsafe extern "C" fn(*mut CMessage, XdrProc, *mut c_void) -> c_int,
+    new: NewFn,
+    free: FreeFn,
+    decode_length: StepFn,
+    decode_header: StepFn,
+    decode_num_fds: StepFn,
+    decode_payload: PayloadFn,
 }
+
+type NewFn = unsafe extern "C" fn(bool) -> *mut CMessage;
+type FreeFn = unsafe extern "C" fn(*mut CMessage);
+type StepFn = unsafe extern "C" fn(*mut CMessage) -> c_int;
+type PayloadFn = unsafe extern "C" fn(*mut CMessage, XdrProc, *mut c_void) -> c_int;
+type InitFn = unsafe extern "C" fn() -> c_int;
+type ErrorFunc = Option<unsafe extern "C" fn(*mut c_void, *mut c_void)>;
+type SetErrorFn = unsafe extern "C" fn(*mut c_void, ErrorFunc);
+type VersionFn = unsafe extern "C" fn(*mut c_ulong, *const c_char, *mut c_ulong) -> c_int;
 
 unsafe extern "C" fn quiet(_: *mut c_void, _: *mut c_void) {}
 
@@ -97,28 +106,36 @@ fn lib() -> &'static Lib {
         // SAFETY: each symbol is the libvirt function of that name, with the C signature given
         // (libvirt's virnetmessage.h, libvirt-host.h, virterror.h).
         unsafe {
-            let init: unsafe extern "C" fn() -> c_int =
-                std::mem::transmute(sym(handle, "virInitialize"));
-            let set_err: unsafe extern "C" fn(
-                *mut c_void,
-                Option<unsafe extern "C" fn(*mut c_void, *mut c_void)>,
-            ) = std::mem::transmute(sym(handle, "virSetErrorFunc"));
-            let get_version: unsafe extern "C" fn(*mut std::ffi::c_ulong, *const c_char, *mut std::ffi::c_ulong) -> c_int =
-                std::mem::transmute(sym(handle, "virGetVersion"));
+            use std::mem::transmute;
+            let init = transmute::<*mut c_void, InitFn>(sym(handle, "virInitialize"));
+            let set_err = transmute::<*mut c_void, SetErrorFn>(sym(handle, "virSetErrorFunc"));
+            let get_version = transmute::<*mut c_void, VersionFn>(sym(handle, "virGetVersion"));
             init();
             set_err(std::ptr::null_mut(), Some(quiet));
-            let mut v: std::ffi::c_ulong = 0;
+            let mut v: c_ulong = 0;
             get_version(&mut v, std::ptr::null(), std::ptr::null_mut());
             Lib {
                 handle: handle as usize,
                 path,
                 version: format!("{}.{}.{}", v / 1_000_000, v / 1000 % 1000, v % 1000),
-                new: std::mem::transmute(sym(handle, "virNetMessageNew")),
-                free: std::mem::transmute(sym(handle, "virNetMessageFree")),
-                decode_length: std::mem::transmute(sym(handle, "virNetMessageDecodeLength")),
-                decode_header: std::mem::transmute(sym(handle, "virNetMessageDecodeHeader")),
-                decode_num_fds: std::mem::transmute(sym(handle, "virNetMessageDecodeNumFDs")),
-                decode_payload: std::mem::transmute(sym(handle, "virNetMessageDecodePayload")),
+                new: transmute::<*mut c_void, NewFn>(sym(handle, "virNetMessageNew")),
+                free: transmute::<*mut c_void, FreeFn>(sym(handle, "virNetMessageFree")),
+                decode_length: transmute::<*mut c_void, StepFn>(sym(
+                    handle,
+                    "virNetMessageDecodeLength",
+                )),
+                decode_header: transmute::<*mut c_void, StepFn>(sym(
+                    handle,
+                    "virNetMessageDecodeHeader",
+                )),
+                decode_num_fds: transmute::<*mut c_void, StepFn>(sym(
+                    handle,
+                    "virNetMessageDecodeNumFDs",
+                )),
+                decode_payload: transmute::<*mut c_void, PayloadFn>(sym(
+                    handle,
+                    "virNetMessageDecodePayload",
+                )),
             }
         }
     })
@@ -181,7 +198,6 @@ fn filter_named(name: &str) -> Option<(&'static str, XdrProc)> {
     // SAFETY: the address is an `xdr_*` filter of the form bool_t f(XDR *, T *).
     hit.map(|(n, p)| (n, unsafe { std::mem::transmute::<usize, XdrProc>(p) }))
 }
-
 
 impl Proc {
     /// Which body of a frame with this header the oracle decodes, if any.
@@ -509,7 +525,12 @@ mod tests {
             .and_then(|r| r.split('.').next())
             .and_then(|n| n.parse().ok())
             .unwrap_or_else(|| panic!("{}", real.display()));
-        assert_eq!(version, format!("{}.{}.0", n / 1000, n % 1000), "{}", real.display());
+        assert_eq!(
+            version,
+            format!("{}.{}.0", n / 1000, n % 1000),
+            "{}",
+            real.display()
+        );
         eprintln!("oracle: libvirt {version} from {}", real.display());
     }
     use virtwire_protocol::{ErrorBody, FrameBuilder, KeepaliveProc, Limits};
