@@ -2,8 +2,10 @@
 # Install what virtwire's tests and conformance runs need on a fresh Debian bookworm machine,
 # and fetch libvirt's .x protocol files into an ignored cache.
 #
-#   scripts/setup.sh             apt packages (libvirtd 9.0, virsh, tshark, python3-libvirt), the .x files of
-#                                libvirt 9.0.0 and 11.3.0, and libvirt 11.3.0's daemon in a private prefix
+#   scripts/setup.sh             apt packages (libvirtd 9.0, virtlogd, virtlockd, virsh, tshark,
+#                                python3-libvirt, cyrus-sasl tools and DIGEST-MD5 plugin,
+#                                systemd-socket-activate), the .x files of libvirt 9.0.0 and 11.3.0,
+#                                and libvirt 11.3.0's daemon in a private prefix
 #   scripts/setup.sh --xdr-only  only the .x files (9.0.0 and 11.3.0)
 #   scripts/setup.sh --no-11.3   leave libvirt 11.3.0 out (its .x files and its daemon)
 #
@@ -47,17 +49,23 @@ apt_update() {
 # --- apt packages -----------------------------------------------------------------------------------
 if [ $xdr_only = 0 ]; then
     need=()
-    for cmd_pkg in libvirtd:libvirt-daemon virsh:libvirt-clients tshark:tshark dumpcap:tshark; do
+    # sasl2-bin: saslpasswd2 makes the SASL libvirtd's private sasldb; libsasl2-modules: DIGEST-MD5;
+    # systemd: systemd-socket-activate hands a root-run private virtlogd/virtlockd their sockets.
+    for cmd_pkg in libvirtd:libvirt-daemon virtlogd:libvirt-daemon virtlockd:libvirt-daemon \
+        virsh:libvirt-clients tshark:tshark dumpcap:tshark saslpasswd2:sasl2-bin \
+        systemd-socket-activate:systemd; do
         command -v "${cmd_pkg%%:*}" >/dev/null 2>&1 || need+=("${cmd_pkg##*:}")
     done
     [ -e /usr/lib/x86_64-linux-gnu/wireshark ] && dpkg -s libvirt-wireshark >/dev/null 2>&1 || need+=(libvirt-wireshark)
     /usr/bin/python3 -c 'import libvirt' >/dev/null 2>&1 || need+=(python3-libvirt)
+    dpkg -s libsasl2-modules >/dev/null 2>&1 || need+=(libsasl2-modules)
     if [ ${#need[@]} -gt 0 ]; then
         say "installing ${need[*]}"
         echo "wireshark-common wireshark-common/install-setuid boolean false" | as_root debconf-set-selections
         apt_update
         as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-            libvirt-daemon libvirt-clients libvirt-wireshark tshark python3-libvirt >/dev/null
+            libvirt-daemon libvirt-clients libvirt-wireshark tshark python3-libvirt \
+            sasl2-bin libsasl2-modules systemd >/dev/null
     fi
 fi
 

@@ -25,9 +25,13 @@ use virtwire_protocol::{Compat, FrameBuilder, Limits, MessageStatus};
 
 use crate::catalogue;
 use crate::runner::ctx::{connect_open_args, proc};
-use crate::runner::{self, Case, Config, Connector, ListError, Progress, RunReport, ServerHooks};
+use crate::runner::{
+    self, Case, Config, Connector, Credentials, Endpoint, ListError, LocalServer, Progress,
+    RunReport, ServerHooks, Unavailable,
+};
 use crate::target::{
-    self, ConnectOptions, Connection, Libvirtd, LibvirtdOptions, TargetError, TargetUri, TlsFiles,
+    self, ConnectOptions, Connection, Libvirtd, LibvirtdOptions, Sidecar, SidecarKind, TargetError,
+    TargetUri, TlsFiles,
 };
 use crate::wire::Judge;
 use crate::wire::peer::{Peer, Transport};
@@ -62,10 +66,36 @@ impl Transport for Connection {
     }
 }
 
-/// A target URI as the runner's [`Connector`].
+/// A target URI as the runner's [`Connector`]: the target itself (with the endpoints beside it) or
+/// one of those endpoints.
 struct UriConnector {
     uri: TargetUri,
     opts: ConnectOptions,
+    /// The program it serves.
+    program: u32,
+    /// What it is, for messages (the URI, or `virtlogd at unix PATH`).
+    label: String,
+    credentials: Option<Credentials>,
+    /// The endpoints beside the target (only the target's own connector has them).
+    extras: Option<Arc<Extras>>,
+}
+
+impl UriConnector {
+    fn new(uri: TargetUri, opts: ConnectOptions) -> Self {
+        let program = if uri.is_admin() {
+            virtwire_protocol::header::ADMIN_PROGRAM
+        } else {
+            REMOTE_PROGRAM
+        };
+        UriConnector {
+            label: uri.to_string(),
+            uri,
+            opts,
+            program,
+            credentials: None,
+            extras: None,
+        }
+    }
 }
 
 impl Connector for UriConnector {
@@ -79,45 +109,358 @@ impl Connector for UriConnector {
             .map_err(|e| e.to_string())
     }
     fn describe(&self) -> String {
-        self.uri.to_string()
+        self.label.clone()
     }
     fn open_name(&self) -> Option<String> {
         self.uri.open_name()
     }
     fn program(&self) -> u32 {
-        if self.uri.is_admin() {
-            virtwire_protocol::header::ADMIN_PROGRAM
-        } else {
-            REMOTE_PROGRAM
+        self.program
+    }
+    fn endpoint(&self, which: Endpoint) -> Result<Arc<dyn Connector>, Unavailable> {
+        match &self.extras {
+            Some(x) => x.get(which),
+            None => Err(Unavailable::Absent(format!(
+                "{} has no endpoints of its own",
+                self.label
+            ))),
+        }
+    }
+    fn credentials(&self) -> Option<Credentials> {
+        self.credentials.clone()
+    }
+}
+
+/// What keeps a lazily started endpoint's server alive (dropped with the connector).
+type Keeper = Box<dyn Send + Sync>;
+/// Starts an endpoint's server on first use.
+type Starter = Box<dyn Fn() -> Started + Send + Sync>;
+
+/// A lazily started endpoint: its connector and what keeps its server alive, or why it failed.
+type Started = Result<(Arc<dyn Connector>, Keeper), String>;
+
+/// One endpoint beside the target.
+enum Slot {
+    /// Given by the user, or part of the self-started libvirtd.
+    Ready(Arc<dyn Connector>),
+    /// Not there, and why.
+    Absent(String),
+    /// A private daemon started the first time a case asks for it (once; its failure is kept).
+    Lazy {
+        start: Starter,
+        cell: std::sync::OnceLock<Started>,
+    },
+}
+
+/// The endpoints beside the target.
+struct Extras(std::collections::BTreeMap<Endpoint, Slot>);
+
+impl Extras {
+    fn get(&self, which: Endpoint) -> Result<Arc<dyn Connector>, Unavailable> {
+        match self.0.get(&which) {
+            None => Err(Unavailable::Absent("not provided".into())),
+            Some(Slot::Ready(c)) => Ok(c.clone()),
+            Some(Slot::Absent(why)) => Err(Unavailable::Absent(why.clone())),
+            Some(Slot::Lazy { start, cell }) => cell
+                .get_or_init(start)
+                .as_ref()
+                .map(|(c, _)| c.clone())
+                .map_err(|e| Unavailable::Broken(e.clone())),
         }
     }
 }
 
-/// A self-started libvirtd seen by the runner: its log, and a restart when a case killed it.
-struct DaemonHooks(Arc<Mutex<Libvirtd>>);
+/// How virtwire's own log and lock daemons are bounded: no longer than the private libvirtd.
+const SIDECAR_LIFETIME: Duration = Duration::from_secs(3600);
+
+/// The private virtlogd / virtlockd started so far, for the hooks that notice one died.
+type Sidecars = Arc<Mutex<Vec<Arc<Mutex<Sidecar>>>>>;
+
+fn sidecar_slot(kind: SidecarKind, opts: &ConnectOptions, started: &Sidecars) -> Slot {
+    let opts = opts.clone();
+    let started = started.clone();
+    Slot::Lazy {
+        start: Box::new(move || {
+            let d = Sidecar::start(kind, SIDECAR_LIFETIME, Duration::from_secs(10), |u, o| {
+                target::probe_connect(u, o)
+            })
+            .map_err(|e| format!("starting a private {}: {e}", kind.name()))?;
+            let c = sidecar_connector(kind, d.uri().clone(), &opts, &format!("pid {}", d.pid()));
+            let d = Arc::new(Mutex::new(d));
+            started
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(d.clone());
+            Ok((c, Box::new(d) as Keeper))
+        }),
+        cell: std::sync::OnceLock::new(),
+    }
+}
+
+fn sidecar_connector(
+    kind: SidecarKind,
+    uri: TargetUri,
+    opts: &ConnectOptions,
+    how: &str,
+) -> Arc<dyn Connector> {
+    let mut c = UriConnector::new(uri, opts.clone());
+    c.program = match kind {
+        SidecarKind::Virtlogd => virtwire_protocol::header::LOG_PROGRAM,
+        SidecarKind::Virtlockd => virtwire_protocol::header::LOCK_PROGRAM,
+    };
+    c.label = format!(
+        "{} at {} ({how})",
+        kind.name(),
+        c.uri.socket_path().unwrap_or_default().display()
+    );
+    Arc::new(c)
+}
+
+/// The SASL user of virtwire's own SASL-configured libvirtd.
+pub const SASL_USER: &str = "virtwire";
+
+/// A libvirtd like the target's but whose TCP listener wants SASL (DIGEST-MD5 against a private
+/// sasldb made with `saslpasswd2 -f`; cyrus finds the daemon's `libvirt.conf` through
+/// `SASL_CONF_PATH`, so no system file is read or written).
+fn sasl_slot(base: &LibvirtdOptions, opts: &ConnectOptions, judge: &Arc<Judge>) -> Slot {
+    let base = base.clone();
+    let opts = opts.clone();
+    let judge = judge.clone();
+    Slot::Lazy {
+        start: Box::new(move || {
+            let password = format!("pw-{}-{}", std::process::id(), fastrand_suffix());
+            let conf = sasl_conf_dir(&password)?;
+            let mut lo = base.clone();
+            lo.keep = false;
+            lo.extra_config.push("auth_tcp = \"sasl\"".into());
+            lo.env
+                .push(("SASL_CONF_PATH".into(), conf.path().as_os_str().to_owned()));
+            let d = Libvirtd::start(lo, auth_list_probe(judge.clone()))
+                .map_err(|e| format!("starting a SASL-configured libvirtd: {e}"))?;
+            let mut c = UriConnector::new(d.uri().clone(), opts.clone());
+            c.label = format!(
+                "{} (SASL DIGEST-MD5, user {SASL_USER}; pid {})",
+                d.uri(),
+                d.pid().map_or_else(|| "?".into(), |p| p.to_string())
+            );
+            c.credentials = Some(Credentials {
+                user: SASL_USER.into(),
+                password,
+            });
+            Ok((
+                Arc::new(c) as Arc<dyn Connector>,
+                Box::new((d, conf)) as Keeper,
+            ))
+        }),
+        cell: std::sync::OnceLock::new(),
+    }
+}
+
+/// A few random-ish hex digits (time-based) so that each run's password differs.
+fn fastrand_suffix() -> String {
+    let n = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("{n:08x}")
+}
+
+/// A directory with cyrus-sasl's `libvirt.conf` (mechanism DIGEST-MD5, the sasldb in the same
+/// directory) and that sasldb, holding [`SASL_USER`] with `password` (`saslpasswd2 -f DB -a
+/// libvirt -c -p`, from sasl2-bin).
+fn sasl_conf_dir(password: &str) -> Result<tempfile::TempDir, String> {
+    use std::io::Write;
+    let dir = tempfile::Builder::new()
+        .prefix("virtwire-sasl.")
+        .tempdir()
+        .map_err(|e| format!("create a directory for the SASL config: {e}"))?;
+    let db = dir.path().join("passwd.db");
+    std::fs::write(
+        dir.path().join("libvirt.conf"),
+        format!(
+            "# virtwire's private SASL config (SASL_CONF_PATH)\nmech_list: digest-md5\nsasldb_path: {}\n",
+            db.display()
+        ),
+    )
+    .map_err(|e| format!("write libvirt.conf for SASL: {e}"))?;
+    let mut child = std::process::Command::new("saslpasswd2")
+        .arg("-f")
+        .arg(&db)
+        .args(["-a", "libvirt", "-c", "-p", SASL_USER])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| {
+            format!("saslpasswd2 (package sasl2-bin; scripts/setup.sh installs it): {e}")
+        })?;
+    if let Some(mut i) = child.stdin.take() {
+        let _ = i.write_all(password.as_bytes());
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("saslpasswd2: {e}"))?;
+    if !out.status.success() || !db.exists() {
+        return Err(format!(
+            "saslpasswd2 -f {} failed ({}): {}",
+            db.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(dir)
+}
+
+/// Readiness of a daemon that wants authentication: AUTH_LIST (allowed before it) is answered OK.
+fn auth_list_probe(
+    judge: Arc<Judge>,
+) -> impl Fn(&TargetUri, &ConnectOptions) -> Result<(), String> {
+    move |uri, opts| {
+        let conn = target::connect(uri, opts).map_err(|e| e.to_string())?;
+        let mut peer = Peer::new(Box::new(conn), judge.clone());
+        let serial = peer.serial();
+        let frame = FrameBuilder::call(REMOTE_PROGRAM, proc::AUTH_LIST, serial)
+            .encode(judge.limits())
+            .map_err(|e| e.to_string())?;
+        let deadline = Instant::now() + opts.io_timeout.unwrap_or(Duration::from_secs(5));
+        peer.send(&frame, Duration::from_secs(5))
+            .map_err(|e| format!("sending AUTH_LIST: {e}"))?;
+        match peer.reply(serial, deadline) {
+            Ok(r) if r.header.status == MessageStatus::Ok => Ok(()),
+            Ok(r) => Err(format!("AUTH_LIST answered {r}")),
+            Err(ev) => Err(format!("no answer to AUTH_LIST: {ev:?}")),
+        }
+    }
+}
+
+/// A self-started libvirtd seen by the runner: its log, a restart when a case killed it, and what
+/// cases may know of it ([`LocalServer`]).
+struct DaemonHooks {
+    daemon: Arc<Mutex<Libvirtd>>,
+    local: LocalServer,
+    /// The private virtlogd / virtlockd, once started: checked after each case like libvirtd.
+    sidecars: Sidecars,
+}
+
+/// A self-started libvirtd that does not answer a CONNECT_OPEN within this, after a case failed,
+/// is hung (it answers in milliseconds when well).
+const HUNG_AFTER: Duration = Duration::from_secs(3);
+
+/// libvirt's own keepalive defaults (libvirtd.conf: `keepalive_interval = 5`, `keepalive_count = 5`).
+const LIBVIRT_KEEPALIVE: (u32, u32) = (5, 5);
+
+/// The keepalive settings the suite gives the libvirtd it starts, unless told otherwise: a client
+/// that stops answering PINGs is dropped after 1 × (2 + 1) = 3 s, so the case that measures it takes
+/// seconds. Only clients that ask for keepalive (CONNECT_SUPPORTS_FEATURE 10) get PINGs, and the
+/// runner's connections answer them while they wait.
+const SUITE_KEEPALIVE: [&str; 2] = ["keepalive_interval = 1", "keepalive_count = 2"];
+
+/// The last value `key` is given in libvirtd.conf lines (`key = value`).
+fn config_number(lines: &[String], key: &str) -> Option<u32> {
+    lines.iter().rev().find_map(|l| {
+        let (k, v) = l.split_once('=')?;
+        (k.trim() == key).then(|| v.trim().trim_matches('"').parse().ok())?
+    })
+}
+
+impl DaemonHooks {
+    fn new(daemon: Arc<Mutex<Libvirtd>>, sidecars: Sidecars) -> std::io::Result<Self> {
+        let d = daemon.lock().unwrap_or_else(|p| p.into_inner());
+        let scratch = d.dir().join("scratch");
+        std::fs::create_dir_all(&scratch)?;
+        let opts = d.options();
+        let extra = &opts.extra_config;
+        let local = LocalServer {
+            scratch,
+            max_client_requests: config_number(extra, "max_client_requests")
+                .unwrap_or(opts.max_client_requests),
+            keepalive: (
+                config_number(extra, "keepalive_interval").unwrap_or(LIBVIRT_KEEPALIVE.0),
+                config_number(extra, "keepalive_count").unwrap_or(LIBVIRT_KEEPALIVE.1),
+            ),
+            log: Some(d.log_path()),
+        };
+        drop(d);
+        Ok(DaemonHooks {
+            daemon,
+            local,
+            sidecars,
+        })
+    }
+}
+
+impl DaemonHooks {
+    /// A private virtlogd / virtlockd that died: said, with the end of its log, and restarted.
+    fn sidecars_after_case(&self) -> Option<String> {
+        let list = self.sidecars.lock().ok()?.clone();
+        let mut said = Vec::new();
+        for s in list {
+            let mut s = s.lock().unwrap_or_else(|p| p.into_inner());
+            if s.is_alive() {
+                continue;
+            }
+            let name = s.kind().name();
+            let how = s.exit_description().unwrap_or_else(|| "ended".into());
+            let log = s.output();
+            let last: Vec<&str> = log.lines().rev().take(3).collect();
+            let last = last.into_iter().rev().collect::<Vec<_>>().join(" | ");
+            said.push(match s.restart() {
+                Ok(()) => format!(
+                    "{name} died during this case ({how}; its log ends: {last}); restarted it for \
+                     the next case (restart {})",
+                    s.restarts()
+                ),
+                Err(e) => format!(
+                    "{name} died during this case ({how}; its log ends: {last}); restarting it \
+                     failed: {e}"
+                ),
+            });
+        }
+        (!said.is_empty()).then(|| said.join("; "))
+    }
+}
 
 impl ServerHooks for DaemonHooks {
     fn log_mark(&self) -> u64 {
-        self.0.lock().map_or(0, |d| d.log_offset())
+        self.daemon.lock().map_or(0, |d| d.log_offset())
     }
     fn log_since(&self, mark: u64) -> String {
-        self.0
+        self.daemon
             .lock()
             .map_or_else(|_| String::new(), |d| d.log_since(mark))
     }
     fn after_case(&self) -> Option<String> {
-        let mut d = self.0.lock().ok()?;
-        if d.is_alive() {
-            return None;
+        let mut said = Vec::new();
+        if let Some(s) = self.sidecars_after_case() {
+            said.push(s);
         }
-        let how = d.exit_description().unwrap_or_else(|| "exited".to_string());
+        let mut d = self.daemon.lock().ok()?;
+        if !d.is_alive() {
+            let how = d.exit_description().unwrap_or_else(|| "exited".to_string());
+            said.push(match d.restart() {
+                Ok(()) => format!(
+                    "libvirtd died during this case ({how}); restarted it for the next case (restart {})",
+                    d.restarts()
+                ),
+                Err(e) => {
+                    format!("libvirtd died during this case ({how}); restarting it failed: {e}")
+                }
+            });
+        }
+        (!said.is_empty()).then(|| said.join("; "))
+    }
+    fn after_failure(&self) -> Option<String> {
+        let mut d = self.daemon.lock().ok()?;
+        let hung = d.responds(HUNG_AFTER).err()?;
         Some(match d.restart() {
             Ok(()) => format!(
-                "libvirtd died during this case ({how}); restarted it for the next case (restart {})",
+                "libvirtd is running but hung ({hung}); stopped it and restarted it for the next case (restart {})",
                 d.restarts()
             ),
-            Err(e) => format!("libvirtd died during this case ({how}); restarting it failed: {e}"),
+            Err(e) => format!("libvirtd is running but hung ({hung}); restarting it failed: {e}"),
         })
+    }
+    fn local(&self) -> Option<LocalServer> {
+        Some(self.local.clone())
     }
 }
 
@@ -154,6 +497,112 @@ pub struct TargetSpec {
     pub tls: TlsFiles,
     /// How to start the private libvirtd (binary, world, keep…).
     pub libvirtd: LibvirtdOptions,
+    /// With a URI target: the endpoints beside it (self-started targets provide their own).
+    pub endpoints: EndpointSpec,
+}
+
+/// Endpoints beside a URI target, as the user names them (`--readonly-uri` …). Each one not given
+/// makes the cases that need it `unsupported`.
+#[derive(Clone, Debug, Default)]
+pub struct EndpointSpec {
+    /// The target's read-only socket, e.g. `qemu+unix:///system?socket=/run/libvirt/libvirt-sock-ro`.
+    pub readonly: Option<String>,
+    /// The target's admin socket, e.g. `libvirtd:///system`.
+    pub admin: Option<String>,
+    /// A virtlogd's socket.
+    pub virtlogd: Option<PathBuf>,
+    /// A virtlockd's socket.
+    pub virtlockd: Option<PathBuf>,
+    /// A libvirtd URI whose transport requires SASL, with a user and password it accepts.
+    pub sasl: Option<(String, Credentials)>,
+}
+
+/// The flag that names each endpoint beside a URI target.
+fn endpoint_flag(e: Endpoint) -> &'static str {
+    match e {
+        Endpoint::ReadOnly => "--readonly-uri URI",
+        Endpoint::Admin => "--admin-uri URI",
+        Endpoint::Virtlogd => "--virtlogd-socket PATH",
+        Endpoint::Virtlockd => "--virtlockd-socket PATH",
+        Endpoint::Sasl => "--sasl-uri URI with --sasl-user and --sasl-password",
+    }
+}
+
+fn given_endpoints(spec: &EndpointSpec, opts: &ConnectOptions) -> Result<Extras, SuiteError> {
+    let mut m = std::collections::BTreeMap::new();
+    for e in Endpoint::ALL {
+        m.insert(
+            e,
+            Slot::Absent(format!(
+                "the target is a URI and {} was not given",
+                endpoint_flag(e)
+            )),
+        );
+    }
+    let uri_slot = |u: &str| -> Result<Slot, SuiteError> {
+        Ok(Slot::Ready(Arc::new(UriConnector::new(
+            TargetUri::parse(u)?,
+            opts.clone(),
+        ))))
+    };
+    if let Some(u) = &spec.readonly {
+        m.insert(Endpoint::ReadOnly, uri_slot(u)?);
+    }
+    if let Some(u) = &spec.admin {
+        m.insert(Endpoint::Admin, uri_slot(u)?);
+    }
+    for (e, kind, path) in [
+        (Endpoint::Virtlogd, SidecarKind::Virtlogd, &spec.virtlogd),
+        (Endpoint::Virtlockd, SidecarKind::Virtlockd, &spec.virtlockd),
+    ] {
+        if let Some(p) = path {
+            let uri = TargetUri::parse(&format!(
+                "test+unix:///default?socket={}",
+                target::uri::escape_path(&p.to_string_lossy())
+            ))?;
+            m.insert(e, Slot::Ready(sidecar_connector(kind, uri, opts, "given")));
+        }
+    }
+    if let Some((u, cred)) = &spec.sasl {
+        let mut c = UriConnector::new(TargetUri::parse(u)?, opts.clone());
+        c.credentials = Some(cred.clone());
+        m.insert(Endpoint::Sasl, Slot::Ready(Arc::new(c)));
+    }
+    Ok(Extras(m))
+}
+
+fn self_started_endpoints(
+    d: &Libvirtd,
+    lo: &LibvirtdOptions,
+    opts: &ConnectOptions,
+    judge: &Arc<Judge>,
+    sidecars: &Sidecars,
+) -> Extras {
+    let mut m = std::collections::BTreeMap::new();
+    m.insert(
+        Endpoint::ReadOnly,
+        Slot::Ready(Arc::new(UriConnector::new(
+            d.unix_ro_uri().clone(),
+            opts.clone(),
+        ))),
+    );
+    m.insert(
+        Endpoint::Admin,
+        Slot::Ready(Arc::new(UriConnector::new(
+            d.admin_uri().clone(),
+            opts.clone(),
+        ))),
+    );
+    m.insert(
+        Endpoint::Virtlogd,
+        sidecar_slot(SidecarKind::Virtlogd, opts, sidecars),
+    );
+    m.insert(
+        Endpoint::Virtlockd,
+        sidecar_slot(SidecarKind::Virtlockd, opts, sidecars),
+    );
+    m.insert(Endpoint::Sasl, sasl_slot(lo, opts, judge));
+    Extras(m)
 }
 
 /// A target ready for the runner.
@@ -180,14 +629,20 @@ pub fn open_target(spec: &TargetSpec, judge: &Arc<Judge>) -> Result<OpenTarget, 
     }
     if let Some(uri) = &spec.uri {
         let uri = TargetUri::parse(uri)?;
+        let mut c = UriConnector::new(uri, opts.clone());
+        c.extras = Some(Arc::new(given_endpoints(&spec.endpoints, &opts)?));
         return Ok(OpenTarget {
-            banner: format!("target {uri}"),
-            connector: Box::new(UriConnector { uri, opts }),
+            banner: format!("target {}", c.uri),
+            connector: Box::new(c),
             hooks: None,
             daemon: None,
         });
     }
-    let daemon = Libvirtd::start(spec.libvirtd.clone(), rpc_probe(judge.clone()))?;
+    let mut lopts = spec.libvirtd.clone();
+    if config_number(&lopts.extra_config, "keepalive_interval").is_none() {
+        lopts.extra_config.extend(SUITE_KEEPALIVE.map(String::from));
+    }
+    let daemon = Libvirtd::start(lopts, rpc_probe(judge.clone()))?;
     let banner = format!(
         "libvirtd {} started by virtwire: {} (pid {}, log {})",
         daemon.version().unwrap_or("(version unknown)"),
@@ -195,11 +650,21 @@ pub fn open_target(spec: &TargetSpec, judge: &Arc<Judge>) -> Result<OpenTarget, 
         daemon.pid().map_or_else(|| "?".into(), |p| p.to_string()),
         daemon.log_path().display()
     );
-    let uri = daemon.uri().clone();
+    let mut c = UriConnector::new(daemon.uri().clone(), opts.clone());
+    let sidecars = Sidecars::default();
+    c.extras = Some(Arc::new(self_started_endpoints(
+        &daemon,
+        &spec.libvirtd,
+        &opts,
+        judge,
+        &sidecars,
+    )));
     let daemon = Arc::new(Mutex::new(daemon));
+    let hooks = DaemonHooks::new(daemon.clone(), sidecars)
+        .map_err(|e| TargetError::io("create the scratch directory in libvirtd's directory", e))?;
     Ok(OpenTarget {
-        connector: Box::new(UriConnector { uri, opts }),
-        hooks: Some(Arc::new(DaemonHooks(daemon.clone()))),
+        connector: Box::new(c),
+        hooks: Some(Arc::new(hooks)),
         daemon: Some(daemon),
         banner,
     })
@@ -219,11 +684,10 @@ pub fn load_schema_from(search: &crate::protocol_files::Search) -> Result<Schema
         .map_err(|e| SuiteError::Schema(e.to_string()))
 }
 
-/// The cases for one libvirt version: today's catalogue is the same for every version; the
-/// schema-generated families (limits, …) take `schema`, so that each version's run uses its own.
-pub fn cases_for(schema: &Schema, extra: &[PathBuf]) -> Result<Vec<Case>, SuiteError> {
-    let _ = schema;
-    all_cases(extra)
+/// The cases for one libvirt version: the catalogue with its schema-generated families (limits,
+/// security, programs…) generated from that version's `schema`.
+pub fn cases_for(schema: &Arc<Schema>, extra: &[PathBuf]) -> Result<Vec<Case>, SuiteError> {
+    all_cases(extra, Some(schema))
 }
 
 /// A libvirt version the matrix runs: its `.x` files and how to start its daemon.
@@ -398,9 +862,14 @@ pub fn run_version(
 ) -> Result<(RunReport, String), SuiteError> {
     let schema = Schema::load_dir(&vt.protocol_dir)
         .map_err(|e| SuiteError::Schema(format!("{}: {e}", vt.protocol_dir.display())))?;
+    let schema = Arc::new(schema);
     let cases = cases_for(&schema, extra)?;
     let selected = runner::select(&cases, config)?;
-    let judge = Arc::new(Judge::new(Limits::default(), Compat::Libvirt, Some(schema)));
+    let judge = Arc::new(Judge::new(
+        Limits::default(),
+        Compat::Libvirt,
+        Some((*schema).clone()),
+    ));
     let spec = TargetSpec {
         libvirtd: vt.libvirtd.clone(),
         ..TargetSpec::default()
@@ -419,10 +888,10 @@ pub fn run_version(
     Ok((report, banner))
 }
 
-/// Every case `check` knows: the built-in catalogue, the committed traces, and the traces in
-/// `extra` (files).
-pub fn all_cases(extra: &[PathBuf]) -> Result<Vec<Case>, SuiteError> {
-    let mut cases = catalogue::builtin();
+/// Every case `check` knows: the built-in catalogue (its generated families only with a
+/// `schema`), the committed traces, and the traces in `extra` (files).
+pub fn all_cases(extra: &[PathBuf], schema: Option<&Arc<Schema>>) -> Result<Vec<Case>, SuiteError> {
+    let mut cases = catalogue::builtin(schema);
     cases.extend(catalogue::traces::traces());
     for path in extra {
         let t = crate::trace::parse::load(path).map_err(|e| SuiteError::Trace(e.to_string()))?;
@@ -502,12 +971,16 @@ impl Suite {
 
     /// [`Suite::run`], telling `progress` as cases finish.
     pub fn run_with(&self, progress: &mut dyn Progress) -> Result<RunReport, SuiteError> {
-        let cases = all_cases(&self.traces)?;
-        let selected = runner::select(&cases, &self.config)?;
         let search = crate::protocol_files::Search::standard(self.protocol_dir.as_deref())
             .with_version(self.libvirt_version.as_deref());
-        let schema = load_schema_from(&search)?;
-        let judge = Arc::new(Judge::new(Limits::default(), Compat::Libvirt, Some(schema)));
+        let schema = Arc::new(load_schema_from(&search)?);
+        let cases = all_cases(&self.traces, Some(&schema))?;
+        let selected = runner::select(&cases, &self.config)?;
+        let judge = Arc::new(Judge::new(
+            Limits::default(),
+            Compat::Libvirt,
+            Some((*schema).clone()),
+        ));
         let target = open_target(&self.target, &judge)?;
         let report = runner::run(
             &selected,
@@ -520,5 +993,26 @@ impl Suite {
         // The private libvirtd (if any) stops here, or is left running with `keep`.
         drop(target.daemon);
         Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_numbers_take_the_last_line_for_the_key() {
+        let lines: Vec<String> = [
+            "keepalive_interval = 1",
+            "keepalive_count=2",
+            "keepalive_interval = \"4\"",
+            "max_clients = x",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(config_number(&lines, "keepalive_interval"), Some(4));
+        assert_eq!(config_number(&lines, "keepalive_count"), Some(2));
+        assert_eq!(config_number(&lines, "max_clients"), None);
+        assert_eq!(config_number(&lines, "keepalive"), None);
     }
 }

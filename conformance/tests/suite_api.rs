@@ -117,3 +117,98 @@ fn an_unreachable_target_is_a_harness_error_not_a_failure() {
     );
     assert_eq!(report.exit_code(), 3);
 }
+
+/// A crashed and a hung self-started libvirtd are both seen, reported with evidence in the case
+/// that met them, and restarted before the next case, which then passes. The cases here kill or
+/// stop the daemon themselves (SIGKILL, SIGSTOP) through the suite's handle on it.
+#[test]
+fn a_crashed_or_hung_self_started_libvirtd_is_reported_and_restarted() {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    use virtwire_conformance::runner::{self, Case, Level, Outcome};
+    use virtwire_conformance::suite::{TargetSpec, load_schema, open_target};
+    use virtwire_conformance::wire::Judge;
+    use virtwire_protocol::{Compat, Limits};
+
+    if !libvirtd_or_skip() {
+        return;
+    }
+    let dir = std::env::var("VIRTWIRE_PROTOCOL_DIR")
+        .ok()
+        .filter(|d| !d.is_empty())
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.cache/libvirt-9.0.0"));
+    let schema = load_schema(Some(&dir)).expect("the .x files (scripts/setup.sh --xdr-only)");
+    let judge = Arc::new(Judge::new(Limits::default(), Compat::Libvirt, Some(schema)));
+    let target = open_target(&TargetSpec::default(), &judge).expect("libvirtd starts");
+    let daemon = target.daemon.clone().expect("self-started");
+    let signal = |sig: Signal| {
+        let d = daemon.clone();
+        move |ctx: &mut runner::Ctx<'_>| {
+            let pid = d.lock().unwrap().daemon_pid().expect("libvirtd's pid");
+            kill(Pid::from_raw(pid as i32), sig).expect("signal libvirtd");
+            // What a case then sees: a server that is gone, or one that says nothing.
+            ctx.expect_still_serving()?;
+            Ok(Outcome::pass("the server serves", "it does"))
+        }
+    };
+    let serves = |ctx: &mut runner::Ctx<'_>| {
+        ctx.expect_still_serving()?;
+        Ok(Outcome::pass("the server serves", "it does"))
+    };
+    let cases = vec![
+        Case::new(
+            "crash/killed",
+            Level::Must,
+            "r",
+            "s",
+            signal(Signal::SIGKILL),
+        ),
+        Case::new("crash/after-kill", Level::Must, "r", "s", serves),
+        Case::new(
+            "crash/stopped",
+            Level::Must,
+            "r",
+            "s",
+            signal(Signal::SIGSTOP),
+        ),
+        Case::new("crash/after-stop", Level::Must, "r", "s", serves),
+    ];
+    let cfg = Config {
+        read_timeout: Duration::from_secs(1),
+        ..Config::default()
+    };
+    let report = runner::run(&cases, &cfg, target.connector, judge, target.hooks, &mut ());
+    let by_id = |id: &str| report.cases.iter().find(|c| c.case.id == id).unwrap();
+    let killed = by_id("crash/killed");
+    assert_eq!(killed.verdict, Verdict::Fail, "{killed:?}");
+    let note = killed.notes.join("\n");
+    assert!(
+        note.contains("libvirtd died during this case")
+            && note.contains("SIGKILL")
+            && note.contains("restarted it"),
+        "{note}"
+    );
+    let stopped = by_id("crash/stopped");
+    assert_eq!(stopped.verdict, Verdict::Fail, "{stopped:?}");
+    assert!(
+        stopped.actual.contains("nothing within"),
+        "{}",
+        stopped.actual
+    );
+    let note = stopped.notes.join("\n");
+    assert!(
+        note.contains("running but hung")
+            && note.contains("T (stopped)")
+            && note.contains("restarted it"),
+        "{note}"
+    );
+    for id in ["crash/after-kill", "crash/after-stop"] {
+        let c = by_id(id);
+        assert_eq!(c.verdict, Verdict::Pass, "{id}: {} {:?}", c.actual, c.notes);
+    }
+    assert_eq!(daemon.lock().unwrap().restarts(), 2);
+}

@@ -419,3 +419,51 @@ fn the_schema_is_shareable_and_loads_from_its_directory() {
     let again = Schema::load_dir(&schema_support::libvirt_dir()).unwrap();
     assert_eq!(again.programs().len(), 8);
 }
+
+#[test]
+fn procedures_keep_their_acl_annotations() {
+    let s = schema_or_skip!();
+    let remote = s.program(0x2000_8086, 1).unwrap();
+    let acl = |name: &str| -> Vec<String> {
+        remote
+            .procedure_by_name(name)
+            .unwrap_or_else(|| panic!("{name}"))
+            .annotation("acl")
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(acl("CONNECT_OPEN"), ["connect:getattr"]);
+    assert_eq!(acl("CONNECT_CLOSE"), ["none"]);
+    assert_eq!(acl("DOMAIN_DESTROY"), ["domain:stop"]);
+    assert_eq!(
+        acl("DOMAIN_GET_XML_DESC"),
+        [
+            "domain:read",
+            "domain:read_secure:VIR_DOMAIN_XML_SECURE",
+            "domain:read_secure:VIR_DOMAIN_XML_MIGRATABLE"
+        ]
+    );
+    let generate: Vec<&str> = remote
+        .procedure_by_name("CONNECT_OPEN")
+        .unwrap()
+        .annotation("generate")
+        .collect();
+    assert_eq!(generate, ["none"]);
+    // Every procedure of the programs whose `.x` file has ACL rules has one (admin_protocol.x has
+    // none: the admin socket is root-only).
+    for p in s.programs() {
+        let annotated = p
+            .procedure_list()
+            .iter()
+            .filter(|q| q.annotation("acl").next().is_some())
+            .count();
+        match p.name() {
+            "remote" => assert_eq!(annotated, 443),
+            "admin" => assert_eq!(annotated, 0),
+            "log" | "lock" | "qemu" | "lxc" => {
+                assert_eq!(annotated, p.procedure_list().len(), "{}", p.name())
+            }
+            _ => {}
+        }
+    }
+}

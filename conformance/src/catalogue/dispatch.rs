@@ -6,9 +6,10 @@ use std::collections::BTreeMap;
 use virtwire_protocol::MessageStatus;
 use virtwire_protocol::header::REMOTE_PROGRAM;
 
+use super::world::{self, World};
 use super::{OPEN, call};
 use crate::runner::ctx::{code, connect_open_args, proc};
-use crate::runner::{Case, Level, Outcome};
+use crate::runner::{Case, CaseResult, Ctx, Level, Outcome};
 use crate::wire::peer::Event;
 
 const SRC_LIFE: &str = "PROTOCOL.md §4, §6; src/remote/remote_daemon_dispatch.c";
@@ -41,6 +42,115 @@ pub fn base() -> Vec<Case> {
             Ok(Outcome::pass("a 28-byte REPLY/OK", r.to_string()))
         },
     )]
+}
+
+/// A world whose GET_ALL_DOMAIN_STATS reply is about 1.4 MB: a few of them fill the socket buffers
+/// between server and client.
+const MID: World = World {
+    domains: 50,
+    iothreads: 256,
+};
+
+/// More calls in flight than `max_client_requests`. libvirtd frees a call's slot only once its reply
+/// is sent, so calls whose big replies the client does not read keep their slots, and the server
+/// stops reading the socket (it logs "Client hit max requests limit"). Once the client reads, every
+/// call must be answered exactly once.
+fn over_max_requests(ctx: &mut Ctx<'_>) -> CaseResult {
+    let local = world::local(
+        ctx,
+        "the case needs the server's max_client_requests and a world file it reads",
+    )?;
+    let uri = MID.install(&local, "mid")?;
+    let log_mark = local
+        .log
+        .as_ref()
+        .and_then(|l| std::fs::metadata(l).ok())
+        .map_or(0, |m| m.len());
+    let mut peer = world::open_world(ctx, &uri)?;
+    let n = local.max_client_requests + 3;
+    let first = peer.serial();
+    let mut bytes = Vec::new();
+    for i in 0..n {
+        bytes.extend(call(
+            proc::CONNECT_GET_ALL_DOMAIN_STATS,
+            first + i,
+            &world::all_stats_args(),
+        ));
+    }
+    for _ in 1..n {
+        peer.serial();
+    }
+    ctx.send(&mut peer, &bytes)?;
+    // Read nothing for a while: the replies back up and keep their slots.
+    std::thread::sleep(ctx.env().silence);
+    let mut answers: BTreeMap<u32, usize> = BTreeMap::new();
+    let mut bad = Vec::new();
+    let deadline = ctx.read_deadline() + ctx.env().read_timeout;
+    let silence = ctx.env().silence;
+    let mut until = deadline;
+    loop {
+        match peer.next_event(until) {
+            Event::Frame(f) if f.header().msg_type.is_reply() => {
+                if f.header().status != MessageStatus::Ok {
+                    bad.push(peer.judge_frame(&f).to_string());
+                }
+                *answers.entry(f.header().serial).or_default() += 1;
+                if answers.len() == n as usize {
+                    until = (std::time::Instant::now() + silence).min(deadline);
+                }
+            }
+            Event::Frame(_) => {}
+            Event::Timeout => break,
+            ev => {
+                return Ok(Outcome::fail(
+                    format!("{n} replies"),
+                    ctx.describe(&peer, &ev),
+                ));
+            }
+        }
+    }
+    let expected = format!(
+        "{n} calls in flight (max_client_requests {}), their ~1.4 MB replies not read for {:.1} s: each answered exactly once, REPLY/OK",
+        local.max_client_requests,
+        silence.as_secs_f64()
+    );
+    let want: Vec<u32> = (first..first + n).collect();
+    let got = answers
+        .iter()
+        .map(|(s, c)| format!("serial {s}×{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if answers.keys().copied().collect::<Vec<_>>() != want
+        || answers.values().any(|c| *c != 1)
+        || !bad.is_empty()
+    {
+        let got = if got.is_empty() {
+            "no reply".to_string()
+        } else {
+            got
+        };
+        return Ok(Outcome::fail(expected, format!("{got} {}", bad.join("; "))));
+    }
+    let logged = local
+        .log
+        .as_ref()
+        .and_then(|l| std::fs::read(l).ok())
+        .map(|b| {
+            String::from_utf8_lossy(b.get(log_mark as usize..).unwrap_or_default()).into_owned()
+        })
+        .and_then(|text| {
+            text.lines().find_map(|l| {
+                l.find("Client hit max requests")
+                    .map(|i| l[i..].trim().to_string())
+            })
+        });
+    Ok(Outcome::pass(
+        expected,
+        format!(
+            "{got}{}",
+            logged.map_or(String::new(), |l| format!("; the server logged: {l}"))
+        ),
+    ))
 }
 
 /// The dispatch cases.
@@ -144,6 +254,14 @@ pub fn cases() -> Vec<Case> {
             },
         )
         .needs(&[OPEN]),
+        Case::new(
+            "dispatch/over-max-client-requests",
+            Level::Must,
+            "More calls in flight than max_client_requests: the server stops reading (no error) and answers every call exactly once",
+            "PROTOCOL.md §2 (flow control: \"Client hit max requests limit\"), §4; libvirtd.conf max_client_requests",
+            over_max_requests,
+        )
+        .needs(&["dispatch/pipelined-answered-once"]),
         Case::new(
             "dispatch/call-after-close",
             Level::Must,

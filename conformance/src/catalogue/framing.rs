@@ -3,10 +3,11 @@
 
 use std::time::Duration;
 
-use virtwire_protocol::MessageStatus;
+use virtwire_protocol::header::REMOTE_PROGRAM;
+use virtwire_protocol::{FrameBuilder, MessageStatus, Writer};
 
 use super::{OPEN, call};
-use crate::runner::ctx::{connect_open_args, proc};
+use crate::runner::ctx::{code, connect_open_args, proc};
 use crate::runner::{Case, CaseResult, Ctx, Level, Outcome};
 
 const SRC_LEN: &str = "PROTOCOL.md §1, §11; src/rpc/virnetmessage.c virNetMessageDecodeLength";
@@ -52,9 +53,109 @@ fn open_in_pieces(ctx: &mut Ctx<'_>, size: usize, first: Option<usize>) -> CaseR
     Ok(Outcome::pass("REPLY/OK to CONNECT_OPEN", r.to_string()))
 }
 
+/// REMOTE_DOMAIN_LIST_MAX: the most domains a `doms<>` array may hold.
+const DOMAIN_LIST_MAX: usize = 16384;
+
+/// `remote_connect_get_all_domain_stats_args` of exactly `payload` bytes: `doms` filled with
+/// domains whose names use up the room (none exists), `stats` 0, `flags` 0. `payload` must be a
+/// multiple of 4 and leave each of the `n` domains at least its 24 fixed bytes. The bytes go to
+/// `sink` in pieces of about 256 KiB, so a 32 MiB frame never sits in memory whole.
+fn stats_args_of_size<E>(
+    payload: usize,
+    n: usize,
+    mut sink: impl FnMut(&[u8]) -> Result<(), E>,
+) -> Result<(), E> {
+    const PIECE: usize = 256 << 10;
+    let words = (payload - 12) / 4; // count, stats, flags
+    let (base, extra) = (words / n, words % n);
+    let mut out = Vec::with_capacity(PIECE + 8192);
+    Writer::new(&mut out).u32(n as u32);
+    for i in 0..n {
+        let name_len = (base + usize::from(i < extra)) * 4 - 24; // name count, uuid, id
+        let mut name = format!("virtwire-no-such-domain-{i}-").into_bytes();
+        name.resize(name_len, b'x');
+        let mut w = Writer::new(&mut out);
+        w.opaque_var_unchecked(&name, 0);
+        w.opaque_fixed(&[0x77; 16]);
+        w.i32(-1);
+        if out.len() >= PIECE {
+            sink(&out)?;
+            out.clear();
+        }
+    }
+    let mut w = Writer::new(&mut out);
+    w.u32(0);
+    w.u32(0);
+    sink(&out)
+}
+
 /// The framing cases.
 pub fn cases() -> Vec<Case> {
     vec![
+        Case::new(
+            "framing/header-only-frame",
+            Level::Must,
+            "A 28-byte frame (length word and header, no payload) is read and dispatched: REPLY/OK for a void-args call, \"Unable to decode\" for one with args; the connection stays usable",
+            "PROTOCOL.md §1 (minimum frame 28), §4 (decode failure keeps the connection)",
+            |ctx| {
+                let mut peer = ctx.opened()?;
+                let s = peer.serial();
+                let f = call(proc::CONNECT_GET_TYPE, s, &[]);
+                if f.len() != 28 {
+                    return Ok(Outcome::error(format!("built a {}-byte frame, not 28", f.len())));
+                }
+                ctx.send(&mut peer, &f)?;
+                let ok = ctx.expect_ok(&mut peer, s)?;
+                let s2 = peer.serial();
+                ctx.send(&mut peer, &call(proc::CONNECT_LIST_ALL_DOMAINS, s2, &[]))?;
+                let err = ctx.expect_error(&mut peer, s2, Some(code::RPC), "Unable to decode")?;
+                let s3 = ctx.call(&mut peer, REMOTE_PROGRAM, proc::CONNECT_GET_TYPE, &[])?;
+                ctx.expect_ok(&mut peer, s3)?;
+                Ok(Outcome::pass(
+                    "REPLY/OK, then REPLY/ERROR \"Unable to decode message payload\", connection kept",
+                    format!("CONNECT_GET_TYPE: {ok}; CONNECT_LIST_ALL_DOMAINS: {err}; the next call answered"),
+                ))
+            },
+        )
+        .needs(&[OPEN]),
+        Case::new(
+            "framing/largest-legal-frame",
+            Level::Must,
+            "A frame of the largest legal length (32 MiB + 4) is read whole and answered (its args decode), and the connection stays usable",
+            "PROTOCOL.md §2 (VIR_NET_MESSAGE_MAX + VIR_NET_MESSAGE_LEN_MAX = 33554436)",
+            |ctx| {
+                let max = ctx.env().judge.limits().frame_max() as usize;
+                let mut peer = ctx.opened()?;
+                let s = peer.serial();
+                let head = FrameBuilder::call(REMOTE_PROGRAM, proc::CONNECT_GET_ALL_DOMAIN_STATS, s)
+                    .length_word(max as u32)
+                    .build_unchecked();
+                ctx.send(&mut peer, &head)?;
+                let mut sent = head.len();
+                stats_args_of_size(max - head.len(), DOMAIN_LIST_MAX / 2, |piece| {
+                    sent += piece.len();
+                    ctx.send(&mut peer, piece)
+                })?;
+                if sent != max {
+                    return Ok(Outcome::error(format!("sent a {sent}-byte frame, not {max}")));
+                }
+                let r = ctx.expect_reply(&mut peer, s)?;
+                let expected = format!(
+                    "a reply to the {max}-byte GET_ALL_DOMAIN_STATS naming {} domains that do not exist (any answer but \"Unable to decode\"), then the connection answers",
+                    DOMAIN_LIST_MAX / 2
+                );
+                let undecoded = r.error.as_ref().is_some_and(|e| {
+                    e.message.as_deref().unwrap_or("").contains("Unable to decode")
+                });
+                if undecoded {
+                    return Ok(Outcome::fail(expected, r.to_string()));
+                }
+                let t = ctx.call(&mut peer, REMOTE_PROGRAM, proc::CONNECT_GET_TYPE, &[])?;
+                ctx.expect_ok(&mut peer, t)?;
+                Ok(Outcome::pass(expected, format!("{r}; the next call answered")))
+            },
+        )
+        .needs(&[OPEN]),
         Case::new(
             "framing/length-below-4",
             Level::Must,
@@ -177,4 +278,35 @@ pub fn cases() -> Vec<Case> {
         )
         .needs(&[OPEN]),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stats_args_fill_the_size_asked() {
+        for (size, n) in [
+            (33_554_408, DOMAIN_LIST_MAX / 2),
+            (4096, 10),
+            (24 * 3 + 12, 3),
+        ] {
+            let mut a = Vec::new();
+            let mut pieces = 0;
+            stats_args_of_size::<()>(size, n, |p| {
+                assert!(p.len() < 300 << 10, "a piece of {} bytes", p.len());
+                pieces += 1;
+                a.extend_from_slice(p);
+                Ok(())
+            })
+            .unwrap();
+            assert!(
+                pieces >= size / (300 << 10),
+                "{size} bytes in {pieces} pieces"
+            );
+            assert_eq!(a.len(), size, "{size} bytes for {n} domains");
+            assert_eq!(u32::from_be_bytes(a[..4].try_into().unwrap()) as usize, n);
+            assert_eq!(&a[size - 8..], &[0; 8], "stats 0, flags 0");
+        }
+    }
 }

@@ -54,6 +54,28 @@ fn rejected(ctx: &mut Ctx<'_>, frame: FrameBuilder, code: i32, contains: &str) -
     ))
 }
 
+/// A remote procedure number inside the table that no CALL may reach: the first number the schema
+/// skips, else the first procedure with a MESSAGE body and no args or ret (an event).
+fn hole_in_table(ctx: &Ctx<'_>) -> Option<(i32, String)> {
+    let prog = ctx.env().judge.schema()?.program(REMOTE_PROGRAM, 1)?;
+    let list = prog.procedure_list();
+    let last = list.last()?.number;
+    if let Some(n) = (1..last).find(|n| prog.procedure(*n).is_none()) {
+        return Some((n, format!("a gap in 1..{last}")));
+    }
+    list.iter()
+        .find(|p| p.msg.is_some() && p.args.is_none() && p.ret.is_none())
+        .map(|p| {
+            (
+                p.number,
+                format!(
+                    "1..{last} has no gap; {} is an event (a MESSAGE body only)",
+                    p.name
+                ),
+            )
+        })
+}
+
 /// The header cases.
 pub fn cases() -> Vec<Case> {
     vec![
@@ -156,6 +178,35 @@ pub fn cases() -> Vec<Case> {
                 let f = FrameBuilder::call(REMOTE_PROGRAM, proc::CONNECT_GET_TYPE, 12)
                     .status(MessageStatus::Error);
                 rejected(ctx, f, code::RPC, "Unexpected message status")
+            },
+        )
+        .needs(&[OPEN]),
+        Case::new(
+            "header/call-with-status-continue",
+            Level::Must,
+            "A CALL with status CONTINUE (a stream status) gets REPLY/ERROR \"Unexpected message status 2\"",
+            SRC_DISPATCH,
+            |ctx| {
+                let f = FrameBuilder::call(REMOTE_PROGRAM, proc::CONNECT_GET_TYPE, 13)
+                    .status(MessageStatus::Continue);
+                rejected(ctx, f, code::RPC, "Unexpected message status 2")
+            },
+        )
+        .needs(&[OPEN]),
+        Case::new(
+            "header/procedure-in-gap",
+            Level::Must,
+            "A procedure number inside the table with no handler (a number the .x skips; else an event procedure, server-to-client only) gets REPLY/ERROR \"unknown procedure\"",
+            "PROTOCOL.md §4, §8 (CVE-2012-4423: holes in the dispatch table)",
+            |ctx| {
+                let Some((number, what)) = hole_in_table(ctx) else {
+                    return Ok(Outcome::error(
+                        "no schema: the procedure table comes from libvirt's .x files (--protocol-dir)",
+                    ));
+                };
+                ctx.note(format!("procedure {number}: {what}"));
+                let f = FrameBuilder::call(REMOTE_PROGRAM, number, 14);
+                rejected(ctx, f, code::RPC, &format!("unknown procedure: {number}"))
             },
         )
         .needs(&[OPEN]),

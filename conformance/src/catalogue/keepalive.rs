@@ -1,10 +1,15 @@
 //! Keepalive (PROTOCOL.md §4; libvirt `virkeepaliveprotocol.x`, `virkeepalive.c`): PING is answered
-//! with PONG; anything else on the keepalive program is ignored.
+//! with PONG, also while a call is being worked on; anything else on the keepalive program is
+//! ignored; a client that asked for keepalive and then leaves the server's PINGs unanswered is
+//! dropped after `keepalive_interval × (keepalive_count + 1)` seconds of silence (libvirtd.conf).
+
+use std::time::{Duration, Instant};
 
 use virtwire_protocol::header::{KEEPALIVE_PROGRAM, REMOTE_PROGRAM};
 use virtwire_protocol::{FrameBuilder, Header, MessageStatus, MessageType};
 
 use super::OPEN;
+use super::world::{self, BIG};
 use crate::runner::ctx::proc;
 use crate::runner::{Case, CaseResult, Ctx, Level, Outcome};
 use crate::wire::peer::Event;
@@ -40,6 +45,123 @@ fn ignored(ctx: &mut Ctx<'_>, procedure: i32) -> CaseResult {
             silence.as_secs_f64()
         ),
     ))
+}
+
+/// A client that asked for keepalive and never answers: the server PINGs `count` times, `interval`
+/// apart, then drops it. The drop time is measured from our last message.
+fn unanswered_ping(ctx: &mut Ctx<'_>) -> CaseResult {
+    let local = world::local(
+        ctx,
+        "the case must know the server's keepalive_interval and keepalive_count",
+    )?;
+    let (interval, count) = local.keepalive;
+    if interval == 0 || count == 0 {
+        return Ok(Outcome::unsupported(format!(
+            "the server's keepalive is off (keepalive_interval {interval}, keepalive_count {count})"
+        )));
+    }
+    let mut peer = ctx.opened()?;
+    peer.auto_pong = false;
+    let sent = Instant::now();
+    let s = ctx.call(
+        &mut peer,
+        REMOTE_PROGRAM,
+        proc::CONNECT_SUPPORTS_FEATURE,
+        &FEATURE_KEEPALIVE.to_be_bytes(),
+    )?;
+    ctx.expect_ok(&mut peer, s)?;
+    let due = Duration::from_secs(u64::from(interval) * (u64::from(count) + 1));
+    let expected = format!(
+        "{count} PING(s) {interval} s apart, then the connection closed {:.0} s (interval × (count + 1)) after our last message",
+        due.as_secs_f64()
+    );
+    let deadline = sent + due * 2 + Duration::from_secs(1);
+    let mut pings = Vec::new();
+    let ev = loop {
+        match peer.next_event(deadline) {
+            Event::Frame(f)
+                if f.header().prog == KEEPALIVE_PROGRAM && f.header().procedure == 1 =>
+            {
+                pings.push(sent.elapsed());
+            }
+            Event::Frame(_) => {}
+            ev => break ev,
+        }
+    };
+    let at = sent.elapsed();
+    let times = pings
+        .iter()
+        .map(|t| format!("{:.2} s", t.as_secs_f64()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let what = format!(
+        "PING(s) at {}; {} at {:.2} s",
+        if times.is_empty() {
+            "(none)".into()
+        } else {
+            times
+        },
+        ctx.describe(&peer, &ev),
+        at.as_secs_f64()
+    );
+    let closed = matches!(ev, Event::Closed { .. } | Event::Reset(_));
+    // Timers of a loaded machine run late, never early: half a second of slack before, the
+    // whole deadline after.
+    let early = at + Duration::from_millis(500) < due;
+    if !closed || early || pings.len() != count as usize {
+        return Ok(Outcome::fail(expected, what));
+    }
+    Ok(Outcome::pass(expected, what))
+}
+
+/// A PING sent while a call is being worked on is answered at once, before the call's reply.
+fn ping_during_long_call(ctx: &mut Ctx<'_>) -> CaseResult {
+    let local = world::local(
+        ctx,
+        "the long call is GET_ALL_DOMAIN_STATS on a big test-driver world file",
+    )?;
+    let uri = BIG.install(&local, "big")?;
+    let mut peer = world::open_world(ctx, &uri)?;
+    peer.auto_pong = false;
+    let t0 = Instant::now();
+    let s = ctx.call(
+        &mut peer,
+        REMOTE_PROGRAM,
+        proc::CONNECT_GET_ALL_DOMAIN_STATS,
+        &world::all_stats_args(),
+    )?;
+    ctx.send(&mut peer, &keepalive(1))?;
+    let expected = "PONG before the reply to the call in progress";
+    let deadline = ctx.read_deadline();
+    let mut pong = None;
+    loop {
+        match peer.next_event(deadline) {
+            Event::Frame(f)
+                if f.header().prog == KEEPALIVE_PROGRAM && f.header().procedure == 2 =>
+            {
+                pong = Some(t0.elapsed());
+            }
+            Event::Frame(f) if f.header().msg_type.is_reply() && f.header().serial == s => {
+                let r = peer.judge_frame(&f);
+                let at = t0.elapsed().as_secs_f64();
+                return Ok(match pong {
+                    Some(p) => Outcome::pass(
+                        expected,
+                        format!(
+                            "PONG at {:.3} s; the reply at {at:.2} s: {r}",
+                            p.as_secs_f64()
+                        ),
+                    ),
+                    None => Outcome::fail(
+                        expected,
+                        format!("the reply at {at:.2} s ({r}) with no PONG before it"),
+                    ),
+                });
+            }
+            Event::Frame(_) => {}
+            ev => return Ok(Outcome::fail(expected, ctx.describe(&peer, &ev))),
+        }
+    }
 }
 
 /// The keepalive cases.
@@ -104,6 +226,22 @@ pub fn cases() -> Vec<Case> {
             },
         )
         .needs(&["keepalive/feature-supported"]),
+        Case::new(
+            "keepalive/unanswered-ping-drops-client",
+            Level::Must,
+            "A client that asked for keepalive and leaves the server's PINGs unanswered gets keepalive_count PINGs, then is dropped after interval × (count + 1) s of silence",
+            "PROTOCOL.md §4 (keepalive); libvirtd.conf keepalive_interval, keepalive_count; src/rpc/virkeepalive.c",
+            unanswered_ping,
+        )
+        .needs(&["keepalive/feature-supported"]),
+        Case::new(
+            "keepalive/ping-during-long-call",
+            Level::Must,
+            "A PING sent while a long call is being worked on is answered with PONG before that call's reply",
+            "PROTOCOL.md §4 (keepalive is answered by the connection, not by the call's worker)",
+            ping_during_long_call,
+        )
+        .needs(&["keepalive/ping-gets-pong"]),
         Case::new(
             "keepalive/unsolicited-pong-ignored",
             Level::Must,

@@ -5,13 +5,102 @@
 use virtwire_protocol::MessageStatus;
 use virtwire_protocol::header::REMOTE_PROGRAM;
 
+use super::cve::words;
 use super::{OPEN, call};
 use crate::runner::ctx::{code, proc};
 use crate::runner::{Case, Level, Outcome};
 
+/// REMOTE_PROC_NODE_SET_MEMORY_PARAMETERS: `{ remote_typed_param params<64>; unsigned int flags; }`.
+const NODE_SET_MEMORY_PARAMETERS: i32 = 288;
+
+/// A body that must be refused with "Unable to decode message payload", the connection kept.
+fn undecodable(
+    ctx: &mut crate::runner::Ctx<'_>,
+    procedure: i32,
+    args: &[u8],
+    what: &str,
+) -> crate::runner::CaseResult {
+    let mut peer = ctx.opened()?;
+    let s = ctx.call(&mut peer, REMOTE_PROGRAM, procedure, args)?;
+    let r = ctx.expect_error(
+        &mut peer,
+        s,
+        Some(code::RPC),
+        "Unable to decode message payload",
+    )?;
+    let s2 = ctx.call(&mut peer, REMOTE_PROGRAM, proc::CONNECT_GET_TYPE, &[])?;
+    ctx.expect_ok(&mut peer, s2)?;
+    Ok(Outcome::pass(
+        format!("{what}: REPLY/ERROR \"Unable to decode message payload\", connection kept"),
+        r.to_string(),
+    ))
+}
+
 /// The payload cases.
 pub fn cases() -> Vec<Case> {
     vec![
+        Case::new(
+            "payload/bool-2",
+            Level::Should,
+            "An XDR bool of 2 is refused (RFC 4506 §4.4: 0 or 1); libvirt's .x files declare no bool, so the probe is the optional-data flag (an XDR bool) of CONNECT_OPEN's name",
+            "PROTOCOL.md §7 (bool accepts any non-zero)",
+            |ctx| {
+                let mut peer = ctx.connect()?;
+                let serial = peer.serial();
+                let name = ctx.env().connector.open_name().unwrap_or_else(|| "test:///default".into());
+                let mut args = Vec::new();
+                {
+                    let mut w = virtwire_protocol::Writer::new(&mut args);
+                    w.u32(2);
+                    w.opaque_var_unchecked(name.as_bytes(), 0);
+                    w.u32(0);
+                }
+                ctx.send(&mut peer, &call(proc::CONNECT_OPEN, serial, &args))?;
+                let r = ctx.expect_reply(&mut peer, serial)?;
+                let expected = "REPLY/ERROR (optional flag 2)";
+                Ok(if r.header.status == MessageStatus::Ok {
+                    Outcome::non_strict(expected, format!("accepted as present: {r}"))
+                } else {
+                    Outcome::pass(expected, r.to_string())
+                })
+            },
+        )
+        .needs(&[OPEN]),
+        Case::new(
+            "payload/bad-union-discriminant",
+            Level::Must,
+            "A typed parameter of type 8 (no such union arm) is refused with \"Unable to decode message payload\"",
+            "PROTOCOL.md §7 (unions: default: return FALSE); remote_protocol.x remote_typed_param_value",
+            |ctx| {
+                // params<1> = [{ field "x", value { type 8, … } }], flags 0.
+                let args = words(&[1, 1, u32::from_be_bytes(*b"x\0\0\0"), 8, 0, 0]);
+                undecodable(ctx, NODE_SET_MEMORY_PARAMETERS, &args, "typed param type 8")
+            },
+        )
+        .needs(&[OPEN]),
+        Case::new(
+            "payload/negative-count",
+            Level::Must,
+            "An array count of 0x80000000 (negative as a C int) is refused, not used as a size",
+            "PROTOCOL.md §7, §8 (CVE-2024-2494: negative lengths)",
+            |ctx| undecodable(ctx, NODE_SET_MEMORY_PARAMETERS, &words(&[0x8000_0000, 0]), "count 0x80000000"),
+        )
+        .needs(&[OPEN]),
+        Case::new(
+            "payload/huge-count",
+            Level::Must,
+            "An array count of 2³²−1 with no elements after it is refused before anything is allocated",
+            "PROTOCOL.md §7, §8 (CVE-2013-4292)",
+            |ctx| {
+                undecodable(
+                    ctx,
+                    proc::CONNECT_GET_ALL_DOMAIN_STATS,
+                    &words(&[u32::MAX, 0, 0]),
+                    "doms count 2³²−1",
+                )
+            },
+        )
+        .needs(&[OPEN]),
         Case::new(
             "payload/truncated-args",
             Level::Must,

@@ -16,6 +16,7 @@ use std::path::Path;
 
 use crate::capture::tcp::Dir;
 use crate::capture::write::{Flow, PcapngWriter};
+use crate::catalogue;
 use crate::report::terminal::{self, TerminalProgress};
 use crate::report::{json, junit};
 use crate::runner::{self, Case, Config, EXIT_HARNESS, RunReport, lists};
@@ -133,22 +134,6 @@ fn config(args: &Args) -> Result<Config, lists::ListError> {
 
 fn check(args: Args) -> Result<u8, String> {
     let cfg = config(&args).map_err(|e| e.to_string())?;
-    let catalogue: Vec<Case> = suite::all_cases(&args.traces).map_err(|e| e.to_string())?;
-    let cases = runner::select(&catalogue, &cfg).map_err(|e| e.to_string())?;
-    if args.list {
-        let mut out = io::stdout().lock();
-        for c in &cases {
-            let _ = writeln!(
-                out,
-                "{:<44} {:<6} {}",
-                c.id,
-                format!("{:?}", c.level).to_lowercase(),
-                c.requirement
-            );
-        }
-        let _ = writeln!(out, "{} cases", cases.len());
-        return Ok(0);
-    }
     let spec = args.target_opts.spec(args.target.as_deref());
     // Nothing chosen and a self-started daemon: its own version's schema when present (the
     // newest present otherwise).
@@ -162,11 +147,33 @@ fn check(args: Args) -> Result<u8, String> {
     {
         search = search.with_version(Some(&v));
     }
-    let schema = suite::load_schema_from(&search).map_err(|e| e.to_string())?;
+    let schema = suite::load_schema_from(&search).map(Arc::new);
+    let catalogue: Vec<Case> =
+        suite::all_cases(&args.traces, schema.as_ref().ok()).map_err(|e| e.to_string())?;
+    let cases = runner::select(&catalogue, &cfg).map_err(|e| e.to_string())?;
+    if args.list {
+        let mut out = io::stdout().lock();
+        for c in &cases {
+            let _ = writeln!(
+                out,
+                "{:<44} {:<6} {}",
+                c.id,
+                format!("{:?}", c.level).to_lowercase(),
+                c.requirement
+            );
+        }
+        let _ = writeln!(out, "{} cases", cases.len());
+        let err = schema.as_ref().err().map(|e| e.to_string());
+        for line in catalogue::generated_summary(schema.as_ref().ok(), err.as_deref()) {
+            let _ = writeln!(out, "{line}");
+        }
+        return Ok(0);
+    }
+    let schema = schema.map_err(|e| e.to_string())?;
     let judge = Arc::new(Judge::new(
         virtwire_protocol::Limits::default(),
         virtwire_protocol::Compat::Libvirt,
-        Some(schema),
+        Some((*schema).clone()),
     ));
     let target = suite::open_target(&spec, &judge).map_err(|e| e.to_string())?;
     eprintln!("virtwire check: {}", target.banner);

@@ -39,7 +39,7 @@ enum Command {
     Import(import::Args),
     /// Replay traces against a server and match its answers under the traces' rules.
     #[command(after_help = replay::HELP)]
-    Replay(replay::Args),
+    Replay(Box<replay::Args>),
     /// Relay clients to a server through a transparent proxy and record the traffic.
     #[command(after_help = record::HELP)]
     Record(record::Args),
@@ -80,7 +80,7 @@ pub fn main() -> ExitCode {
         Command::Check(args) => check::run(*args),
         Command::Decode(args) => decode::run(args),
         Command::Import(args) => import::run(args),
-        Command::Replay(args) => replay::run(args),
+        Command::Replay(args) => replay::run(*args),
         Command::Record(args) => record::run(args),
         Command::Schema(args) => schema::run(args),
         Command::Matrix(args) => matrix::run(args),

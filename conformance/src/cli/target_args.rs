@@ -4,7 +4,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::suite::TargetSpec;
+use crate::runner::Credentials;
+use crate::suite::{EndpointSpec, TargetSpec};
 use crate::target::{LibvirtdOptions, TlsFiles};
 
 /// Options about reaching the target.
@@ -32,6 +33,29 @@ pub struct TargetArgs {
     /// TLS: the client key (PEM).
     #[arg(long, value_name = "FILE")]
     pub key: Option<PathBuf>,
+    /// With TARGET: the same daemon's read-only socket (security/readonly cases), e.g.
+    /// qemu+unix:///system?socket=/run/libvirt/libvirt-sock-ro.
+    #[arg(long, value_name = "URI", requires = "target")]
+    pub readonly_uri: Option<String>,
+    /// With TARGET: its admin socket (programs/admin cases), e.g. libvirtd:///system.
+    #[arg(long, value_name = "URI", requires = "target")]
+    pub admin_uri: Option<String>,
+    /// With TARGET: a virtlogd's socket (programs/log cases).
+    #[arg(long, value_name = "PATH", requires = "target")]
+    pub virtlogd_socket: Option<PathBuf>,
+    /// With TARGET: a virtlockd's socket (programs/lock cases).
+    #[arg(long, value_name = "PATH", requires = "target")]
+    pub virtlockd_socket: Option<PathBuf>,
+    /// With TARGET: a libvirtd URI whose transport requires SASL (security/sasl cases); needs
+    /// --sasl-user and --sasl-password.
+    #[arg(long, value_name = "URI", requires_all = ["target", "sasl_user", "sasl_password"])]
+    pub sasl_uri: Option<String>,
+    /// The SASL user --sasl-uri accepts.
+    #[arg(long, value_name = "NAME", requires = "sasl_uri")]
+    pub sasl_user: Option<String>,
+    /// Its password.
+    #[arg(long, value_name = "PASSWORD", requires = "sasl_uri")]
+    pub sasl_password: Option<String>,
 }
 
 impl TargetArgs {
@@ -57,6 +81,21 @@ impl TargetArgs {
                     .map(crate::suite::prefix_env)
                     .unwrap_or_default(),
                 ..LibvirtdOptions::default()
+            },
+            endpoints: EndpointSpec {
+                readonly: self.readonly_uri.clone(),
+                admin: self.admin_uri.clone(),
+                virtlogd: self.virtlogd_socket.clone(),
+                virtlockd: self.virtlockd_socket.clone(),
+                sasl: self.sasl_uri.clone().map(|u| {
+                    (
+                        u,
+                        Credentials {
+                            user: self.sasl_user.clone().unwrap_or_default(),
+                            password: self.sasl_password.clone().unwrap_or_default(),
+                        },
+                    )
+                }),
             },
         }
     }

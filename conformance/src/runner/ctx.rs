@@ -1,6 +1,7 @@
 //! What a case runs in: connections to the target on request (a case never opens a socket itself),
 //! deadlines, and the expectations that turn what the server did into an [`Outcome`].
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,16 +21,40 @@ pub mod proc {
     pub const CONNECT_CLOSE: i32 = 2;
     /// REMOTE_PROC_CONNECT_GET_TYPE.
     pub const CONNECT_GET_TYPE: i32 = 3;
+    /// REMOTE_PROC_DOMAIN_LOOKUP_BY_NAME.
+    pub const DOMAIN_LOOKUP_BY_NAME: i32 = 23;
+    /// REMOTE_PROC_DOMAIN_RESUME.
+    pub const DOMAIN_RESUME: i32 = 28;
+    /// REMOTE_PROC_DOMAIN_SUSPEND.
+    pub const DOMAIN_SUSPEND: i32 = 34;
     /// REMOTE_PROC_CONNECT_SUPPORTS_FEATURE.
     pub const CONNECT_SUPPORTS_FEATURE: i32 = 60;
     /// REMOTE_PROC_AUTH_LIST.
     pub const AUTH_LIST: i32 = 66;
+    /// REMOTE_PROC_STORAGE_POOL_LOOKUP_BY_NAME.
+    pub const STORAGE_POOL_LOOKUP_BY_NAME: i32 = 84;
+    /// REMOTE_PROC_STORAGE_VOL_CREATE_XML.
+    pub const STORAGE_VOL_CREATE_XML: i32 = 93;
+    /// REMOTE_PROC_STORAGE_VOL_DELETE.
+    pub const STORAGE_VOL_DELETE: i32 = 94;
     /// REMOTE_PROC_CONNECT_GET_URI.
     pub const CONNECT_GET_URI: i32 = 110;
     /// REMOTE_PROC_CONNECT_GET_LIB_VERSION.
     pub const CONNECT_GET_LIB_VERSION: i32 = 157;
+    /// REMOTE_PROC_DOMAIN_OPEN_CONSOLE.
+    pub const DOMAIN_OPEN_CONSOLE: i32 = 201;
+    /// REMOTE_PROC_STORAGE_VOL_UPLOAD.
+    pub const STORAGE_VOL_UPLOAD: i32 = 208;
+    /// REMOTE_PROC_DOMAIN_SCREENSHOT.
+    pub const DOMAIN_SCREENSHOT: i32 = 211;
     /// REMOTE_PROC_CONNECT_LIST_ALL_DOMAINS.
     pub const CONNECT_LIST_ALL_DOMAINS: i32 = 273;
+    /// REMOTE_PROC_CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY.
+    pub const CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY: i32 = 316;
+    /// REMOTE_PROC_CONNECT_DOMAIN_EVENT_CALLBACK_DEREGISTER_ANY.
+    pub const CONNECT_DOMAIN_EVENT_CALLBACK_DEREGISTER_ANY: i32 = 317;
+    /// REMOTE_PROC_DOMAIN_EVENT_CALLBACK_LIFECYCLE (a MESSAGE from the server).
+    pub const DOMAIN_EVENT_CALLBACK_LIFECYCLE: i32 = 318;
     /// REMOTE_PROC_CONNECT_GET_ALL_DOMAIN_STATS.
     pub const CONNECT_GET_ALL_DOMAIN_STATS: i32 = 344;
 }
@@ -38,8 +63,83 @@ pub mod proc {
 pub mod code {
     /// VIR_ERR_INTERNAL_ERROR.
     pub const INTERNAL_ERROR: i32 = 1;
+    /// VIR_ERR_NO_SUPPORT ("this function is not supported by the connection driver").
+    pub const NO_SUPPORT: i32 = 3;
     /// VIR_ERR_RPC.
     pub const RPC: i32 = 39;
+}
+
+/// A server beside the target that some cases need. The suite provides each when it can (its own
+/// daemons, or what the user names with flags beside `--target`); a case whose endpoint is absent
+/// is `unsupported`, with the reason.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Endpoint {
+    /// The same daemon's read-only socket (`libvirt-sock-ro`: the daemon forces VIR_CONNECT_RO).
+    ReadOnly,
+    /// The daemon's admin socket (the admin program).
+    Admin,
+    /// A virtlogd (the log program).
+    Virtlogd,
+    /// A virtlockd (the lock program).
+    Virtlockd,
+    /// A libvirtd whose TCP listener requires SASL (`auth_tcp = "sasl"`), with a known user.
+    Sasl,
+}
+
+impl Endpoint {
+    /// Every endpoint.
+    pub const ALL: [Endpoint; 5] = [
+        Endpoint::ReadOnly,
+        Endpoint::Admin,
+        Endpoint::Virtlogd,
+        Endpoint::Virtlockd,
+        Endpoint::Sasl,
+    ];
+
+    /// Its name in messages and flags (`readonly`, `admin`, `virtlogd`, `virtlockd`, `sasl`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Endpoint::ReadOnly => "readonly",
+            Endpoint::Admin => "admin",
+            Endpoint::Virtlogd => "virtlogd",
+            Endpoint::Virtlockd => "virtlockd",
+            Endpoint::Sasl => "sasl",
+        }
+    }
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Why an endpoint cannot be used.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Unavailable {
+    /// Not provided (a URI target without the flag naming it): cases that need it are
+    /// `unsupported`.
+    Absent(String),
+    /// It should be there but could not be made ready (a private daemon that did not start): a
+    /// harness error for the cases that need it.
+    Broken(String),
+}
+
+impl std::fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unavailable::Absent(s) | Unavailable::Broken(s) => f.write_str(s),
+        }
+    }
+}
+
+/// A user name and password an endpoint accepts (SASL).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Credentials {
+    /// The SASL authentication id.
+    pub user: String,
+    /// Its password.
+    pub password: String,
 }
 
 /// How the runner reaches a server: anything that opens byte streams to it.
@@ -54,6 +154,16 @@ pub trait Connector: Send + Sync {
     /// is an admin socket.
     fn program(&self) -> u32 {
         REMOTE_PROGRAM
+    }
+    /// A server beside this one (see [`Endpoint`]); `Err` says why there is none.
+    fn endpoint(&self, which: Endpoint) -> Result<Arc<dyn Connector>, Unavailable> {
+        Err(Unavailable::Absent(format!(
+            "the target provides no {which} endpoint"
+        )))
+    }
+    /// Credentials this server accepts, when it asks for some (SASL).
+    fn credentials(&self) -> Option<Credentials> {
+        None
     }
 }
 
@@ -70,6 +180,12 @@ impl<C: Connector + ?Sized> Connector for Arc<C> {
     fn program(&self) -> u32 {
         (**self).program()
     }
+    fn endpoint(&self, which: Endpoint) -> Result<Arc<dyn Connector>, Unavailable> {
+        (**self).endpoint(which)
+    }
+    fn credentials(&self) -> Option<Credentials> {
+        (**self).credentials()
+    }
 }
 
 /// What a case may ask of its run: the target, the judge, and the timeouts.
@@ -84,6 +200,23 @@ pub struct Env {
     pub silence: Duration,
     /// Longest wait for a connection.
     pub connect_timeout: Duration,
+    /// What the runner knows of a server it started itself on this machine; `None` for a target
+    /// given by URI (cases that need it are then unsupported).
+    pub local: Option<LocalServer>,
+}
+
+/// A server the runner started on this machine: facts from its configuration, and a directory the
+/// server can read (for files named in a CONNECT_OPEN, such as a private test-driver world).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocalServer {
+    /// A directory the cases may write and the server may read; removed with the server.
+    pub scratch: PathBuf,
+    /// `max_client_requests`: calls in flight per client before the server stops reading.
+    pub max_client_requests: u32,
+    /// `keepalive_interval` (seconds) and `keepalive_count`.
+    pub keepalive: (u32, u32),
+    /// The server's log file, for evidence of what it did (read, never written).
+    pub log: Option<PathBuf>,
 }
 
 /// One case's context.
@@ -134,16 +267,33 @@ impl<'r> Ctx<'r> {
 
     /// A new connection to the target. Failing to connect is a harness error for this case.
     pub fn connect(&mut self) -> Result<Peer, Outcome> {
+        let env = self.env;
+        self.connect_with(env.connector.as_ref())
+    }
+
+    /// The endpoint `which` beside the target; when there is none the case is `unsupported`, with
+    /// the reason (a harness error when it should be there but is broken).
+    pub fn endpoint(&mut self, which: Endpoint) -> Result<Arc<dyn Connector>, Outcome> {
+        self.env.connector.endpoint(which).map_err(|u| match u {
+            Unavailable::Absent(why) => Outcome::unsupported(format!("no {which} endpoint: {why}")),
+            Unavailable::Broken(why) => Outcome::error(format!("the {which} endpoint: {why}")),
+        })
+    }
+
+    /// A new connection to the endpoint `which` (see [`Ctx::endpoint`]).
+    pub fn connect_to(&mut self, which: Endpoint) -> Result<(Peer, Arc<dyn Connector>), Outcome> {
+        let c = self.endpoint(which)?;
+        let peer = self.connect_with(c.as_ref())?;
+        Ok((peer, c))
+    }
+
+    /// A new connection through `connector`.
+    pub fn connect_with(&mut self, connector: &dyn Connector) -> Result<Peer, Outcome> {
         let left = self.deadline.saturating_duration_since(Instant::now());
-        let io = self
-            .env
-            .connector
+        let io = connector
             .connect(self.env.connect_timeout.min(left))
             .map_err(|e| {
-                Outcome::error(format!(
-                    "cannot connect to {}: {e}",
-                    self.env.connector.describe()
-                ))
+                Outcome::error(format!("cannot connect to {}: {e}", connector.describe()))
             })?;
         let peer = Peer::new(io, self.env.judge.clone());
         self.logs
@@ -160,7 +310,13 @@ impl<'r> Ctx<'r> {
 
     /// CONNECT_OPEN on `peer`, which must succeed.
     pub fn open(&mut self, peer: &mut Peer) -> Result<(), Outcome> {
-        let args = connect_open_args(self.env.connector.open_name().as_deref(), 0);
+        let name = self.env.connector.open_name();
+        self.open_as(peer, name.as_deref())
+    }
+
+    /// CONNECT_OPEN of the remote program with `name` on `peer`, which must succeed.
+    pub fn open_as(&mut self, peer: &mut Peer, name: Option<&str>) -> Result<(), Outcome> {
+        let args = connect_open_args(name, 0);
         let serial = self.call(peer, REMOTE_PROGRAM, proc::CONNECT_OPEN, &args)?;
         let r = self.expect_reply(peer, serial)?;
         if r.header.status != MessageStatus::Ok {

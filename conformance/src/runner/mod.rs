@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 pub use case::{Case, CaseResult, Level, Outcome, Verdict};
-pub use ctx::{Connector, Ctx, Env};
+pub use ctx::{Connector, Credentials, Ctx, Endpoint, Env, LocalServer, Unavailable};
 pub use lists::{Known, ListError, Pattern};
 
 use crate::wire::Judge;
@@ -40,6 +40,17 @@ pub trait ServerHooks: Send + Sync {
     /// Called after each case: `None` when the server is fine; otherwise what happened to it
     /// (it died, and was restarted for the next case).
     fn after_case(&self) -> Option<String>;
+    /// Called after a case that failed or errored (and did not kill the server): `None` when the
+    /// server still answers; otherwise the evidence that it hangs, and what was done (a server the
+    /// runner controls is restarted for the next case). Default: nothing is checked.
+    fn after_failure(&self) -> Option<String> {
+        None
+    }
+    /// What cases may know of the server because it runs on this machine under the runner's
+    /// control ([`Env::local`]). Default: nothing.
+    fn local(&self) -> Option<LocalServer> {
+        None
+    }
 }
 
 /// How a run goes.
@@ -334,6 +345,7 @@ pub fn run(
         read_timeout: cfg.read_timeout,
         silence: cfg.silence,
         connect_timeout: cfg.connect_timeout,
+        local: hooks.as_ref().and_then(|h| h.local()),
     });
     progress.start(cases.len());
     let mut done: HashMap<String, Verdict> = HashMap::new();
@@ -367,6 +379,10 @@ pub fn run(
                 if matches!(outcome.verdict, Verdict::Pass | Verdict::NonStrict) {
                     outcome = Outcome::fail("the server keeps running", what);
                 }
+            } else if matches!(outcome.verdict, Verdict::Fail | Verdict::Error)
+                && let Some(what) = h.after_failure()
+            {
+                notes.push(what);
             }
             if outcome.verdict != Verdict::Pass {
                 server_log = Some(h.log_since(log_mark));
@@ -561,5 +577,69 @@ mod tests {
             1,
             "after_case for the case that ran only"
         );
+    }
+
+    /// A target whose read-only endpoint is absent and whose virtlogd failed to start.
+    struct WithEndpoints;
+    impl Connector for WithEndpoints {
+        fn connect(&self, _: Duration) -> Result<Box<dyn Transport>, String> {
+            Err("no server in this test".into())
+        }
+        fn describe(&self) -> String {
+            "with endpoints".into()
+        }
+        fn open_name(&self) -> Option<String> {
+            None
+        }
+        fn endpoint(&self, which: Endpoint) -> Result<Arc<dyn Connector>, Unavailable> {
+            match which {
+                Endpoint::Virtlogd => {
+                    Err(Unavailable::Broken("virtlogd exited with status 1".into()))
+                }
+                Endpoint::Admin => Ok(Arc::new(Nowhere)),
+                _ => Err(Unavailable::Absent("--readonly-uri was not given".into())),
+            }
+        }
+    }
+
+    #[test]
+    fn absent_endpoints_are_unsupported_broken_ones_errors() {
+        let case = |id: &'static str, e: Endpoint| {
+            Case::new(id, Level::Must, "r", "s", move |ctx| {
+                let (_peer, _) = ctx.connect_to(e)?;
+                Ok(Outcome::pass("x", "connected"))
+            })
+        };
+        let cases = vec![
+            case("e/readonly", Endpoint::ReadOnly),
+            case("e/virtlogd", Endpoint::Virtlogd),
+            case("e/admin", Endpoint::Admin),
+        ];
+        let judge = Arc::new(Judge::new(Limits::default(), Compat::Libvirt, None));
+        let report = run(
+            &cases,
+            &Config::default(),
+            Box::new(WithEndpoints),
+            judge,
+            None,
+            &mut (),
+        );
+        let v: Vec<(Verdict, &str)> = report
+            .cases
+            .iter()
+            .map(|c| (c.verdict, c.actual.as_str()))
+            .collect();
+        assert_eq!(v[0].0, Verdict::Unsupported);
+        assert!(
+            v[0].1.contains("no readonly endpoint: --readonly-uri"),
+            "{}",
+            v[0].1
+        );
+        assert_eq!(v[1].0, Verdict::Error);
+        assert!(v[1].1.contains("virtlogd exited"), "{}", v[1].1);
+        // Present: the case got as far as connecting through it (which fails here: harness error
+        // naming that connector, not the target).
+        assert_eq!(v[2].0, Verdict::Error);
+        assert!(v[2].1.contains("cannot connect to nowhere"), "{}", v[2].1);
     }
 }

@@ -291,6 +291,11 @@ impl Libvirtd {
         self.port
     }
 
+    /// The options it was started with.
+    pub fn options(&self) -> &LibvirtdOptions {
+        &self.opts
+    }
+
     /// The daemon's directory (config, sockets, log).
     pub fn dir(&self) -> &Path {
         &self.path
@@ -372,6 +377,27 @@ impl Libvirtd {
         drop(reg);
         kill_watchdog(r);
         false
+    }
+
+    /// Whether the running daemon still answers: the readiness probe, each read or write bounded by
+    /// `timeout`. `Err` says what the probe got and the daemon's process state (`T (stopped)`,
+    /// `D (disk sleep)`…), the evidence that it hangs.
+    pub fn responds(&self, timeout: Duration) -> Result<(), String> {
+        let opts = ConnectOptions {
+            connect_timeout: timeout,
+            io_timeout: Some(timeout),
+            ..self.opts.probe_options.clone()
+        };
+        (self.probe)(&self.uri, &opts).map_err(|e| {
+            let state = self
+                .daemon_pid
+                .and_then(process_state)
+                .map_or_else(String::new, |s| format!("; process state {s}"));
+            format!(
+                "no answer to the readiness probe within {}: {e}{state}",
+                fmt_duration(timeout)
+            )
+        })
     }
 
     /// How the daemon ended, once it did: `exited with status 1`, `was killed by signal 11
@@ -722,6 +748,22 @@ case "$2" in */virtwire-libvirtd.*) rm -rf -- "$2" ;; esac
 }
 
 /// Linux: a process that exists and is not a zombie.
+/// The state field of `/proc/PID/stat` with its meaning (`T (stopped)`), when readable.
+fn process_state(pid: u32) -> Option<String> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let state = stat.rsplit_once(')')?.1.trim_start().chars().next()?;
+    let what = match state {
+        'R' => "running",
+        'S' => "sleeping",
+        'D' => "disk sleep",
+        'T' => "stopped",
+        't' => "tracing stop",
+        'Z' => "zombie",
+        _ => "other",
+    };
+    Some(format!("{state} ({what})"))
+}
+
 fn process_running(pid: u32) -> bool {
     match fs::read_to_string(format!("/proc/{pid}/stat")) {
         // "pid (comm) S ...": the state follows the last ')'.

@@ -10,6 +10,8 @@
 //! - [`Libvirtd`]: the private libvirtd started when no target is given (test driver, loopback
 //!   port, temp dir, bounded lifetime, stopped on drop, panic, Ctrl-C and — through a watchdog —
 //!   when virtwire itself is killed), its restart, and its log for failing cases;
+//! - [`Sidecar`]: a private virtlogd or virtlockd (unprivileged, sockets in a temp dir, bounded
+//!   lifetime, stopped by process group on drop);
 //! - [`TargetError`]: what failed and where; for the runner, a harness error (exit code 3).
 //!
 //! Import rule: target/ imports nothing from `wire`, `render` or `capture`, and never frames or
@@ -20,6 +22,7 @@ pub mod connect;
 pub mod error;
 pub mod libvirtd;
 mod registry;
+pub mod sidecar;
 pub mod tls;
 pub mod transport;
 pub mod uri;
@@ -28,6 +31,7 @@ pub use connect::{ConnectOptions, connect, probe_connect};
 pub use error::TargetError;
 pub use libvirtd::{Libvirtd, LibvirtdOptions, Probe, find_libvirtd};
 pub use registry::stop_all_daemons;
+pub use sidecar::{Sidecar, SidecarKind};
 pub use tls::TlsFiles;
 pub use transport::Connection;
 pub use uri::{Param, SocketMode, TargetUri, Transport};

@@ -219,6 +219,9 @@ pub struct EnumMember {
     pub name: String,
     /// Its value if written.
     pub value: Option<ConstRef>,
+    /// `@key: value` lines of the comment just before it, in order (libvirt annotates each
+    /// procedure this way: `@acl: domain:write`, `@generate: both`, …).
+    pub annotations: Vec<(String, String)>,
 }
 
 /// Fields of a struct.

@@ -982,6 +982,7 @@ impl Ctx<'_> {
                 args,
                 ret,
                 msg,
+                annotations: m.annotations.clone(),
             });
         }
         procedures.sort_by_key(|p| p.number);

@@ -32,6 +32,7 @@
 //! ```
 
 mod ast;
+pub mod bounds;
 mod codec;
 mod compile;
 mod diff;
@@ -167,6 +168,8 @@ pub struct Procedure {
     pub ret: Option<(String, TypeId)>,
     /// The msg struct (MESSAGE body), if any.
     pub msg: Option<(String, TypeId)>,
+    /// The annotations of its `.x` doc comment (`("acl", "domain:write")`, …), in order.
+    pub annotations: Vec<(String, String)>,
 }
 
 impl Procedure {
@@ -179,6 +182,14 @@ impl Procedure {
             BodyRole::Msg => &self.msg,
         };
         b.as_ref().map(|(name, ty)| (name.as_str(), *ty))
+    }
+
+    /// The values of its `@key:` annotations, in order (`annotation("acl")` → `domain:write`, …).
+    pub fn annotation<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.annotations
+            .iter()
+            .filter(move |(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 }
 

@@ -59,6 +59,8 @@ struct Lexer<'t> {
     /// Only whitespace (or nothing) since the start of the current line.
     at_line_start: bool,
     passthrough: Vec<(Pos, String)>,
+    /// The text of the last `/* … */` comment before the token being lexed (its doc comment).
+    doc: Option<String>,
 }
 
 type PResult<T> = Result<T, (Pos, String)>;
@@ -71,6 +73,7 @@ impl<'t> Lexer<'t> {
             column: 1,
             at_line_start: true,
             passthrough: Vec::new(),
+            doc: None,
         }
     }
 
@@ -117,6 +120,7 @@ impl<'t> Lexer<'t> {
                     let start = self.pos();
                     self.bump();
                     self.bump();
+                    let mut text = String::new();
                     loop {
                         match self.bump() {
                             None => return Err((start, "unterminated comment".into())),
@@ -124,9 +128,10 @@ impl<'t> Lexer<'t> {
                                 self.bump();
                                 break;
                             }
-                            Some(_) => {}
+                            Some(c) => text.push(c),
                         }
                     }
+                    self.doc = Some(text);
                 }
                 Some('/') if self.peek2() == Some('/') => {
                     while let Some(c) = self.peek() {
@@ -163,6 +168,7 @@ impl<'t> Lexer<'t> {
     }
 
     fn next_token(&mut self) -> PResult<(Pos, Tok)> {
+        self.doc = None;
         self.skip_trivia()?;
         let pos = self.pos();
         let Some(c) = self.peek() else {
@@ -215,6 +221,8 @@ struct Parser<'t> {
     lexer: Lexer<'t>,
     tok: Tok,
     pos: Pos,
+    /// The doc comment of the current token.
+    doc: Option<String>,
     depth: u32,
 }
 
@@ -248,10 +256,12 @@ impl<'t> Parser<'t> {
     fn new(text: &'t str) -> PResult<Self> {
         let mut lexer = Lexer::new(text);
         let (pos, tok) = lexer.next_token()?;
+        let doc = lexer.doc.take();
         Ok(Parser {
             lexer,
             tok,
             pos,
+            doc,
             depth: 0,
         })
     }
@@ -260,6 +270,7 @@ impl<'t> Parser<'t> {
         let (pos, tok) = self.lexer.next_token()?;
         self.pos = pos;
         self.tok = tok;
+        self.doc = self.lexer.doc.take();
         Ok(())
     }
 
@@ -428,6 +439,7 @@ impl<'t> Parser<'t> {
                 break;
             }
             let pos = self.pos;
+            let annotations = annotations(self.doc.as_deref().unwrap_or(""));
             let name = self.ident("an enum member name")?;
             let value = if self.is_punct('=') {
                 self.advance()?;
@@ -435,7 +447,12 @@ impl<'t> Parser<'t> {
             } else {
                 None
             };
-            members.push(EnumMember { pos, name, value });
+            members.push(EnumMember {
+                pos,
+                name,
+                value,
+                annotations,
+            });
             if self.is_punct(',') {
                 self.advance()?;
             } else if !self.is_punct('}') {
@@ -664,6 +681,21 @@ impl<'t> Parser<'t> {
     }
 }
 
+/// The `@key: value` lines of a doc comment, in order (libvirt's procedure annotations: `@generate`,
+/// `@acl`, `@aclfilter`, `@priority`, `@readstream`, `@writestream`). A line counts when, after
+/// leading spaces and `*`s, it starts with `@`, a word, and `:`.
+fn annotations(comment: &str) -> Vec<(String, String)> {
+    comment
+        .lines()
+        .filter_map(|line| {
+            let line = line.trim_start_matches(|c: char| c.is_whitespace() || c == '*');
+            let (key, value) = line.strip_prefix('@')?.split_once(':')?;
+            let ok = !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            ok.then(|| (key.to_string(), value.trim().to_string()))
+        })
+        .collect()
+}
+
 /// Parse the text of one `.x` file. `label` names it in errors (`label:line:column: message`).
 pub fn parse_x(label: &str, text: &str) -> Result<XFile, ParseError> {
     let to_err = |(pos, message): (Pos, String)| ParseError {
@@ -702,6 +734,36 @@ mod tests {
         };
         assert_eq!(body.fields[0].ty, TypeSpec::UInt);
         assert_eq!(body.fields[5].shape, Shape::Variable(None));
+    }
+
+    #[test]
+    fn enum_members_keep_their_doc_comment_annotations() {
+        let f = parse_x(
+            "p.x",
+            "enum p_procedure {\n\
+             /* Notes: @acl: in prose is not a line start.\n * - @acl: <object>:<permission> */\n\
+             /**\n * @generate: both\n * @acl: domain:write\n * @acl: domain:save:VIR_X\n */\n\
+             P_PROC_A = 1,\n\
+             P_PROC_B = 2, /* trailing */ // line comment\n\
+             /** @acl: none */ P_PROC_C = 3\n};\n",
+        )
+        .unwrap();
+        let DefKind::Enum { body, .. } = &f.definitions[0].kind else {
+            panic!()
+        };
+        let ann = |i: usize| body.members[i].annotations.clone();
+        let pair = |k: &str, v: &str| (k.to_string(), v.to_string());
+        assert_eq!(
+            ann(0),
+            [
+                pair("generate", "both"),
+                pair("acl", "domain:write"),
+                pair("acl", "domain:save:VIR_X")
+            ]
+        );
+        // The block comment after B's comma belongs to nothing with annotations; C has its own.
+        assert_eq!(ann(1), []);
+        assert_eq!(ann(2), [pair("acl", "none")]);
     }
 
     #[test]
