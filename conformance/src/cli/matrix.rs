@@ -40,6 +40,10 @@ pub struct Args {
     /// each version uses its own, when there is one.
     #[arg(long, value_name = "DIR")]
     pub known_failing_dir: Option<PathBuf>,
+    /// A directory of known-flaky lists named libvirtd-MAJOR.MINOR.txt (corpus/known-flaky): each
+    /// version's failures of the cases listed there are not counted.
+    #[arg(long, value_name = "DIR")]
+    pub known_flaky_dir: Option<PathBuf>,
     /// Run only the cases matching this glob (repeatable; @FILE for a list).
     #[arg(long = "run", value_name = "GLOB")]
     pub run: Vec<String>,
@@ -111,6 +115,17 @@ fn matrix(args: Args) -> Result<u8, String> {
             }
         }
     }
+    let mut flaky_by_version = Vec::new();
+    if let Some(dir) = &args.known_flaky_dir {
+        for v in &versions {
+            let mm: Vec<&str> = v.split('.').take(2).collect();
+            let file = dir.join(format!("libvirtd-{}.txt", mm.join(".")));
+            if file.is_file() {
+                let known = lists::known_file(&file).map_err(|e| e.to_string())?;
+                flaky_by_version.push((v.clone(), known));
+            }
+        }
+    }
     let base = Config {
         read_timeout: args.read_timeout,
         case_timeout: args.case_timeout,
@@ -126,6 +141,11 @@ fn matrix(args: Args) -> Result<u8, String> {
     for vt in &targets {
         let cfg = Config {
             known_failing: lists_by_version
+                .iter()
+                .filter(|(v, _)| *v == vt.version)
+                .flat_map(|(_, k)| k.clone())
+                .collect(),
+            known_flaky: flaky_by_version
                 .iter()
                 .filter(|(v, _)| *v == vt.version)
                 .flat_map(|(_, k)| k.clone())
