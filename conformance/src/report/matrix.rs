@@ -1,6 +1,7 @@
 //! The conformance matrix: one run per libvirt version, rows = cases, columns = versions, as
 //! Markdown and JSON (`virtwire-matrix/1`), like an interop runner's table. Cases whose verdict
-//! differs between versions come first, each with every version's Actual.
+//! differs between the versions that have them come first, each with every version's Actual; then
+//! the cases only some versions have (procedures added or removed between them).
 
 use std::fmt::Write;
 
@@ -31,13 +32,16 @@ pub struct Row {
 }
 
 impl Row {
-    /// True when the versions do not all give the same verdict (a missing case counts as a
-    /// different one).
+    /// True when the versions that have this case do not all give it the same verdict.
     pub fn differs(&self) -> bool {
-        let first = self.cells.first().map(|c| c.as_ref().map(|c| c.verdict));
-        self.cells
-            .iter()
-            .any(|c| Some(c.as_ref().map(|c| c.verdict)) != first)
+        let mut v = self.cells.iter().flatten().map(|c| c.verdict);
+        let first = v.next();
+        v.any(|x| Some(x) != first)
+    }
+
+    /// True when some version's catalogue has no such case (a procedure new in a later version).
+    pub fn partial(&self) -> bool {
+        self.cells.iter().any(Option::is_none)
     }
 }
 
@@ -80,8 +84,9 @@ impl Matrix {
                 expected,
             })
             .collect();
-        // Stable: differing rows first, catalogue order kept within each group.
-        rows.sort_by_key(|r| !r.differs());
+        // Stable: differing rows first, then the cases only some versions have, then the rest;
+        // catalogue order kept within each group.
+        rows.sort_by_key(|r| (!r.differs(), !r.partial()));
         Matrix {
             versions: versions.to_vec(),
             banners: banners.to_vec(),
@@ -160,6 +165,19 @@ impl Matrix {
                 let _ = writeln!(s);
             }
         }
+        let partial: Vec<&Row> = self.rows.iter().filter(|r| r.partial()).collect();
+        if !partial.is_empty() {
+            let _ = writeln!(
+                s,
+                "\n## Cases only some versions have ({}): their procedures are new or gone\n",
+                partial.len()
+            );
+            header(&mut s);
+            for r in &partial {
+                let cells: Vec<String> = r.cells.iter().map(cell).collect();
+                let _ = writeln!(s, "| `{}` | {} |", r.id, cells.join(" | "));
+            }
+        }
         let _ = writeln!(s, "\n## All cases ({})\n", self.rows.len());
         header(&mut s);
         for r in &self.rows {
@@ -180,10 +198,12 @@ impl Matrix {
                 "counts": t.iter().map(|(k, n)| (k.name().to_string(), json!(n))).collect::<serde_json::Map<_, _>>(),
             })).collect::<Vec<_>>(),
             "differing": self.differing().count(),
+            "partial": self.rows.iter().filter(|r| r.partial()).count(),
             "cases": self.rows.iter().map(|r| json!({
                 "id": r.id,
                 "expected": r.expected,
                 "differs": r.differs(),
+                "in_all_versions": !r.partial(),
                 "results": self.versions.iter().zip(&r.cells).map(|(v, c)| (v.clone(), match c {
                     Some(c) => json!({"verdict": c.verdict.name(), "actual": c.actual, "known": c.known}),
                     None => Json::Null,
