@@ -73,18 +73,25 @@ for t in "${targets[@]}"; do
     printf '[libfuzzer]\ndict = %s.dict\nmax_len = 65536\ntimeout = 10\n' "$t" > "$OUT/$t.options"
 done
 # The schema-backed targets load libvirt's .x files at run time from libvirt-protocol/ beside the binary
-# (protocol/src/fuzzing/setup.rs). They are libvirt's files, fetched into .cache by scripts/setup.sh --xdr-only
-# (or given with VIRTWIRE_PROTOCOL_DIR); they are copied into $OUT, never committed.
-xdr_src=${VIRTWIRE_PROTOCOL_DIR:-$(ls -d "$repo"/.cache/libvirt-* 2>/dev/null | sort -V | tail -n1)}
-if [ -z "$xdr_src" ] && "$repo/scripts/setup.sh" --xdr-only >/dev/null 2>&1; then
-    xdr_src=$(ls -d "$repo"/.cache/libvirt-* 2>/dev/null | sort -V | tail -n1)
+# (protocol/src/fuzzing/setup.rs). They are libvirt's files, never committed. Where they come from, first found:
+# $VIRTWIRE_PROTOCOL_DIR; $SRC/libvirt-xdr/libvirt-* (the Dockerfile fetches a pinned release there with
+# scripts/fetch-xdr.sh, SHA-256 checked); the checkout's .cache (scripts/setup.sh); else scripts/fetch-xdr.sh
+# now (network; into $WORK, or a temporary directory).
+pinned=${VIRTWIRE_LIBVIRT_VERSION:-11.3.0}
+xdr_src=${VIRTWIRE_PROTOCOL_DIR:-}
+[ -n "$xdr_src" ] || xdr_src=$(ls -d "${SRC:-/nonexistent}"/libvirt-xdr/libvirt-* 2>/dev/null | sort -V | tail -n1 || true)
+[ -n "$xdr_src" ] || xdr_src=$(ls -d "$repo"/.cache/libvirt-[0-9]* 2>/dev/null | sort -V | tail -n1 || true)
+if [ -z "$xdr_src" ]; then
+    xdr_dest=${WORK:-$(mktemp -d)}/libvirt-xdr
+    xdr_src=$("$repo/scripts/fetch-xdr.sh" "$pinned" "$xdr_dest" || true)
 fi
 if [ -n "$xdr_src" ] && [ -f "$xdr_src/src/remote/remote_protocol.x" ]; then
-    (cd "$xdr_src" && find . -name '*.x' -print0 | while IFS= read -r -d '' f; do
+    rm -rf "$OUT/libvirt-protocol"
+    (cd "$xdr_src" && find ./src -name '*.x' -print0 | while IFS= read -r -d '' f; do
         mkdir -p "$OUT/libvirt-protocol/$(dirname "$f")" && cp "$f" "$OUT/libvirt-protocol/$f"
     done)
     echo "build.sh: libvirt .x files from $xdr_src in $OUT/libvirt-protocol" >&2
 else
-    echo "build.sh: WARNING: no libvirt .x files (set VIRTWIRE_PROTOCOL_DIR); body, validate_vs_decode, differential_libvirt and roundtrip_structured (typed bodies) panic on their first input that needs the schema" >&2
+    echo "build.sh: WARNING: no libvirt .x files (set VIRTWIRE_PROTOCOL_DIR, or give the build network for scripts/fetch-xdr.sh); body, validate_vs_decode, differential_libvirt and roundtrip_structured (typed bodies) panic on their first input that needs the schema" >&2
 fi
 echo "build.sh: ${#targets[@]} targets in $OUT (sanitizer $san)" >&2

@@ -21,7 +21,8 @@ if ! command -v cargo >/dev/null 2>&1; then
     echo "check: cargo is not on PATH; install Rust (rustup) first" >&2
     exit 3
 fi
-export VIRTWIRE_PROTOCOL_DIR=${VIRTWIRE_PROTOCOL_DIR:-$(ls -d "$PWD"/.cache/libvirt-* 2>/dev/null | sort -V | tail -n1)}
+# The schema of the daemon it starts (libvirtd 9.0.0) unless told otherwise.
+export VIRTWIRE_PROTOCOL_DIR=${VIRTWIRE_PROTOCOL_DIR:-$(ls -d "$PWD"/.cache/libvirt-9.0.0 "$PWD"/.cache/libvirt-* 2>/dev/null | head -n1)}
 cargo build --release --locked --quiet -p virtwire-conformance
 known=(--known-failing corpus/known-failing/libvirtd-9.0.txt)
 for a in "$@"; do

@@ -5,15 +5,21 @@
 //! The places, in order ([`Search::standard`]):
 //!
 //! 1. `--protocol-dir DIR`;
-//! 2. `$VIRTWIRE_PROTOCOL_DIR` (an empty value counts as unset);
+//! 2. `--libvirt-version V`: `libvirt-V/` (or the newest `libvirt-V.*/`, so `11.3` finds
+//!    `libvirt-11.3.0`) in the user cache, else in a checkout's `.cache` — an error when absent;
+//! 3. `$VIRTWIRE_PROTOCOL_DIR` (an empty value counts as unset);
 //! 3. the user's cache: `$XDG_CACHE_HOME/virtwire/libvirt-<version>/`, else
 //!    `~/.cache/virtwire/libvirt-<version>/` — the newest version there;
 //! 4. a virtwire checkout's `.cache/libvirt-<version>/` (the newest; what `scripts/setup.sh
 //!    --xdr-only` fetches): the checkout above the executable (`target/debug/virtwire`), else the
 //!    one this binary was built from, so that `cargo run` in a checkout finds it.
 //!
-//! The first two are the user's choice: used as given, and an error when they do not load. The
+//! The first three are the user's choice: used as given, and an error when they do not load. The
 //! others are searched: a directory counts when it holds `src/remote/remote_protocol.x`.
+//!
+//! [`fetch`] gets a release's files (`virtwire fetch-protocol`): the upstream tarball from Debian's
+//! archive, checked against the SHA-256 pinned in [`KNOWN_RELEASES`] (the value Debian's signed
+//! `Sources` index gives), unpacked into `<cache>/libvirt-<version>/`.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -27,8 +33,8 @@ pub const PROTOCOL_DIR_ENV: &str = "VIRTWIRE_PROTOCOL_DIR";
 const MARKER: &str = "src/remote/remote_protocol.x";
 
 /// How to get the files: said once, in [`LoadError`]'s message.
-pub const HOW_TO_GET_THEM: &str = "fetch them with scripts/setup.sh --xdr-only in a virtwire \
-    checkout (VIRTWIRE_CACHE=~/.cache/virtwire puts them in your user cache), or name a libvirt \
+pub const HOW_TO_GET_THEM: &str = "fetch them with `virtwire fetch-protocol [VERSION]` (into \
+    ~/.cache/virtwire) or scripts/setup.sh --xdr-only in a virtwire checkout, or name a libvirt \
     source tree with --protocol-dir DIR or VIRTWIRE_PROTOCOL_DIR";
 
 /// Where a directory came from.
@@ -36,6 +42,8 @@ pub const HOW_TO_GET_THEM: &str = "fetch them with scripts/setup.sh --xdr-only i
 pub enum Source {
     /// `--protocol-dir`.
     Flag,
+    /// `--libvirt-version`, found in a cache.
+    Version,
     /// `$VIRTWIRE_PROTOCOL_DIR`.
     Env,
     /// The user's cache (`$XDG_CACHE_HOME/virtwire` or `~/.cache/virtwire`).
@@ -50,6 +58,7 @@ impl Source {
     pub fn name(self) -> &'static str {
         match self {
             Source::Flag => "--protocol-dir",
+            Source::Version => "--libvirt-version",
             Source::Env => "$VIRTWIRE_PROTOCOL_DIR",
             Source::UserCache => "the user cache",
             Source::Repository => "the repository's .cache",
@@ -58,7 +67,7 @@ impl Source {
 
     /// True for the places a user names (flag, environment): they must load.
     pub fn is_explicit(self) -> bool {
-        matches!(self, Source::Flag | Source::Env)
+        matches!(self, Source::Flag | Source::Version | Source::Env)
     }
 }
 
@@ -83,6 +92,8 @@ pub struct Found {
 pub struct Search {
     /// `--protocol-dir`, if given.
     pub flag: Option<PathBuf>,
+    /// `--libvirt-version`, if given (`11.3.0`, `11.3`).
+    pub version: Option<String>,
     /// `$VIRTWIRE_PROTOCOL_DIR`, if set and not empty.
     pub env: Option<PathBuf>,
     /// Directories holding `libvirt-<version>/` trees in the user's cache.
@@ -123,10 +134,32 @@ impl Search {
             flag: flag
                 .filter(|p| !p.as_os_str().is_empty())
                 .map(Path::to_path_buf),
+            version: None,
             env: var(PROTOCOL_DIR_ENV).map(PathBuf::from),
             user_caches: user_cache.into_iter().collect(),
             repo_caches,
         }
+    }
+
+    /// The same search for `--libvirt-version V` (`None`, or an empty string: the newest present).
+    pub fn with_version(mut self, version: Option<&str>) -> Search {
+        self.version = version.filter(|v| !v.is_empty()).map(str::to_string);
+        self
+    }
+
+    /// Every `libvirt-<version>/` holding the files in the caches searched (user cache first;
+    /// a version in both is listed once, from the first), oldest version first.
+    pub fn available(&self) -> Vec<(String, PathBuf)> {
+        let mut out: Vec<(Vec<u64>, String, PathBuf)> = Vec::new();
+        for root in self.user_caches.iter().chain(&self.repo_caches) {
+            for (key, name, path) in versions_in(root) {
+                if !out.iter().any(|(_, n, _)| *n == name) {
+                    out.push((key, name, path));
+                }
+            }
+        }
+        out.sort();
+        out.into_iter().map(|(_, n, p)| (n, p)).collect()
     }
 
     /// The first place that applies: the flag or the environment as given, else the newest
@@ -136,6 +169,36 @@ impl Search {
             return Ok(Found {
                 dir: dir.clone(),
                 source: Source::Flag,
+            });
+        }
+        if let Some(v) = &self.version {
+            let want: Vec<u64> = version_key(v);
+            let matches = |name: &str| {
+                let k = version_key(name);
+                name == v || (k.len() > want.len() && k.starts_with(&want))
+            };
+            for roots in [&self.user_caches, &self.repo_caches] {
+                let best = roots
+                    .iter()
+                    .flat_map(|r| versions_in(r))
+                    .filter(|(_, name, _)| matches(name))
+                    .max();
+                if let Some((_, _, dir)) = best {
+                    return Ok(Found {
+                        dir,
+                        source: Source::Version,
+                    });
+                }
+            }
+            return Err(LoadError::VersionNotFound {
+                version: v.clone(),
+                searched: self
+                    .user_caches
+                    .iter()
+                    .chain(&self.repo_caches)
+                    .map(|r| r.join(format!("libvirt-{v}")))
+                    .collect(),
+                available: self.available().into_iter().map(|(n, _)| n).collect(),
             });
         }
         if let Some(dir) = &self.env {
@@ -184,22 +247,32 @@ fn same_dir(a: &Path, b: &Path) -> bool {
     }
 }
 
-/// The newest `root/libvirt-<version>/` that holds the files (versions compared numerically).
-fn newest_version(root: &Path) -> Option<PathBuf> {
-    let rd = std::fs::read_dir(root).ok()?;
+/// A version's numeric parts for ordering (`11.3.0` → [11, 3, 0]; a part that is not a number
+/// counts as 0).
+fn version_key(v: &str) -> Vec<u64> {
+    v.split('.').map(|p| p.parse().unwrap_or(0)).collect()
+}
+
+/// (ordering key, version, dir) of every `root/libvirt-<version>/` that holds the files.
+fn versions_in(root: &Path) -> Vec<(Vec<u64>, String, PathBuf)> {
+    let Ok(rd) = std::fs::read_dir(root) else {
+        return Vec::new();
+    };
     rd.flatten()
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
-            let version: Vec<u64> = name
-                .strip_prefix("libvirt-")?
-                .split('.')
-                .map(|p| p.parse().unwrap_or(0))
-                .collect();
+            let version = name.strip_prefix("libvirt-")?.to_string();
             let path = e.path();
-            path.join(MARKER).is_file().then_some((version, path))
+            path.join(MARKER)
+                .is_file()
+                .then(|| (version_key(&version), version, path))
         })
-        .max()
-        .map(|(_, p)| p)
+        .collect()
+}
+
+/// The newest `root/libvirt-<version>/` that holds the files (versions compared numerically).
+fn newest_version(root: &Path) -> Option<PathBuf> {
+    versions_in(root).into_iter().max().map(|(_, _, p)| p)
 }
 
 /// Why there is no schema.
@@ -210,6 +283,15 @@ pub enum LoadError {
     NotFound {
         /// The patterns searched (`…/virtwire/libvirt-*`, `…/.cache/libvirt-*`).
         searched: Vec<PathBuf>,
+    },
+    /// `--libvirt-version V` names a version no cache holds.
+    VersionNotFound {
+        /// The version asked for.
+        version: String,
+        /// Where it was looked for.
+        searched: Vec<PathBuf>,
+        /// The versions that are there.
+        available: Vec<String>,
     },
     /// A directory was chosen but does not load.
     Load {
@@ -224,7 +306,11 @@ impl LoadError {
     /// True when the user named the directory (flag or environment): running on without the schema
     /// would hide their mistake.
     pub fn is_fatal(&self) -> bool {
-        matches!(self, LoadError::Load { found, .. } if found.source.is_explicit())
+        match self {
+            LoadError::Load { found, .. } => found.source.is_explicit(),
+            LoadError::VersionNotFound { .. } => true,
+            LoadError::NotFound { .. } => false,
+        }
     }
 }
 
@@ -241,6 +327,41 @@ impl fmt::Display for LoadError {
                     write!(f, ", nothing in {}", s.display())?;
                 }
                 write!(f, "); {HOW_TO_GET_THEM}")
+            }
+            LoadError::VersionNotFound {
+                version,
+                searched,
+                available,
+            } => {
+                write!(
+                    f,
+                    "no protocol (.x) files of libvirt {version} (nothing in "
+                )?;
+                for (i, s) in searched.iter().enumerate() {
+                    let sep = if i == 0 { "" } else { ", " };
+                    write!(f, "{sep}{}", s.display())?;
+                }
+                if available.is_empty() {
+                    write!(f, "; no version is there")?;
+                } else {
+                    write!(f, "; present: {}", available.join(", "))?;
+                }
+                let known = KNOWN_RELEASES.iter().any(|r| r.version == version);
+                if known {
+                    write!(f, "); fetch them with `virtwire fetch-protocol {version}`")
+                } else {
+                    write!(
+                        f,
+                        "); `virtwire fetch-protocol` knows {}; for another version name its \
+                         libvirt source tree (a release tarball or a git checkout) with \
+                         --protocol-dir DIR",
+                        KNOWN_RELEASES
+                            .iter()
+                            .map(|r| r.version)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                }
             }
             LoadError::Load { found, error } => {
                 write!(
@@ -262,9 +383,175 @@ impl std::error::Error for LoadError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             LoadError::Load { error, .. } => Some(error),
-            LoadError::NotFound { .. } => None,
+            LoadError::NotFound { .. } | LoadError::VersionNotFound { .. } => None,
         }
     }
+}
+
+/// A libvirt release whose `.x` files [`fetch`] can get.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Release {
+    /// `9.0.0`.
+    pub version: &'static str,
+    /// Where the upstream tarball is (Debian's archive keeps it as the `orig` tarball).
+    pub url: &'static str,
+    /// Its SHA-256, as Debian's signed `Sources` index lists it.
+    pub sha256: &'static str,
+    /// Which Debian suite ships it.
+    pub suite: &'static str,
+}
+
+/// The releases `virtwire fetch-protocol` knows, oldest first: bookworm's and bookworm-backports'.
+pub const KNOWN_RELEASES: &[Release] = &[
+    Release {
+        version: "9.0.0",
+        url: "http://deb.debian.org/debian/pool/main/libv/libvirt/libvirt_9.0.0.orig.tar.xz",
+        sha256: "deca5cff1b7baac297bca9663907c61f71a47183371dc7ac019c107806d5435a",
+        suite: "bookworm",
+    },
+    Release {
+        version: "11.3.0",
+        url: "http://deb.debian.org/debian/pool/main/libv/libvirt/libvirt_11.3.0.orig.tar.xz",
+        sha256: "6bcb0c42c4580436fea262ced56f68a6afe20f7390b1bea2116718cc034a0283",
+        suite: "bookworm-backports",
+    },
+];
+
+/// The user cache `fetch` writes to: `$XDG_CACHE_HOME/virtwire`, else `~/.cache/virtwire`.
+pub fn user_cache() -> Option<PathBuf> {
+    Search::standard(None).user_caches.into_iter().next()
+}
+
+/// Why [`fetch`] failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FetchError {
+    /// Not a release [`KNOWN_RELEASES`] lists: the version asked for, the known ones.
+    #[error(
+        "unknown release {0:?} (known: {1}); for another version name its libvirt source tree \
+         (a release tarball or a git checkout) with --protocol-dir DIR"
+    )]
+    UnknownVersion(String, String),
+    /// A tool (curl, tar, sha256sum) failed or is missing.
+    #[error("{0}")]
+    Tool(String),
+    /// The download is not the pinned tarball.
+    #[error("checksum mismatch for {url}: SHA-256 {got}, expected {want} (nothing was unpacked)")]
+    Checksum {
+        /// What was downloaded.
+        url: String,
+        /// Its SHA-256.
+        got: String,
+        /// The pinned one.
+        want: String,
+    },
+    /// Writing the cache failed.
+    #[error("{path}: {error}")]
+    Io {
+        /// Where.
+        path: PathBuf,
+        /// What.
+        error: std::io::Error,
+    },
+}
+
+/// Look a release up by version (`11.3.0`, or a prefix such as `11.3`).
+pub fn release(version: &str) -> Result<&'static Release, FetchError> {
+    let want = version_key(version);
+    KNOWN_RELEASES
+        .iter()
+        .rev()
+        .find(|r| r.version == version || version_key(r.version).starts_with(&want))
+        .ok_or_else(|| {
+            let known: Vec<&str> = KNOWN_RELEASES.iter().map(|r| r.version).collect();
+            FetchError::UnknownVersion(version.to_string(), known.join(", "))
+        })
+}
+
+fn run_tool(cmd: &mut std::process::Command, what: &str) -> Result<Vec<u8>, FetchError> {
+    let out = cmd.output().map_err(|e| {
+        FetchError::Tool(format!("{what}: cannot run {:?}: {e}", cmd.get_program()))
+    })?;
+    if !out.status.success() {
+        return Err(FetchError::Tool(format!(
+            "{what} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(out.stdout)
+}
+
+/// Fetch `release`'s `.x` files into `cache/libvirt-<version>/` (a pruned copy of the source tree)
+/// and return that directory. Already there: returned as is. The tarball is downloaded with curl
+/// (at most 10 minutes), checked against the pinned SHA-256 before anything is unpacked, and
+/// unpacked with tar into a temporary directory that is renamed into place.
+pub fn fetch(release: &Release, cache: &Path) -> Result<PathBuf, FetchError> {
+    use std::process::Command;
+    let dest = cache.join(format!("libvirt-{}", release.version));
+    if dest.join(MARKER).is_file() {
+        return Ok(dest);
+    }
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |error| FetchError::Io { path, error }
+    };
+    std::fs::create_dir_all(cache).map_err(io(cache))?;
+    let tmp = cache.join(format!(".fetch-{}-{}", release.version, std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
+    let result = (|| {
+        let tarball = tmp.join(format!("libvirt_{}.orig.tar.xz", release.version));
+        run_tool(
+            Command::new("curl")
+                .args([
+                    "-fsSL",
+                    "--retry",
+                    "2",
+                    "--connect-timeout",
+                    "30",
+                    "--max-time",
+                    "600",
+                ])
+                .arg("-o")
+                .arg(&tarball)
+                .arg(release.url),
+            &format!("downloading {}", release.url),
+        )?;
+        let sum = run_tool(Command::new("sha256sum").arg(&tarball), "sha256sum")?;
+        let got = String::from_utf8_lossy(&sum)
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        if got != release.sha256 {
+            return Err(FetchError::Checksum {
+                url: release.url.to_string(),
+                got,
+                want: release.sha256.to_string(),
+            });
+        }
+        run_tool(
+            Command::new("tar")
+                .arg("-xf")
+                .arg(&tarball)
+                .arg("-C")
+                .arg(&tmp)
+                .args(["--wildcards", "*.x"]),
+            "unpacking the .x files",
+        )?;
+        let src = tmp.join(format!("libvirt-{}", release.version));
+        if !src.join(MARKER).is_file() {
+            return Err(FetchError::Tool(format!(
+                "the tarball has no libvirt-{}/{MARKER}",
+                release.version
+            )));
+        }
+        std::fs::rename(&src, &dest).map_err(io(&dest))?;
+        Ok(dest.clone())
+    })();
+    let _ = std::fs::remove_dir_all(&tmp);
+    result
 }
 
 #[cfg(test)]

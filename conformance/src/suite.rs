@@ -673,10 +673,219 @@ pub fn open_target(spec: &TargetSpec, judge: &Arc<Judge>) -> Result<OpenTarget, 
 /// libvirt's protocol schema from `dir`, or where the tools look (protocol_files). A conformance
 /// run needs it: replies are judged field by field.
 pub fn load_schema(dir: Option<&Path>) -> Result<Schema, SuiteError> {
-    crate::protocol_files::Search::standard(dir)
+    load_schema_from(&crate::protocol_files::Search::standard(dir))
+}
+
+/// libvirt's protocol schema where `search` finds it (`--protocol-dir`, `--libvirt-version`, …).
+pub fn load_schema_from(search: &crate::protocol_files::Search) -> Result<Schema, SuiteError> {
+    search
         .load()
         .map(|(schema, _)| schema)
         .map_err(|e| SuiteError::Schema(e.to_string()))
+}
+
+/// The cases for one libvirt version: the catalogue with its schema-generated families (limits,
+/// security, programs…) generated from that version's `schema`.
+pub fn cases_for(schema: &Arc<Schema>, extra: &[PathBuf]) -> Result<Vec<Case>, SuiteError> {
+    all_cases(extra, Some(schema))
+}
+
+/// A libvirt version the matrix runs: its `.x` files and how to start its daemon.
+#[derive(Clone, Debug)]
+pub struct VersionTarget {
+    /// The version (`11.3.0`).
+    pub version: String,
+    /// Its libvirt source tree (the `.x` files).
+    pub protocol_dir: PathBuf,
+    /// Its daemon: the binary, and `LD_LIBRARY_PATH` for one unpacked into a private prefix.
+    pub libvirtd: LibvirtdOptions,
+    /// Where the daemon came from (for the banner).
+    pub daemon_from: String,
+}
+
+/// `binary --version`'s last word (`libvirtd (libvirt) 9.0.0` → `9.0.0`), within 5 s.
+fn daemon_version(
+    binary: &Path,
+    env: &[(std::ffi::OsString, std::ffi::OsString)],
+) -> Option<String> {
+    let mut child = std::process::Command::new(binary)
+        .arg("--version")
+        .envs(env.iter().map(|(k, v)| (k.as_os_str(), v.as_os_str())))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .ok()?;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while child.try_wait().ok()?.is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take()?, &mut out).ok()?;
+    out.split_whitespace().last().map(str::to_string)
+}
+
+/// `LD_LIBRARY_PATH` for a libvirtd unpacked into a private prefix (`PREFIX/usr/sbin/libvirtd` beside
+/// `PREFIX/usr/lib/x86_64-linux-gnu/libvirt.so.0`, as `scripts/setup.sh` unpacks 11.3.0); nothing for
+/// any other binary.
+pub fn prefix_env(binary: &Path) -> Vec<(std::ffi::OsString, std::ffi::OsString)> {
+    let lib = binary
+        .parent()
+        .filter(|d| d.ends_with("usr/sbin"))
+        .and_then(|d| d.parent())
+        .map(|usr| usr.join("lib/x86_64-linux-gnu"));
+    match lib {
+        Some(lib) if lib.join("libvirt.so.0").exists() => {
+            vec![("LD_LIBRARY_PATH".into(), lib.into_os_string())]
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// The version of the libvirtd these options start (`binary --version`), if it answers.
+pub fn libvirtd_version(opts: &LibvirtdOptions) -> Option<String> {
+    let binary = target::find_libvirtd(opts.binary.as_deref()).ok()?;
+    daemon_version(&binary, &opts.env)
+}
+
+fn version_matches(have: &str, want: &str) -> bool {
+    have == want || have.strip_prefix(want).is_some_and(|r| r.starts_with('.'))
+}
+
+/// The daemon of libvirt `version` (`11.3`, `9.0.0`): `libvirtd-<version>/usr/sbin/libvirtd` in the
+/// user cache or a checkout's `.cache` (what `scripts/setup.sh` unpacks, started with
+/// `LD_LIBRARY_PATH` on its `usr/lib/x86_64-linux-gnu`), else the installed libvirtd when its
+/// `--version` is that version. The binary's `--version` must say `version` either way.
+pub fn libvirtd_for(
+    version: &str,
+    search: &crate::protocol_files::Search,
+) -> Result<(LibvirtdOptions, String), SuiteError> {
+    let mut looked = Vec::new();
+    for root in search.user_caches.iter().chain(&search.repo_caches) {
+        let Ok(rd) = std::fs::read_dir(root) else {
+            continue;
+        };
+        let mut prefixes: Vec<PathBuf> = rd
+            .flatten()
+            .filter(|e| {
+                e.file_name()
+                    .to_str()
+                    .and_then(|n| n.strip_prefix("libvirtd-"))
+                    .is_some_and(|v| version_matches(v, version))
+            })
+            .map(|e| e.path())
+            .collect();
+        prefixes.sort();
+        looked.push(
+            root.join(format!("libvirtd-{version}*"))
+                .display()
+                .to_string(),
+        );
+        for prefix in prefixes.into_iter().rev() {
+            let binary = prefix.join("usr/sbin/libvirtd");
+            let env = prefix_env(&binary);
+            if let Some(v) = daemon_version(&binary, &env)
+                && version_matches(&v, version)
+            {
+                let opts = LibvirtdOptions {
+                    binary: Some(binary),
+                    env,
+                    ..LibvirtdOptions::default()
+                };
+                return Ok((opts, format!("{} (private prefix)", prefix.display())));
+            }
+        }
+    }
+    if let Ok(binary) = target::find_libvirtd(None) {
+        looked.push(binary.display().to_string());
+        if let Some(v) = daemon_version(&binary, &[])
+            && version_matches(&v, version)
+        {
+            let opts = LibvirtdOptions {
+                binary: Some(binary.clone()),
+                ..LibvirtdOptions::default()
+            };
+            return Ok((opts, format!("{} (installed)", binary.display())));
+        }
+    }
+    Err(SuiteError::Schema(format!(
+        "no libvirtd {version} (looked in {}); scripts/setup.sh unpacks libvirt 11.3.0's into \
+         .cache/libvirtd-11.3.0",
+        looked.join(", ")
+    )))
+}
+
+/// The versions to run: each one's `.x` files (`--libvirt-version` search) and daemon.
+pub fn version_targets(versions: &[String]) -> Result<Vec<VersionTarget>, SuiteError> {
+    let base = crate::protocol_files::Search::standard(None);
+    versions
+        .iter()
+        .map(|v| {
+            let found = base
+                .clone()
+                .with_version(Some(v))
+                .locate()
+                .map_err(|e| SuiteError::Schema(e.to_string()))?;
+            let (libvirtd, daemon_from) = libvirtd_for(v, &base)?;
+            Ok(VersionTarget {
+                version: v.clone(),
+                protocol_dir: found.dir,
+                libvirtd,
+                daemon_from,
+            })
+        })
+        .collect()
+}
+
+/// Every version that has both `.x` files and a daemon here, oldest first (the matrix's default).
+pub fn available_versions() -> Vec<String> {
+    let base = crate::protocol_files::Search::standard(None);
+    base.available()
+        .into_iter()
+        .map(|(v, _)| v)
+        .filter(|v| libvirtd_for(v, &base).is_ok())
+        .collect()
+}
+
+/// Run the catalogue against one version's self-started daemon, judged by that version's schema.
+/// `config` is the caller's (its known-failing list is for this version).
+pub fn run_version(
+    vt: &VersionTarget,
+    config: &Config,
+    extra: &[PathBuf],
+    progress: &mut dyn Progress,
+) -> Result<(RunReport, String), SuiteError> {
+    let schema = Schema::load_dir(&vt.protocol_dir)
+        .map_err(|e| SuiteError::Schema(format!("{}: {e}", vt.protocol_dir.display())))?;
+    let schema = Arc::new(schema);
+    let cases = cases_for(&schema, extra)?;
+    let selected = runner::select(&cases, config)?;
+    let judge = Arc::new(Judge::new(
+        Limits::default(),
+        Compat::Libvirt,
+        Some((*schema).clone()),
+    ));
+    let spec = TargetSpec {
+        libvirtd: vt.libvirtd.clone(),
+        ..TargetSpec::default()
+    };
+    let target = open_target(&spec, &judge)?;
+    let banner = target.banner.clone();
+    let report = runner::run(
+        &selected,
+        config,
+        target.connector,
+        judge,
+        target.hooks,
+        progress,
+    );
+    drop(target.daemon);
+    Ok((report, banner))
 }
 
 /// Every case `check` knows: the built-in catalogue (its generated families only with a
@@ -697,6 +906,7 @@ pub struct Suite {
     target: TargetSpec,
     config: Config,
     protocol_dir: Option<PathBuf>,
+    libvirt_version: Option<String>,
     traces: Vec<PathBuf>,
 }
 
@@ -710,6 +920,7 @@ impl Suite {
             },
             config: Config::default(),
             protocol_dir: None,
+            libvirt_version: None,
             traces: Vec::new(),
         }
     }
@@ -740,6 +951,13 @@ impl Suite {
         self
     }
 
+    /// Use this libvirt version's `.x` files (`11.3.0`, `11.3`: `libvirt-<version>` in the user
+    /// cache or the checkout's `.cache`), as `--libvirt-version` does.
+    pub fn libvirt_version(mut self, version: impl Into<String>) -> Self {
+        self.libvirt_version = Some(version.into());
+        self
+    }
+
     /// Also replay this trace file.
     pub fn trace(mut self, path: impl Into<PathBuf>) -> Self {
         self.traces.push(path.into());
@@ -753,7 +971,9 @@ impl Suite {
 
     /// [`Suite::run`], telling `progress` as cases finish.
     pub fn run_with(&self, progress: &mut dyn Progress) -> Result<RunReport, SuiteError> {
-        let schema = Arc::new(load_schema(self.protocol_dir.as_deref())?);
+        let search = crate::protocol_files::Search::standard(self.protocol_dir.as_deref())
+            .with_version(self.libvirt_version.as_deref());
+        let schema = Arc::new(load_schema_from(&search)?);
         let cases = all_cases(&self.traces, Some(&schema))?;
         let selected = runner::select(&cases, &self.config)?;
         let judge = Arc::new(Judge::new(

@@ -88,10 +88,9 @@ pub struct Args {
     /// and a pcapng of the case.
     #[arg(long, value_name = "DIR")]
     pub trace_dir: Option<PathBuf>,
-    /// Directory with libvirt's .x protocol files (default: $VIRTWIRE_PROTOCOL_DIR, the user cache,
-    /// the repository's .cache).
-    #[arg(long, value_name = "DIR")]
-    pub protocol_dir: Option<PathBuf>,
+    /// Which libvirt's .x files (bodies are decoded and judged by them).
+    #[command(flatten)]
+    pub protocol: super::protocol_args::ProtocolArgs,
     /// How to reach the target.
     #[command(flatten)]
     pub target_opts: TargetArgs,
@@ -135,7 +134,20 @@ fn config(args: &Args) -> Result<Config, lists::ListError> {
 
 fn check(args: Args) -> Result<u8, String> {
     let cfg = config(&args).map_err(|e| e.to_string())?;
-    let schema = suite::load_schema(args.protocol_dir.as_deref()).map(Arc::new);
+    let spec = args.target_opts.spec(args.target.as_deref());
+    // Nothing chosen and a self-started daemon: its own version's schema when present (the
+    // newest present otherwise).
+    let mut search = args.protocol.search();
+    if args.target.is_none()
+        && search.flag.is_none()
+        && search.version.is_none()
+        && search.env.is_none()
+        && let Some(v) = suite::libvirtd_version(&spec.libvirtd)
+        && search.clone().with_version(Some(&v)).locate().is_ok()
+    {
+        search = search.with_version(Some(&v));
+    }
+    let schema = suite::load_schema_from(&search).map(Arc::new);
     let catalogue: Vec<Case> =
         suite::all_cases(&args.traces, schema.as_ref().ok()).map_err(|e| e.to_string())?;
     let cases = runner::select(&catalogue, &cfg).map_err(|e| e.to_string())?;
@@ -163,7 +175,6 @@ fn check(args: Args) -> Result<u8, String> {
         virtwire_protocol::Compat::Libvirt,
         Some((*schema).clone()),
     ));
-    let spec = args.target_opts.spec(args.target.as_deref());
     let target = suite::open_target(&spec, &judge).map_err(|e| e.to_string())?;
     eprintln!("virtwire check: {}", target.banner);
     let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty());

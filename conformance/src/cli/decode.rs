@@ -13,7 +13,6 @@ use std::process::ExitCode;
 use clap::ValueEnum;
 use virtwire_protocol::{Compat, Profile};
 
-use crate::protocol_files::Search;
 use crate::render::{Format, RecordWriter};
 use crate::wire::{Decoder, Options, ports_with};
 
@@ -40,11 +39,9 @@ pub struct Args {
     /// Inputs are raw byte streams of frames, not captures.
     #[arg(long)]
     raw: bool,
-    /// Directory with libvirt's .x protocol files (a libvirt source tree, or the cache made by
-    /// scripts/setup.sh) for procedure names and bodies. Default: $VIRTWIRE_PROTOCOL_DIR, else the
-    /// newest libvirt-VERSION in ~/.cache/virtwire, else in the checkout's .cache.
-    #[arg(long, value_name = "DIR")]
-    protocol_dir: Option<PathBuf>,
+    /// Which libvirt's .x files (bodies are decoded and judged by them).
+    #[command(flatten)]
+    protocol: super::protocol_args::ProtocolArgs,
     /// How strictly each message is judged. Default `libvirt` for captures: accept what libvirt 9.0
     /// accepts (non-zero padding, trailing bytes, unknown enum values…); `strict` follows RFC 4506 and
     /// reports every deviation as a decode error.
@@ -96,7 +93,7 @@ pub fn run(args: Args) -> ExitCode {
     };
     // The schema (protocol_files): a --protocol-dir / $VIRTWIRE_PROTOCOL_DIR must load; the caches
     // are optional, without them procedure bodies stay hex.
-    let decoder = match Search::standard(args.protocol_dir.as_deref()).load() {
+    let decoder = match args.protocol.search().load() {
         // JSON is written straight from each body's tape (no value tree per message).
         Ok((schema, _)) => {
             Decoder::with_schema(opts, schema).tape_bodies(matches!(args.format, FormatArg::Json))

@@ -10,7 +10,6 @@ use std::io::BufReader;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::protocol_files::Search;
 use crate::trace::{self, import};
 use crate::wire::frames::capture_connections;
 use crate::wire::{Decoder, Options, ports_with};
@@ -34,9 +33,9 @@ pub struct Args {
     /// Another TCP port carrying libvirt RPC (repeatable), besides 16509 and 16514.
     #[arg(long = "port", value_name = "PORT")]
     ports: Vec<u16>,
-    /// Directory with libvirt's .x protocol files, for procedure names and bodies.
-    #[arg(long, value_name = "DIR")]
-    protocol_dir: Option<PathBuf>,
+    /// Which libvirt's .x files (bodies are decoded and judged by them).
+    #[command(flatten)]
+    protocol: super::protocol_args::ProtocolArgs,
     /// Overwrite traces that exist (learned and hand-written rules in them are lost).
     #[arg(long)]
     force: bool,
@@ -51,7 +50,7 @@ pub fn run(args: Args) -> ExitCode {
         ports: ports_with(&args.ports),
         ..Options::default()
     };
-    let decoder = match Search::standard(args.protocol_dir.as_deref()).load() {
+    let decoder = match args.protocol.search().load() {
         Ok((schema, _)) => Decoder::with_schema(opts, schema),
         Err(e) if e.is_fatal() => {
             eprintln!("virtwire: {e}");

@@ -7,9 +7,13 @@ use clap::{Parser, Subcommand};
 pub mod check;
 pub mod check_client;
 pub mod decode;
+pub mod fetch_protocol;
 pub mod import;
+pub mod matrix;
+pub mod protocol_args;
 pub mod record;
 pub mod replay;
+pub mod schema;
 pub mod target_args;
 
 #[derive(Parser, Debug)]
@@ -43,6 +47,15 @@ enum Command {
     /// Relay clients to a server through a transparent proxy and record the traffic.
     #[command(after_help = record::HELP)]
     Record(record::Args),
+    /// Run the catalogue against a self-started libvirtd of each libvirt version; a matrix of verdicts.
+    #[command(after_help = matrix::HELP)]
+    Matrix(matrix::Args),
+    /// Compare two libvirt versions' protocols, or show a procedure's bodies.
+    #[command(subcommand, after_help = schema::HELP)]
+    Schema(schema::Args),
+    /// Fetch a libvirt release's .x protocol files into the user cache (checksum-checked).
+    #[command(after_help = fetch_protocol::HELP)]
+    FetchProtocol(fetch_protocol::Args),
 }
 
 /// A number of seconds (`5`, `0.5`, `2s`).
@@ -74,5 +87,8 @@ pub fn main() -> ExitCode {
         Command::Import(args) => import::run(args),
         Command::Replay(args) => replay::run(*args),
         Command::Record(args) => record::run(args),
+        Command::Schema(args) => schema::run(args),
+        Command::Matrix(args) => matrix::run(args),
+        Command::FetchProtocol(args) => fetch_protocol::run(args),
     }
 }

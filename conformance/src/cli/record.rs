@@ -17,7 +17,6 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use crate::capture::write::PcapngWriter;
-use crate::protocol_files::Search;
 use crate::proxy::{Addr, Config, Connection, Event, Proxy};
 use crate::target::{TargetUri, Transport};
 use crate::wire::DEFAULT_PORTS;
@@ -55,10 +54,9 @@ pub struct Args {
     /// Also write every chunk as it crossed, as JSON lines (conn, dir, at_us, hex).
     #[arg(long, value_name = "FILE")]
     wire_log: Option<PathBuf>,
-    /// Directory with libvirt's .x protocol files, for symbolic bodies in the trace (default: where
-    /// the other subcommands look; without them bodies are hex).
-    #[arg(long, value_name = "DIR")]
-    protocol_dir: Option<PathBuf>,
+    /// Which libvirt's .x files (bodies are decoded and judged by them).
+    #[command(flatten)]
+    protocol: super::protocol_args::ProtocolArgs,
     /// Also write the traffic as a pcapng capture.
     #[arg(long, value_name = "FILE")]
     pcapng: Option<PathBuf>,
@@ -271,7 +269,7 @@ pub fn run(args: Args) -> ExitCode {
         Ok(f) => f,
         Err(e) => return usage(format!("--wire-log: {e}")),
     };
-    let decoder = match Search::standard(args.protocol_dir.as_deref()).load() {
+    let decoder = match args.protocol.search().load() {
         Ok((schema, _)) => Decoder::with_schema(Options::default(), schema),
         Err(e) if e.is_fatal() => return usage(e),
         Err(e) => {

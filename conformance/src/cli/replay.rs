@@ -13,7 +13,6 @@ use std::time::Duration;
 use virtwire_protocol::{Compat, Limits};
 
 use super::target_args::TargetArgs;
-use crate::protocol_files::Search;
 use crate::replay::{self, Observations, learn};
 use crate::runner::{self, CaseReport, Config, Connector, Progress, RunReport, Verdict};
 use crate::suite;
@@ -48,9 +47,9 @@ pub struct Args {
     /// With --learn: write the learned rules into the trace files.
     #[arg(long, requires = "learn")]
     write: bool,
-    /// Directory with libvirt's .x protocol files (needed: traces match bodies by field).
-    #[arg(long, value_name = "DIR")]
-    protocol_dir: Option<PathBuf>,
+    /// Which libvirt's .x files (bodies are decoded and judged by them).
+    #[command(flatten)]
+    protocol: super::protocol_args::ProtocolArgs,
     /// Longest wait for any one message, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 5.0)]
     read_timeout: f64,
@@ -148,7 +147,7 @@ pub fn run(args: Args) -> ExitCode {
             }
         }
     }
-    let schema = match Search::standard(args.protocol_dir.as_deref()).load() {
+    let schema = match args.protocol.search().load() {
         Ok((s, _)) => s,
         Err(e) => {
             eprintln!("virtwire: {e} (replays match bodies field by field: they need the schema)");

@@ -73,6 +73,13 @@ impl TargetArgs {
                 binary: self.libvirtd.clone(),
                 world: self.world.clone(),
                 keep: self.keep_libvirtd,
+                // A daemon unpacked into a private prefix (.cache/libvirtd-11.3.0) runs on its own
+                // libraries.
+                env: self
+                    .libvirtd
+                    .as_deref()
+                    .map(crate::suite::prefix_env)
+                    .unwrap_or_default(),
                 ..LibvirtdOptions::default()
             },
             endpoints: EndpointSpec {

@@ -103,6 +103,7 @@ use crate::wire::Decoder;
 
 pub mod json;
 pub mod junit;
+pub mod matrix;
 pub mod terminal;
 pub mod wire_log;
 

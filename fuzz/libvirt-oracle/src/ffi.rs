@@ -1,10 +1,13 @@
-//! The libvirt.so.0 (9.0.0) and libtirpc symbols both the oracle and the timing anchors call, and
-//! the struct layouts they share (libvirt 9.0.0 on x86_64: `virnetmessage.h`).
+//! The struct layouts the oracle and the timing anchors share (libvirt 9.0.0 on x86_64:
+//! `virnetmessage.h`, unchanged in 11.3.0), and the libvirt.so.0 symbols the anchors call. The
+//! anchors (feature `anchor`) link libvirt.so.0; the oracle loads it with `dlopen` (see `oracle`),
+//! so a fuzz build links no libvirt and can run against 9.0.0 or 11.3.0.
 
 // Without --cfg fuzzing only the anchors are built, and some symbols are the oracle's alone.
 #![cfg_attr(not(fuzzing), allow(dead_code))]
 
 use std::ffi::{c_char, c_int, c_uint, c_void};
+#[cfg(feature = "anchor")]
 use std::sync::Once;
 
 /// `virNetMessageHeader`.
@@ -38,6 +41,7 @@ pub(crate) struct CMessage {
 /// An `xdr_*` filter: `bool_t f(XDR *, T *)`.
 pub(crate) type XdrProc = unsafe extern "C" fn(*mut c_void, *mut c_void) -> c_int;
 
+#[cfg(feature = "anchor")]
 unsafe extern "C" {
     pub(crate) fn virInitialize() -> c_int;
     pub(crate) fn virSetErrorFunc(
@@ -61,15 +65,21 @@ unsafe extern "C" {
         data: *mut c_void,
     ) -> c_int;
     pub(crate) fn virNetMessageClear(msg: *mut CMessage);
-    pub(crate) fn xdr_free(filter: XdrProc, data: *mut c_void);
     pub(crate) fn xdrmem_create(xdrs: *mut c_void, addr: *mut c_char, size: c_uint, op: c_int);
+}
+
+// libtirpc, glib and libdl: linked by build.rs (libtirpc, glib) or part of libc.
+unsafe extern "C" {
+    pub(crate) fn xdr_free(filter: XdrProc, data: *mut c_void);
     pub(crate) fn g_malloc0(n: usize) -> *mut c_void;
     pub(crate) fn dlsym(handle: *mut c_void, symbol: *const c_char) -> *mut c_void;
 }
 
+#[cfg(feature = "anchor")]
 unsafe extern "C" fn quiet(_: *mut c_void, _: *mut c_void) {}
 
 /// `virInitialize` once per process, with libvirt's error printing silenced.
+#[cfg(feature = "anchor")]
 pub(crate) fn init() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {

@@ -1,7 +1,7 @@
 //! The oracle itself (compiled only with `--cfg fuzzing`; see the crate docs).
 
 use std::collections::HashMap;
-use std::ffi::{CString, c_char, c_int, c_uint, c_void};
+use std::ffi::{CString, c_char, c_int, c_uint, c_ulong, c_void};
 use std::sync::{Mutex, OnceLock};
 
 use virtwire_protocol::fuzzing::{BodyVerdict, LibvirtOracle, LibvirtVerdict, OValue, TheirBody};
@@ -9,21 +9,111 @@ use virtwire_protocol::header::REMOTE_PROGRAM;
 use virtwire_protocol::header::{LXC_PROGRAM, QEMU_PROGRAM};
 use virtwire_protocol::{BodyKind, BodyRole, Header, MessageStatus, MessageType};
 
-use crate::ffi::*;
+use crate::ffi::{CMessage, XdrProc, dlsym, g_malloc0, xdr_free};
 
 unsafe extern "C" {
-    fn xdr_virNetMessageError(xdr: *mut c_void, obj: *mut c_void) -> c_int;
-    fn xdr_virNetStreamHole(xdr: *mut c_void, obj: *mut c_void) -> c_int;
-    fn xdr_remote_connect_open_args(xdr: *mut c_void, obj: *mut c_void) -> c_int;
-    fn xdr_remote_auth_list_ret(xdr: *mut c_void, obj: *mut c_void) -> c_int;
-    fn xdr_remote_connect_supports_feature_args(xdr: *mut c_void, obj: *mut c_void) -> c_int;
-    fn xdr_remote_connect_supports_feature_ret(xdr: *mut c_void, obj: *mut c_void) -> c_int;
-    fn xdr_remote_connect_get_uri_ret(xdr: *mut c_void, obj: *mut c_void) -> c_int;
-    fn xdr_remote_connect_get_lib_version_ret(xdr: *mut c_void, obj: *mut c_void) -> c_int;
-    fn xdr_remote_connect_list_all_domains_args(xdr: *mut c_void, obj: *mut c_void) -> c_int;
-    fn xdr_remote_connect_list_all_domains_ret(xdr: *mut c_void, obj: *mut c_void) -> c_int;
-    fn xdr_remote_connect_get_all_domain_stats_args(xdr: *mut c_void, obj: *mut c_void) -> c_int;
-    fn xdr_remote_connect_get_all_domain_stats_ret(xdr: *mut c_void, obj: *mut c_void) -> c_int;
+    fn dlopen(filename: *const c_char, flags: c_int) -> *mut c_void;
+    fn dlerror() -> *mut c_char;
+}
+
+const RTLD_NOW: c_int = 2;
+
+/// The environment variable naming the libvirt.so to load (e.g. libvirt 11.3's, unpacked by
+/// `scripts/setup.sh` into `.cache/libvirtd-11.3.0/usr/lib/x86_64-linux-gnu/libvirt.so.0`).
+/// Unset: `libvirt.so.0` as the dynamic loader finds it (the installed 9.0.0).
+pub const LIBVIRT_SO_ENV: &str = "VIRTWIRE_LIBVIRT_SO";
+
+/// libvirt.so's entry points, resolved with `dlsym` on the library `dlopen` loaded: by name, so
+/// any libvirt version whose `virNetMessage` layout is 9.0.0's loads (11.3.0's is the same;
+/// `src/rpc/virnetmessage.h` did not change), whatever its private symbol version.
+struct Lib {
+    handle: usize,
+    path: String,
+    version: String,
+    new: NewFn,
+    free: FreeFn,
+    decode_length: StepFn,
+    decode_header: StepFn,
+    decode_num_fds: StepFn,
+    decode_payload: PayloadFn,
+}
+
+type NewFn = unsafe extern "C" fn(bool) -> *mut CMessage;
+type FreeFn = unsafe extern "C" fn(*mut CMessage);
+type StepFn = unsafe extern "C" fn(*mut CMessage) -> c_int;
+type PayloadFn = unsafe extern "C" fn(*mut CMessage, XdrProc, *mut c_void) -> c_int;
+type InitFn = unsafe extern "C" fn() -> c_int;
+type ErrorFunc = Option<unsafe extern "C" fn(*mut c_void, *mut c_void)>;
+type SetErrorFn = unsafe extern "C" fn(*mut c_void, ErrorFunc);
+type VersionFn = unsafe extern "C" fn(*mut c_ulong, *const c_char, *mut c_ulong) -> c_int;
+
+unsafe extern "C" fn quiet(_: *mut c_void, _: *mut c_void) {}
+
+fn sym(handle: *mut c_void, name: &str) -> *mut c_void {
+    let c = CString::new(name).expect("no NUL");
+    // SAFETY: a handle from dlopen and a NUL-terminated name.
+    let p = unsafe { dlsym(handle, c.as_ptr()) };
+    assert!(!p.is_null(), "libvirt.so has no {name}");
+    p
+}
+
+fn lib() -> &'static Lib {
+    static LIB: OnceLock<Lib> = OnceLock::new();
+    LIB.get_or_init(|| {
+        let path = std::env::var(LIBVIRT_SO_ENV)
+            .ok()
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| "libvirt.so.0".to_string());
+        let c = CString::new(path.clone()).expect("no NUL");
+        // SAFETY: dlopen of a library path; errors are read from dlerror.
+        let handle = unsafe { dlopen(c.as_ptr(), RTLD_NOW) };
+        if handle.is_null() {
+            // SAFETY: dlerror returns a NUL-terminated message after a failed dlopen.
+            let why = unsafe { std::ffi::CStr::from_ptr(dlerror()) }.to_string_lossy();
+            panic!("cannot load {path} (${LIBVIRT_SO_ENV}): {why}");
+        }
+        // SAFETY: each symbol is the libvirt function of that name, with the C signature given
+        // (libvirt's virnetmessage.h, libvirt-host.h, virterror.h).
+        unsafe {
+            use std::mem::transmute;
+            let init = transmute::<*mut c_void, InitFn>(sym(handle, "virInitialize"));
+            let set_err = transmute::<*mut c_void, SetErrorFn>(sym(handle, "virSetErrorFunc"));
+            let get_version = transmute::<*mut c_void, VersionFn>(sym(handle, "virGetVersion"));
+            init();
+            set_err(std::ptr::null_mut(), Some(quiet));
+            let mut v: c_ulong = 0;
+            get_version(&mut v, std::ptr::null(), std::ptr::null_mut());
+            Lib {
+                handle: handle as usize,
+                path,
+                version: format!("{}.{}.{}", v / 1_000_000, v / 1000 % 1000, v % 1000),
+                new: transmute::<*mut c_void, NewFn>(sym(handle, "virNetMessageNew")),
+                free: transmute::<*mut c_void, FreeFn>(sym(handle, "virNetMessageFree")),
+                decode_length: transmute::<*mut c_void, StepFn>(sym(
+                    handle,
+                    "virNetMessageDecodeLength",
+                )),
+                decode_header: transmute::<*mut c_void, StepFn>(sym(
+                    handle,
+                    "virNetMessageDecodeHeader",
+                )),
+                decode_num_fds: transmute::<*mut c_void, StepFn>(sym(
+                    handle,
+                    "virNetMessageDecodeNumFDs",
+                )),
+                decode_payload: transmute::<*mut c_void, PayloadFn>(sym(
+                    handle,
+                    "virNetMessageDecodePayload",
+                )),
+            }
+        }
+    })
+}
+
+/// The libvirt the oracle runs: (path given to dlopen, version from `virGetVersion`, e.g. `9.0.0`).
+pub fn loaded() -> (&'static str, &'static str) {
+    let l = lib();
+    (&l.path, &l.version)
 }
 
 /// A body the oracle can decode, with the libvirt filter that decodes it.
@@ -70,18 +160,12 @@ fn filter_named(name: &str) -> Option<(&'static str, XdrProc)> {
         .expect("cache lock");
     let hit = cache.entry(name.to_string()).or_insert_with(|| {
         let sym = CString::new(format!("xdr_{name}")).ok()?;
-        // SAFETY: dlsym with RTLD_DEFAULT (null) searches the loaded objects; libvirt.so is linked.
-        let p = unsafe { dlsym(std::ptr::null_mut(), sym.as_ptr()) };
+        // SAFETY: dlsym on the handle of the libvirt.so the oracle loaded.
+        let p = unsafe { dlsym(lib().handle as *mut c_void, sym.as_ptr()) };
         (!p.is_null()).then(|| (&*Box::leak(name.to_string().into_boxed_str()), p as usize))
     });
     // SAFETY: the address is an `xdr_*` filter of the form bool_t f(XDR *, T *).
     hit.map(|(n, p)| (n, unsafe { std::mem::transmute::<usize, XdrProc>(p) }))
-}
-
-fn filter_by_name(name: &str) -> XdrProc {
-    filter_named(name)
-        .expect("resolved when the Proc was made")
-        .1
 }
 
 impl Proc {
@@ -137,21 +221,9 @@ impl Proc {
     }
 
     fn filter(self) -> XdrProc {
-        match self {
-            Proc::Error => xdr_virNetMessageError,
-            Proc::Hole => xdr_virNetStreamHole,
-            Proc::ConnectOpenArgs => xdr_remote_connect_open_args,
-            Proc::AuthListRet => xdr_remote_auth_list_ret,
-            Proc::SupportsFeatureArgs => xdr_remote_connect_supports_feature_args,
-            Proc::SupportsFeatureRet => xdr_remote_connect_supports_feature_ret,
-            Proc::GetUriRet => xdr_remote_connect_get_uri_ret,
-            Proc::GetLibVersionRet => xdr_remote_connect_get_lib_version_ret,
-            Proc::ListAllDomainsArgs => xdr_remote_connect_list_all_domains_args,
-            Proc::ListAllDomainsRet => xdr_remote_connect_list_all_domains_ret,
-            Proc::AllDomainStatsArgs => xdr_remote_connect_get_all_domain_stats_args,
-            Proc::AllDomainStatsRet => xdr_remote_connect_get_all_domain_stats_ret,
-            Proc::Other(name) => filter_by_name(name),
-        }
+        filter_named(self.filter_name())
+            .unwrap_or_else(|| panic!("libvirt.so has no xdr_{}", self.filter_name()))
+            .1
     }
 }
 
@@ -312,14 +384,14 @@ mod read {
 /// Run libvirt's decoder on `frame`. With `values`, the body structs the oracle maps are read into
 /// [`OValue`]s (before they are freed); without, bodies get accept/reject verdicts only.
 fn run(frame: &[u8], values: bool) -> LibvirtVerdict {
-    init();
+    let l = lib();
     if frame.len() < 4 {
         return LibvirtVerdict::Incomplete;
     }
     // SAFETY: the message is created, filled and freed here; its buffer is glib-allocated as
     // libvirt's realloc expects; every length used is the one libvirt set after its own checks.
     unsafe {
-        let msg = virNetMessageNew(false);
+        let msg = (l.new)(false);
         assert!(!msg.is_null(), "virNetMessageNew failed");
         let buf = g_malloc0(4) as *mut u8;
         std::ptr::copy_nonoverlapping(frame.as_ptr(), buf, 4);
@@ -327,7 +399,7 @@ fn run(frame: &[u8], values: bool) -> LibvirtVerdict {
         (*msg).buffer_length = 4;
         (*msg).buffer_offset = 0;
         let out = 'out: {
-            if virNetMessageDecodeLength(msg) < 0 {
+            if (l.decode_length)(msg) < 0 {
                 break 'out LibvirtVerdict::LengthRejected;
             }
             let total = (*msg).buffer_length;
@@ -335,7 +407,7 @@ fn run(frame: &[u8], values: bool) -> LibvirtVerdict {
                 break 'out LibvirtVerdict::Incomplete;
             }
             std::ptr::copy_nonoverlapping(frame.as_ptr(), (*msg).buffer as *mut u8, total);
-            if virNetMessageDecodeHeader(msg) < 0 {
+            if (l.decode_header)(msg) < 0 {
                 break 'out LibvirtVerdict::HeaderRejected;
             }
             let h = (*msg).header;
@@ -348,7 +420,7 @@ fn run(frame: &[u8], values: bool) -> LibvirtVerdict {
                 MessageStatus::from_raw(h.status),
             );
             let nfds = if header.msg_type.has_fds() {
-                if virNetMessageDecodeNumFDs(msg) < 0 {
+                if (l.decode_num_fds)(msg) < 0 {
                     break 'out LibvirtVerdict::FdsRejected;
                 }
                 Some((*msg).nfds as u32)
@@ -361,7 +433,7 @@ fn run(frame: &[u8], values: bool) -> LibvirtVerdict {
                 // fixed arrays of 4-byte chars, well under 4 KiB).
                 let mut obj = vec![0u64; 2048];
                 let p = obj.as_mut_ptr() as *mut c_void;
-                let ok = virNetMessageDecodePayload(msg, which.filter(), p) == 0;
+                let ok = (l.decode_payload)(msg, which.filter(), p) == 0;
                 let verdict = match which {
                     _ if !ok => BodyVerdict::Rejected,
                     Proc::Other(_) => BodyVerdict::Accepted,
@@ -377,7 +449,7 @@ fn run(frame: &[u8], values: bool) -> LibvirtVerdict {
             });
             LibvirtVerdict::Frame { header, nfds, body }
         };
-        virNetMessageFree(msg);
+        (l.free)(msg);
         out
     }
 }
@@ -401,6 +473,35 @@ impl LibvirtOracle for Libvirt {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The version `virGetVersion` reports is the library's file name's (`libvirt.so.0.9000.0` is
+    /// 9.0.0, `libvirt.so.0.11003.0` 11.3.0): `$VIRTWIRE_LIBVIRT_SO` chooses what is loaded.
+    #[test]
+    fn the_loaded_library_is_the_one_asked_for() {
+        let (path, version) = loaded();
+        let file = if path.contains('/') {
+            std::path::PathBuf::from(path)
+        } else {
+            std::path::PathBuf::from("/usr/lib/x86_64-linux-gnu").join(path)
+        };
+        let real = std::fs::canonicalize(&file).unwrap();
+        let n: u64 = real
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .strip_prefix("libvirt.so.0.")
+            .and_then(|r| r.split('.').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{}", real.display()));
+        assert_eq!(
+            version,
+            format!("{}.{}.0", n / 1000, n % 1000),
+            "{}",
+            real.display()
+        );
+        eprintln!("oracle: libvirt {version} from {}", real.display());
+    }
     use virtwire_protocol::{ErrorBody, FrameBuilder, KeepaliveProc, Limits};
 
     #[test]

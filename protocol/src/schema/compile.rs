@@ -20,6 +20,8 @@ pub(crate) struct Compiled {
     pub type_names: HashMap<String, TypeId>,
     pub consts: HashMap<String, i64>,
     pub programs: Vec<ProgramSchema>,
+    /// The constant a `<N>` / `[N]` was written with, per type it made (`REMOTE_STRING_MAX`).
+    pub bound_names: HashMap<TypeId, String>,
 }
 
 /// Fixed ids of the primitive types.
@@ -94,6 +96,8 @@ struct Ctx<'f> {
     type_entries: Vec<TypeEntry<'f>>,
     memo: Vec<Option<Memo>>,
     types: Vec<Type>,
+    /// The named constant behind each bounded type's `<N>` / `[N]`.
+    bound_names: HashMap<TypeId, String>,
     /// Current recursion depth of constant evaluation and type compilation.
     depth: u32,
 }
@@ -140,6 +144,7 @@ impl<'f> Ctx<'f> {
             type_entries: Vec::new(),
             memo: Vec::new(),
             types: PRIMITIVES.to_vec(),
+            bound_names: HashMap::new(),
             depth: 0,
         };
         for (fi, file) in files.iter().enumerate() {
@@ -683,6 +688,20 @@ impl<'f> Ctx<'f> {
     }
 
     fn decl_inner(&mut self, fi: usize, d: &'f Decl) -> Result<TypeId, SchemaError> {
+        let id = self.decl_type(fi, d)?;
+        let bound = match &d.shape {
+            Shape::Fixed(ConstRef::Name(n, _)) | Shape::Variable(Some(ConstRef::Name(n, _))) => {
+                Some(n)
+            }
+            _ => None,
+        };
+        if let Some(n) = bound {
+            self.bound_names.insert(id, n.clone());
+        }
+        Ok(id)
+    }
+
+    fn decl_type(&mut self, fi: usize, d: &'f Decl) -> Result<TypeId, SchemaError> {
         match (&d.ty, &d.shape) {
             (TypeSpec::String, Shape::Variable(b)) => {
                 let max = self.opt_bound(fi, b.as_ref(), d.pos)?;
@@ -1036,6 +1055,7 @@ pub(crate) fn compile(files: &[XFile]) -> Result<Compiled, SchemaError> {
         type_names,
         consts,
         programs,
+        bound_names: ctx.bound_names,
     })
 }
 

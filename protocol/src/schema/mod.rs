@@ -35,7 +35,9 @@ mod ast;
 pub mod bounds;
 mod codec;
 mod compile;
+mod diff;
 mod parse;
+mod show;
 mod tape;
 mod types;
 mod value;
@@ -46,6 +48,10 @@ use std::path::{Path, PathBuf};
 pub use ast::{
     ConstRef, Decl, DefKind, Definition, EnumBody, EnumMember, Pos, Shape, StructBody, Tag,
     TypeSpec, UnionArm, UnionBody, XFile,
+};
+pub use diff::{
+    Change, ChangeKind, ConstantChange, DiffCounts, Presence, ProcedureChange, ProcedureDelta,
+    ProgramChange, SchemaDiff, TypeChange, TypeDelta, TypeKind,
 };
 pub use parse::{ParseError, parse_x};
 pub use tape::{Fields, Item, ItemKind, Items, Tape, TapeBuf};
@@ -265,6 +271,7 @@ pub struct Schema {
     programs: Vec<ProgramSchema>,
     error_type: Option<TypeId>,
     hole_type: Option<TypeId>,
+    bound_names: std::collections::HashMap<TypeId, String>,
 }
 
 /// A summary (the full type graph is thousands of entries).
@@ -319,6 +326,7 @@ impl Schema {
             programs: c.programs,
             error_type,
             hole_type,
+            bound_names: c.bound_names,
         })
     }
 
@@ -429,6 +437,19 @@ impl Schema {
     /// A short description of a type (`struct remote_nonnull_domain`, `string<4194304>`, `int`).
     pub fn describe(&self, id: TypeId) -> String {
         self.graph(&Limits::default()).describe(id)
+    }
+
+    /// The named constant a bounded type (`string<N>`, `opaque<N>`, `T x<N>`, `[N]`) was declared
+    /// with in the `.x` file (`REMOTE_STRING_MAX`); `None` for a literal, an unbounded `<>` or any
+    /// other type.
+    pub fn bound_constant(&self, id: TypeId) -> Option<&str> {
+        self.bound_names.get(&id).map(String::as_str)
+    }
+
+    /// Every named constant (`const` definitions and enum members) with its value, in no
+    /// particular order.
+    pub fn constants(&self) -> impl Iterator<Item = (&str, i64)> + '_ {
+        self.consts.iter().map(|(n, v)| (n.as_str(), *v))
     }
 
     /// The value of a named constant (a `const` or an enum member).
