@@ -27,12 +27,8 @@ fn param<'a>(field: &'a str, disc: i32, arm: &'a str, v: Value<'a>) -> Value<'a>
 
 #[test]
 fn whole_390000_param_reply_decodes() {
-    let schema = match support::schema() {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("SKIPPED: no schema: {e}");
-            return;
-        }
+    let Some(schema) = support::schema_or_skip("the 390,000-parameter reply") else {
+        return;
     };
     let names: Vec<String> = (1..=2000).map(|i| format!("dom{i}")).collect();
     let fields: Vec<String> = (1..=64)
