@@ -264,3 +264,44 @@ fn a_length_word_short_of_a_header_says_how_many_bytes_there_are() {
     }
     assert_eq!(frame::check_length(28, &lim()).unwrap(), 28);
 }
+
+#[test]
+fn encoding_counts_nesting_like_decoding() {
+    // Three compound levels: struct l3 → struct l2 → int<4>.
+    let x = "typedef int l1<4>; struct l2 { l1 x; }; struct l3 { l2 y; };";
+    let s = Schema::from_sources(&[("n.x", x)]).unwrap();
+    let ty = s.type_id("l3").unwrap();
+    let bytes = words(&[2, 5, 6]);
+    let v = s
+        .decode_type(ty, &bytes, 0, &lim(), Compat::Strict)
+        .unwrap();
+    assert_eq!(v.at("y.x[1]"), Some(&Value::Int(6)));
+    let nesting = |n| lim().to_builder().nesting_max(n).build().unwrap();
+    // At the limit both directions work…
+    let mut out = Vec::new();
+    s.encode_type(ty, &v, &mut out, &nesting(3)).unwrap();
+    assert_eq!(out, bytes);
+    assert!(
+        s.decode_type(ty, &bytes, 0, &nesting(3), Compat::Strict)
+            .is_ok_and(|d| d == v)
+    );
+    // …one level fewer, both refuse, at the same depth.
+    let mut out = Vec::new();
+    let e = s.encode_type(ty, &v, &mut out, &nesting(2)).unwrap_err();
+    assert!(
+        matches!(
+            e.kind(),
+            ErrorKind::OverLimit {
+                limit: LimitKind::Nesting,
+                max: 2,
+                actual: 3
+            }
+        ),
+        "{e}"
+    );
+    assert!(out.is_empty());
+    let d = s
+        .decode_type(ty, &bytes, 0, &nesting(2), Compat::Strict)
+        .unwrap_err();
+    assert_eq!(d.kind(), e.kind());
+}
