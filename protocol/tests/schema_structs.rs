@@ -76,12 +76,12 @@ fn parse_structs(text: &str) -> Vec<CStruct> {
                     // Collected by the nested loop below.
                     s.is_union |= t == "union {";
                     let mut inner = Vec::new();
-                    while let Some(l) = lines.next() {
+                    for l in lines.by_ref() {
                         let t = l.trim();
                         if let Some(name) = t.strip_prefix("} ") {
                             let name = name.trim_end_matches(';');
                             if s.is_union && name.ends_with("_u") {
-                                s.members.extend(inner.drain(..));
+                                s.members.append(&mut inner);
                             } else {
                                 // A variable array / opaque: `{ u_int x_len; T * x_val; } x`.
                                 let elem = match &inner[..] {
