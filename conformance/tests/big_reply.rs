@@ -96,12 +96,8 @@ fn big_capture(schema: &Schema) -> Vec<u8> {
 
 #[test]
 fn whole_390000_param_reply_decodes() {
-    let schema = match support::schema() {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("SKIPPED: no schema: {e}");
-            return;
-        }
+    let Some(schema) = support::schema_or_skip("the 390,000-parameter reply") else {
+        return;
     };
     let pcap = big_capture(&schema);
 
@@ -142,12 +138,8 @@ fn whole_390000_param_reply_decodes() {
 /// trees, on the big reply and on every committed capture.
 #[test]
 fn json_from_tapes_is_byte_identical_to_json_from_trees() {
-    let schema = match support::schema() {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("SKIPPED: no schema: {e}");
-            return;
-        }
+    let Some(schema) = support::schema_or_skip("tape JSON against tree JSON") else {
+        return;
     };
     let json = |tape: bool, name: &str, capture: &[u8]| {
         let d = Decoder::with_schema(Options::default(), schema.clone()).tape_bodies(tape);

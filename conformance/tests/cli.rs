@@ -1,6 +1,8 @@
 //! The `virtwire decode` command: exit statuses, error messages with file / connection / offset, JSON
 //! shape, and no panic on bad input.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -114,7 +116,7 @@ fn real_trace_json_has_the_fields() {
     }
     assert_eq!(lines.last().unwrap()["record"], "summary");
     if without_schema(&o) {
-        eprintln!("SKIPPED (body checks): no schema");
+        support::skip("body checks of `virtwire decode`: it found no schema");
         return;
     }
     let open = msgs
@@ -155,6 +157,7 @@ fn errors_trace_exits_1_and_says_where() {
     assert!(unknown["body"]["dom"].is_null());
     if without_schema(&o) {
         assert_eq!(o.status.code(), Some(0));
+        support::skip("error checks of procedure bodies: `virtwire decode` found no schema");
         return;
     }
     // The hand-made calls libvirtd rejects do not decode here either; decoding goes on after them.

@@ -373,10 +373,9 @@ fn counts(rep: &RunReport) -> String {
 fn misbehaving_servers_get_verdicts_in_time() {
     let _one = one_at_a_time();
     let cfg = support::quick_config();
-    let schema = support::schema().is_ok();
-    if !schema {
-        eprintln!("SKIPPED (verdicts of the well-behaved fakes): no schema, reply bodies stay raw");
-    }
+    let schema =
+        support::schema_or_skip("verdicts of the well-behaved fakes (reply bodies stay raw)")
+            .is_some();
     let started = Instant::now();
     let mut rows = Vec::new();
     for b in behaviours() {
@@ -463,11 +462,7 @@ fn verdict(rep: &RunReport, id: &str) -> Verdict {
 }
 
 fn needs_schema() -> bool {
-    let ok = support::schema().is_ok();
-    if !ok {
-        eprintln!("SKIPPED: no schema (scripts/setup.sh --xdr-only): reply bodies cannot be read");
-    }
-    ok
+    support::schema_or_skip("reply bodies cannot be read").is_some()
 }
 
 /// CONNECT_SUPPORTS_FEATURE(keepalive) = 0: the keepalive family does not apply.

@@ -26,17 +26,12 @@ use virtwire_protocol::{
     Writer,
 };
 
-/// Skip (printing why), or fail when `VIRTWIRE_REQUIRE_ALL=1`.
-fn skip(why: &str) {
-    if std::env::var("VIRTWIRE_REQUIRE_ALL").as_deref() == Ok("1") {
-        panic!("VIRTWIRE_REQUIRE_ALL=1 but {why}");
-    }
-    eprintln!("SKIPPED: {why}");
-}
+use support::skip;
 
 fn schema() -> Option<&'static Schema> {
     static S: OnceLock<Option<Schema>> = OnceLock::new();
-    S.get_or_init(|| support::schema().ok()).as_ref()
+    S.get_or_init(|| support::schema_or_skip("replaying the traces' bodies"))
+        .as_ref()
 }
 
 fn judge() -> Option<Arc<Judge>> {

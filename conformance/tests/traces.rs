@@ -13,14 +13,8 @@ use virtwire_protocol::{Body, Compat, Frame, Limits, Message, MessageStatus, Mes
 /// The schema ($VIRTWIRE_PROTOCOL_DIR, else the repository's .cache/libvirt-9.0.0), if present.
 fn schema() -> Option<&'static Schema> {
     static S: OnceLock<Option<Schema>> = OnceLock::new();
-    S.get_or_init(|| match support::schema() {
-        Ok(s) => Some(s),
-        Err(e) => {
-            eprintln!("SKIPPED (procedure bodies): no schema: {e}");
-            None
-        }
-    })
-    .as_ref()
+    S.get_or_init(|| support::schema_or_skip("procedure bodies of the traces"))
+        .as_ref()
 }
 
 fn trace(name: &str) -> PathBuf {

@@ -3,7 +3,8 @@
 //! message that names the difference. (No libvirt needed: this checks the harness, not libvirt.)
 
 use virtwire_protocol::fuzzing::{
-    BodyVerdict, LibvirtOracle, LibvirtVerdict, OValue, TheirBody, differential_libvirt,
+    BodyCompared, BodyVerdict, Compared, LibvirtOracle, LibvirtVerdict, OValue, TheirBody,
+    differential_libvirt,
 };
 use virtwire_protocol::{Header, MessageStatus, MessageType};
 
@@ -19,7 +20,7 @@ fn truth() -> LibvirtVerdict {
         header: Header::new(0x2000_8086, 1, 1, MessageType::Call, 1, MessageStatus::Ok),
         nfds: None,
         body: Some(said(BodyVerdict::Value(OValue::Rec(vec![
-            OValue::Opt(Some(Box::new(OValue::Bytes(b"qemu:///system".to_vec())))),
+            OValue::Opt(Some(Box::new(OValue::Str(b"qemu:///system".to_vec())))),
             OValue::U(0),
         ])))),
     }
@@ -49,7 +50,82 @@ fn with(f: impl FnOnce(&mut LibvirtVerdict)) -> Says {
 
 #[test]
 fn the_truth_passes() {
-    differential_libvirt(&CONNECT_OPEN, &Says(truth()));
+    assert_eq!(
+        differential_libvirt(&CONNECT_OPEN, &Says(truth())),
+        Compared::Body {
+            filter: "remote_connect_open_args",
+            reached: BodyCompared::Value
+        }
+    );
+}
+
+/// Strings are compared as C strings (libvirt's side is read with strlen): bytes after a NUL in a
+/// string do not count.
+#[test]
+fn a_string_is_compared_up_to_its_nul() {
+    let mut frame = CONNECT_OPEN;
+    frame[40] = 0; // "qemu" -> "qemu\0//system" on our side
+    let r = differential_libvirt(
+        &frame,
+        &with(|v| {
+            if let LibvirtVerdict::Frame { body, .. } = v {
+                *body = Some(said(BodyVerdict::Value(OValue::Rec(vec![
+                    OValue::Opt(Some(Box::new(OValue::Str(b"qemu".to_vec())))),
+                    OValue::U(0),
+                ]))));
+            }
+        }),
+    );
+    assert_eq!(r.body(), Some(BodyCompared::Value));
+}
+
+/// Opaque bytes are data, NULs included: a UUID that differs after a leading 0x00 is a difference.
+#[test]
+#[should_panic(expected = "body values differ")]
+fn opaque_bytes_after_a_nul_are_compared() {
+    // CONNECT_LIST_ALL_DOMAINS ret: one domain "d", UUID 00 01 02 … 0f, id 1; ret 1.
+    let mut body = vec![0, 0, 0, 1, 0, 0, 0, 1, b'd', 0, 0, 0];
+    let uuid: Vec<u8> = (0..16).collect();
+    body.extend(&uuid);
+    body.extend([0, 0, 0, 1, 0, 0, 0, 1]);
+    let mut frame = ((28 + body.len()) as u32).to_be_bytes().to_vec();
+    frame.extend(
+        Header::new(
+            0x2000_8086,
+            1,
+            273,
+            MessageType::Reply,
+            3,
+            MessageStatus::Ok,
+        )
+        .to_bytes(),
+    );
+    frame.extend(&body);
+    let mut their_uuid = uuid.clone();
+    their_uuid[15] = 0xff; // differs only after the leading NUL
+    let says = Says(LibvirtVerdict::Frame {
+        header: Header::new(
+            0x2000_8086,
+            1,
+            273,
+            MessageType::Reply,
+            3,
+            MessageStatus::Ok,
+        ),
+        nfds: None,
+        body: Some(TheirBody {
+            filter: "remote_connect_list_all_domains_ret",
+            verdict: BodyVerdict::Value(OValue::Rec(vec![
+                OValue::List(vec![OValue::Rec(vec![
+                    OValue::Str(b"d".to_vec()),
+                    OValue::Bytes(their_uuid),
+                    OValue::I(1),
+                ])]),
+                OValue::U(1),
+            ])),
+        }),
+    });
+    differential_libvirt(&frame, &says);
 }
 
 #[test]

@@ -17,5 +17,26 @@ fn input(target: &str, name: &str) -> Vec<u8> {
 /// both sides (`virCheckPositiveArgReturn` in virFDStreamSendHole and virNetClientStreamSetHole).
 #[test]
 fn stream_zero_length_hole_is_refused() {
-    fuzzing::stream(&input("stream", "zero-length-hole.bin"));
+    use arbitrary::{Arbitrary, Unstructured};
+    use fuzzing::{StreamScript, StreamStep};
+    let data = input("stream", "zero-length-hole.bin");
+    // The input still has the bug's shape: a hole of length 0 on a sparse stream (the one case the
+    // splitter would have let through), so the replay below still reaches the fixed check.
+    let script = StreamScript::arbitrary_take_rest(Unstructured::new(&data))
+        .expect("the regression input still decodes to a stream script");
+    let zero_holes: Vec<u8> = script
+        .steps
+        .iter()
+        .filter_map(|s| match s {
+            StreamStep::Hole { stream, len: 0 } if script.sparse[*stream as usize % 4] => {
+                Some(*stream)
+            }
+            _ => None,
+        })
+        .collect();
+    assert!(
+        !zero_holes.is_empty(),
+        "no zero-length hole on a sparse stream in {script:?}"
+    );
+    fuzzing::stream(&data);
 }

@@ -196,11 +196,83 @@ fn generate_stream_seeds() {
     }
 }
 
-/// The differential corpus through libvirt.so.0's decoder and ours (needs `--features libvirt`).
+/// The differential corpus through libvirt.so.0's decoder and ours (needs `--features libvirt`),
+/// with what each seed reached: every seed whose body the oracle maps to a value (and that is not a
+/// `synthetic-*` hostile frame or a `*-malformed` captured one, scripts/make-seeds.py) must reach a
+/// value comparison, and every value-mapped body must be
+/// value-compared on some seed — a mapping that silently stops matching fails here.
 #[cfg(feature = "libvirt")]
 #[test]
 fn replay_differential_libvirt() {
-    replay("differential_libvirt", 5, |d| {
-        fuzzing::differential_libvirt(d, &virtwire_libvirt_oracle::Libvirt)
-    });
+    use std::collections::BTreeMap;
+    use virtwire_libvirt_oracle::{Libvirt, Proc};
+    use virtwire_protocol::Header;
+    use virtwire_protocol::fuzzing::{BodyCompared, Compared};
+
+    let files = inputs("differential_libvirt");
+    assert!(files.len() >= 100, "{} seeds", files.len());
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut valued: BTreeMap<&'static str, usize> = BTreeMap::new();
+    let mut problems = Vec::new();
+    for p in &files {
+        let data = std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        let r = std::panic::catch_unwind(|| fuzzing::differential_libvirt(&data, &Libvirt));
+        let Ok(compared) = r else {
+            panic!(
+                "differential_libvirt: input {} fails the harness",
+                p.display()
+            );
+        };
+        let stage = match &compared {
+            Compared::LengthRejected => "length rejected",
+            Compared::Incomplete => "incomplete",
+            Compared::HeaderRejected => "header rejected",
+            Compared::FdsRejected => "FD count rejected",
+            Compared::Header => "header only (body not decoded by the oracle)",
+            Compared::Body { reached, .. } => match reached {
+                BodyCompared::Rejected => "body rejected by both",
+                BodyCompared::Accepted => "body accepted by both (verdict only)",
+                BodyCompared::Value => "body values compared",
+            },
+        };
+        *counts.entry(stage).or_default() += 1;
+        if let Compared::Body {
+            filter,
+            reached: BodyCompared::Value,
+        } = compared
+        {
+            *valued.entry(filter).or_default() += 1;
+        }
+        // What the oracle would decode for this frame's header, if it is a whole frame.
+        let h = Header::peek(&data);
+        let mapped = (data.len() >= 28)
+            .then(|| h.header())
+            .flatten()
+            .and_then(|h| Proc::of(&h, data.len() - 28))
+            .filter(|w| w.maps_value());
+        if let Some(w) = mapped
+            && !name.starts_with("synthetic-")
+            && !name.contains("-malformed")
+            && compared.body() != Some(BodyCompared::Value)
+        {
+            problems.push(format!(
+                "{name}: xdr_{} maps a value, but the seed reached {compared:?}",
+                w.filter_name()
+            ));
+        }
+    }
+    for w in Proc::VALUE_MAPPED {
+        if !valued.contains_key(w.filter_name()) {
+            problems.push(format!(
+                "no seed reaches a value comparison of xdr_{}",
+                w.filter_name()
+            ));
+        }
+    }
+    eprintln!(
+        "differential_libvirt: {} seeds: {counts:?}; value comparisons per filter: {valued:?}",
+        files.len()
+    );
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }

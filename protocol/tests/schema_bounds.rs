@@ -721,10 +721,8 @@ fn run(s: &Schema) -> Outcome {
         }
         o.bounded.push(label);
     }
-    let t = &o.tally;
-    let k = o.bounded.len();
-    assert_eq!((t.encode_max, t.encode_over), (k, k));
-    assert_eq!((t.decode_max, t.decode_over), ([k; 2], [k; 2]));
+    // (`check_node` panics on any failed check, so its tally is the number of fields checked: it is
+    // printed, not asserted against itself.)
     o
 }
 
@@ -761,8 +759,7 @@ fn every_bounded_field_of_every_body_at_max_and_max_plus_one() {
     );
     // libvirt bans `<>` in its .x files; 9.0.0 has none.
     assert!(o.unbounded.is_empty(), "{:?}", o.unbounded);
-    // Every distinct bounded field found was tested, and libvirt 9.0.0 has exactly these.
-    assert_eq!(o.bounded.len(), c.distinct.len());
+    // libvirt 9.0.0 has exactly these (fixed numbers: a walker or .x change shows here).
     let want: BTreeMap<String, usize> = [
         ("admin", 15),
         ("lock", 11),

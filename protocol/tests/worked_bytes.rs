@@ -87,7 +87,9 @@ fn keepalive_ping_pong() {
     let e = Message::decode(f, &L, Compat::Strict).unwrap_err();
     assert!(matches!(e.kind(), ErrorKind::TrailingBytes { count: 4 }));
     assert_eq!(e.offset(), 28);
-    assert!(Message::decode(f, &L, Compat::Libvirt).is_ok());
+    let m = Message::decode(f, &L, Compat::Libvirt).unwrap();
+    assert_eq!(m.body, Body::Keepalive(KeepaliveProc::Ping));
+    assert_eq!(m.frame.payload, &[0, 0, 0, 0]);
 }
 
 /// libvirtd 9.0's answer to procedure 9999 (PROTOCOL.md §11): REPLY/ERROR, code 39, domain 7,

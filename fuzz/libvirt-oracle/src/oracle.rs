@@ -169,6 +169,28 @@ fn filter_named(name: &str) -> Option<(&'static str, XdrProc)> {
 }
 
 impl Proc {
+    /// Every body whose value the oracle reads (all but [`Proc::Other`]): the differential replay
+    /// asserts each reaches a value comparison on some seed.
+    pub const VALUE_MAPPED: [Proc; 12] = [
+        Proc::Error,
+        Proc::Hole,
+        Proc::ConnectOpenArgs,
+        Proc::AuthListRet,
+        Proc::SupportsFeatureArgs,
+        Proc::SupportsFeatureRet,
+        Proc::GetUriRet,
+        Proc::GetLibVersionRet,
+        Proc::ListAllDomainsArgs,
+        Proc::ListAllDomainsRet,
+        Proc::AllDomainStatsArgs,
+        Proc::AllDomainStatsRet,
+    ];
+
+    /// True when the oracle reads this body's value (not only its accept/reject verdict).
+    pub fn maps_value(self) -> bool {
+        !matches!(self, Proc::Other(_))
+    }
+
     /// Which body of a frame with this header the oracle decodes, if any.
     pub fn of(h: &Header, payload_len: usize) -> Option<Proc> {
         use BodyRole::{Args, Ret};
@@ -246,7 +268,7 @@ mod read {
 
     unsafe fn nonnull_string(p: *const u8, off: usize) -> OValue {
         // SAFETY: caller passes the offset of a `char *` a successful decode filled.
-        OValue::Bytes(unsafe { cstr(at::<*const c_char>(p, off)) })
+        OValue::Str(unsafe { cstr(at::<*const c_char>(p, off)) })
     }
 
     unsafe fn opt_string(p: *const u8, off: usize) -> OValue {
@@ -256,7 +278,7 @@ mod read {
             None
         } else {
             // SAFETY: present → points at a decoded `char *`.
-            Some(Box::new(OValue::Bytes(unsafe { cstr(*pp) })))
+            Some(Box::new(OValue::Str(unsafe { cstr(*pp) })))
         })
     }
 

@@ -68,14 +68,32 @@ pub fn body(data: &[u8]) {
     }
     if let Ok(v) = &lib {
         let mut canon = Vec::new();
-        if s.encode_body(&h, v, &mut canon, &limits).is_ok() {
-            let v2 = s
-                .decode_body(&h, &canon, base, &limits, Compat::Strict)
-                .unwrap_or_else(|e| panic!("canonical encoding is not strict: {e}"));
-            let mut again = Vec::new();
-            s.encode_body(&h, &v2, &mut again, &limits)
-                .expect("a strict value encodes");
-            assert_eq!(canon, again, "canonical encoding is not stable");
+        match s.encode_body(&h, v, &mut canon, &limits) {
+            Ok(()) => {
+                let v2 = s
+                    .decode_body(&h, &canon, base, &limits, Compat::Strict)
+                    .unwrap_or_else(|e| panic!("canonical encoding is not strict: {e}"));
+                let mut again = Vec::new();
+                s.encode_body(&h, &v2, &mut again, &limits)
+                    .expect("a strict value encodes");
+                assert_eq!(canon, again, "canonical encoding is not stable");
+            }
+            // The only libvirt-mode leniencies that survive into a value: an enum value that is not
+            // a member, a 4-byte char/short out of its C range. The encoder refuses exactly those
+            // (it writes what strict mode accepts), and strict decoding refused the body.
+            Err(e) => {
+                assert!(
+                    matches!(
+                        e.kind(),
+                        ErrorKind::InvalidEnum { .. } | ErrorKind::ValueOutOfRange { .. }
+                    ),
+                    "a libvirt-mode value does not encode for another reason: {e}"
+                );
+                assert!(
+                    strict.is_err(),
+                    "strict mode accepted a body whose value does not encode: {e}"
+                );
+            }
         }
     }
 }

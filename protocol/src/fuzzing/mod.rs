@@ -14,7 +14,7 @@
 //! | `body` | targets [`body`] and [`validate_vs_decode`] |
 //! | `roundtrip` | target [`roundtrip_structured`] |
 //! | `stream` | targets [`stream`] and [`stream_reassembly`] |
-//! | `verdict` | the differential oracle's data model: [`LibvirtVerdict`], [`OValue`], [`LibvirtOracle`] |
+//! | `verdict` | the differential oracle's data model: [`LibvirtVerdict`], [`OValue`], [`LibvirtOracle`], and what the harness compared ([`Compared`]) |
 //! | `differential` | target [`differential_libvirt`] |
 
 mod body;
@@ -34,4 +34,6 @@ pub use generate::{ArbBody, ArbError, ArbMessage, ArbProg, StreamScript, StreamS
 pub use roundtrip::roundtrip_structured;
 pub use setup::{fuzz_limits, protocol_dir, schema};
 pub use stream::{stream, stream_reassembly};
-pub use verdict::{BodyVerdict, LibvirtOracle, LibvirtVerdict, OValue, TheirBody};
+pub use verdict::{
+    BodyCompared, BodyVerdict, Compared, LibvirtOracle, LibvirtVerdict, OValue, TheirBody,
+};

@@ -9,7 +9,7 @@ use crate::schema::Value;
 /// An owned value tree that both libvirt's C structs and our decoders map to, for comparison.
 ///
 /// Mapping: `int`/`hyper`/enum/bool → `I`; `unsigned`/`unsigned hyper` → `U`; `double` → `D` (bits);
-/// string and opaque → `Bytes`; optional → `Opt`; array → `List`; struct → `Rec` (fields in order);
+/// string → `Str`; opaque → `Bytes`; optional → `Opt`; array → `List`; struct → `Rec` (fields in order);
 /// union → `Rec([discriminant, arm])` (`Rec([discriminant])` for a void arm).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OValue {
@@ -19,7 +19,9 @@ pub enum OValue {
     U(u64),
     /// A double's bits.
     D(u64),
-    /// String or opaque bytes.
+    /// A string's bytes (`string<>`, `remote_nonnull_string`, …).
+    Str(Vec<u8>),
+    /// Opaque bytes (`opaque[N]`, `opaque<N>`: UUIDs, cpumaps, …).
     Bytes(Vec<u8>),
     /// Optional.
     Opt(Option<Box<OValue>>),
@@ -31,14 +33,15 @@ pub enum OValue {
 
 impl OValue {
     /// Strings as libvirt's C code sees them: cut at the first NUL (`xdr_string` keeps the bytes, but
-    /// every consumer reads a C string). Applied to both sides before comparing.
+    /// every consumer reads a C string). Opaque bytes (UUIDs…) are kept whole: a NUL is data there.
+    /// Applied to both sides before comparing.
     pub fn c_strings(self) -> OValue {
         match self {
-            OValue::Bytes(mut b) => {
+            OValue::Str(mut b) => {
                 if let Some(n) = b.iter().position(|&c| c == 0) {
                     b.truncate(n);
                 }
-                OValue::Bytes(b)
+                OValue::Str(b)
             }
             OValue::Opt(o) => OValue::Opt(o.map(|v| Box::new(v.c_strings()))),
             OValue::List(v) => OValue::List(v.into_iter().map(OValue::c_strings).collect()),
@@ -49,7 +52,7 @@ impl OValue {
 
     /// The error body as an `OValue`.
     pub fn from_error(e: &ErrorBody<'_>) -> OValue {
-        let s = |b: Option<&[u8]>| OValue::Opt(b.map(|b| Box::new(OValue::Bytes(b.to_vec()))));
+        let s = |b: Option<&[u8]>| OValue::Opt(b.map(|b| Box::new(OValue::Str(b.to_vec()))));
         OValue::Rec(vec![
             OValue::I(e.code as i64),
             OValue::I(e.domain as i64),
@@ -57,7 +60,7 @@ impl OValue {
             OValue::I(e.level as i64),
             OValue::Opt(e.dom.map(|d| {
                 Box::new(OValue::Rec(vec![
-                    OValue::Bytes(d.name.to_vec()),
+                    OValue::Str(d.name.to_vec()),
                     OValue::Bytes(d.uuid.to_vec()),
                     OValue::I(d.id as i64),
                 ]))
@@ -69,7 +72,7 @@ impl OValue {
             OValue::I(e.int2 as i64),
             OValue::Opt(e.net.map(|n| {
                 Box::new(OValue::Rec(vec![
-                    OValue::Bytes(n.name.to_vec()),
+                    OValue::Str(n.name.to_vec()),
                     OValue::Bytes(n.uuid.to_vec()),
                 ]))
             })),
@@ -88,7 +91,8 @@ impl OValue {
             Value::Double(d) => OValue::D(d.to_bits()),
             Value::Bool(b) => OValue::I(*b as i64),
             Value::Enum { value, .. } => OValue::I(*value as i64),
-            Value::String(b) | Value::Opaque(b) => OValue::Bytes(b.to_vec()),
+            Value::String(b) => OValue::Str(b.to_vec()),
+            Value::Opaque(b) => OValue::Bytes(b.to_vec()),
             Value::Array(items) => OValue::List(items.iter().map(OValue::from_value).collect()),
             Value::Struct(fields) => {
                 OValue::Rec(fields.iter().map(|(_, v)| OValue::from_value(v)).collect())
@@ -164,6 +168,52 @@ impl BodyVerdict {
     /// True unless the filter failed.
     pub fn accepted(&self) -> bool {
         !matches!(self, BodyVerdict::Rejected)
+    }
+}
+
+/// What [`differential_libvirt`](super::differential_libvirt) compared for one input (both sides
+/// agreed on all of it, or the harness panicked): the stage both stopped at, and for a body how
+/// far the comparison reached. The corpus replay asserts on it, so a mapping that silently stops
+/// matching fails there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Compared {
+    /// Both rejected the length word.
+    LengthRejected,
+    /// Both found fewer bytes than the length word says.
+    Incomplete,
+    /// Both rejected the header.
+    HeaderRejected,
+    /// Both rejected the FD count.
+    FdsRejected,
+    /// The same header (and FD count); libvirt's oracle does not decode this body.
+    Header,
+    /// The same header (and FD count), and the body through libvirt's filter `xdr_<filter>`.
+    Body {
+        /// The filter, without the `xdr_` prefix.
+        filter: &'static str,
+        /// How far the body comparison reached.
+        reached: BodyCompared,
+    },
+}
+
+/// How far a body comparison reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyCompared {
+    /// Both rejected the body.
+    Rejected,
+    /// Both accepted it; libvirt's value is not mapped, so only the verdicts were compared.
+    Accepted,
+    /// Both accepted it, and the values were compared and equal.
+    Value,
+}
+
+impl Compared {
+    /// `Some` when a body was compared: how far.
+    pub fn body(&self) -> Option<BodyCompared> {
+        match self {
+            Compared::Body { reached, .. } => Some(*reached),
+            _ => None,
+        }
     }
 }
 

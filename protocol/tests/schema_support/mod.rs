@@ -1,5 +1,6 @@
 //! Shared helpers of the schema_* tests: loading libvirt's .x files from the cache (or skipping
-//! loudly), minimal values and a random value generator driven by the compiled schema.
+//! loudly; a failure under `VIRTWIRE_REQUIRE_ALL=1`), minimal values and a random value
+//! generator driven by the compiled schema.
 #![allow(dead_code)]
 
 use std::path::PathBuf;
@@ -19,24 +20,44 @@ pub fn libvirt_dir() -> PathBuf {
         })
 }
 
-/// The compiled 9.0.0 schema, or `None` (after printing why) when the .x cache is absent.
+/// Is `VIRTWIRE_REQUIRE_ALL=1` set (scripts/test.sh, CI, scripts/mutants.sh)? Then every skip
+/// is a failure naming what is missing.
+pub fn require_all() -> bool {
+    std::env::var_os("VIRTWIRE_REQUIRE_ALL").is_some_and(|v| v == "1")
+}
+
+/// Skip a test that cannot run here: print why, or fail when `VIRTWIRE_REQUIRE_ALL=1`.
+pub fn skip(why: &str) {
+    assert!(
+        !require_all(),
+        "VIRTWIRE_REQUIRE_ALL=1 but {why} — this test would check nothing"
+    );
+    eprintln!("SKIPPED: {why} (this test checked nothing)");
+}
+
+/// The compiled 9.0.0 schema, or `None` (after printing why) when the .x files are not installed.
+/// Files that are there but do not load (a parser regression, a truncated file) fail the test
+/// always; a missing tree fails it under `VIRTWIRE_REQUIRE_ALL=1`.
 pub fn schema() -> Option<&'static Schema> {
-    static S: OnceLock<Option<Schema>> = OnceLock::new();
+    static S: OnceLock<Result<Schema, String>> = OnceLock::new();
     let s = S.get_or_init(|| {
         let dir = libvirt_dir();
         if !dir.join("src/remote/remote_protocol.x").is_file() {
-            return None;
+            return Err(format!(
+                "libvirt .x files not found in {} (no src/remote/remote_protocol.x) — run \
+                 scripts/setup.sh --xdr-only or set VIRTWIRE_PROTOCOL_DIR",
+                dir.display()
+            ));
         }
-        Some(Schema::load_dir(&dir).unwrap_or_else(|e| panic!("loading {}: {e}", dir.display())))
+        Ok(Schema::load_dir(&dir).unwrap_or_else(|e| panic!("loading {}: {e}", dir.display())))
     });
-    if s.is_none() {
-        eprintln!(
-            "SKIPPED: libvirt .x files not found in {} — run scripts/setup.sh --xdr-only or set \
-             VIRTWIRE_PROTOCOL_DIR (this test checked nothing)",
-            libvirt_dir().display()
-        );
+    match s {
+        Ok(s) => Some(s),
+        Err(why) => {
+            skip(why);
+            None
+        }
     }
-    s.as_ref()
 }
 
 /// Early-return from a test when the cache is absent.
