@@ -78,6 +78,10 @@ pub struct Config {
     pub known_flaky: Vec<Known>,
     /// The command that reruns one case (the case's ID pattern is appended): shown with failures.
     pub rerun: String,
+    /// Keep the wire log of cases that passed too (a report that shows every case's traffic, such
+    /// as `check --json`). Without it a passing case's wire is dropped as soon as its verdict is
+    /// known, so a run's memory is a constant plus what the cases that did not pass need.
+    pub keep_passing_wire: bool,
 }
 
 impl Default for Config {
@@ -94,6 +98,7 @@ impl Default for Config {
             known_failing: Vec::new(),
             known_flaky: Vec::new(),
             rerun: "virtwire check --run".into(),
+            keep_passing_wire: false,
         }
     }
 }
@@ -134,7 +139,8 @@ pub struct CaseReport {
     pub duration: Duration,
     /// On a known list?
     pub known: Option<KnownAs>,
-    /// Every connection's traffic.
+    /// Every connection's traffic: kept for a case that did not pass (any verdict but `pass`, or on
+    /// a known list), and for every case with [`Config::keep_passing_wire`]; empty otherwise.
     pub wire: Vec<Wire>,
     /// The server's log while the case ran (only for a server the runner controls, and only when
     /// the case did not pass).
@@ -388,13 +394,21 @@ pub fn run(
                 server_log = Some(h.log_since(log_mark));
             }
         }
+        let known = known_as(cfg, &case.id);
+        // A pass that no list mentions shows no traffic in any report but one that asks for all.
+        let passed_unlisted = outcome.verdict == Verdict::Pass && known.is_none();
+        let wire = if passed_unlisted && !cfg.keep_passing_wire {
+            Vec::new()
+        } else {
+            wire
+        };
         let report = CaseReport {
             verdict: outcome.verdict,
             expected: outcome.expected,
             actual: outcome.actual,
             notes,
             duration,
-            known: known_as(cfg, &case.id),
+            known,
             wire,
             server_log,
             rerun: format!("{} '{}'", cfg.rerun, case.id),
