@@ -210,3 +210,77 @@ fn a_flooding_server_keeps_memory_bounded() {
         );
     }
 }
+
+/// Once a run is over, its report holds the traffic of the cases that did not pass and none of the
+/// cases that passed (unless `keep_passing_wire` asks for it, as `check --json` does): the live
+/// memory the report holds is that traffic plus a small, bounded amount per case.
+#[test]
+fn passing_cases_keep_no_wire() {
+    let _one = support::one_at_a_time();
+    let well_behaved = || {
+        let f = Fake::default();
+        FakeServer::start(move |c| f.serve(c))
+    };
+    let cfg = |keep_passing_wire| Config {
+        // The fake holds this case's 32 MiB frame whole in this process: not the runner's memory.
+        skip: vec![Pattern::new("framing/largest-legal-frame", "test").expect("pattern")],
+        keep_passing_wire,
+        ..support::quick_config()
+    };
+    let _ = support::judge();
+    let mut kept_by_setting = Vec::new();
+    for keep in [false, true] {
+        let server = well_behaved();
+        let base = LIVE.load(Ordering::Relaxed);
+        let rep = support::run_catalogue(server.addr(), &cfg(keep));
+        drop(server);
+        let held = LIVE.load(Ordering::Relaxed).saturating_sub(base);
+        let kept: usize = kept_per_connection(&rep).iter().sum();
+        let passed: Vec<_> = rep
+            .cases
+            .iter()
+            .filter(|c| c.verdict == Verdict::Pass)
+            .collect();
+        let others = || rep.cases.iter().filter(|c| c.verdict != Verdict::Pass);
+        println!(
+            "keep_passing_wire {keep}: the report keeps {:.1} KiB of traffic, {:.1} KiB live in \
+             all after the run; {:?}",
+            kept as f64 / 1024.0,
+            held as f64 / 1024.0,
+            rep.counts()
+        );
+        assert!(passed.len() > 10, "{:?}", rep.counts());
+        assert!(
+            others().any(|c| c.verdict == Verdict::Fail || c.verdict == Verdict::NonStrict),
+            "the fake is expected to fail some cases: {:?}",
+            rep.counts()
+        );
+        // The cases that did not pass and spoke to the server keep what they said.
+        for c in others().filter(|c| matches!(c.verdict, Verdict::Fail | Verdict::NonStrict)) {
+            assert!(
+                !c.wire.is_empty(),
+                "{} ({}) kept no wire",
+                c.case.id,
+                c.verdict
+            );
+        }
+        let passing_with_wire = passed.iter().filter(|c| !c.wire.is_empty()).count();
+        if keep {
+            assert_eq!(passing_with_wire, passed.len(), "every pass keeps its wire");
+        } else {
+            assert_eq!(passing_with_wire, 0, "a pass keeps no wire");
+            // What is live after the run is the report: the kept traffic and a bounded amount per
+            // case (its words, notes, the case itself).
+            let per_case = held.saturating_sub(kept) / rep.cases.len();
+            assert!(
+                per_case < 16 << 10,
+                "{per_case} bytes live per case beyond the kept traffic"
+            );
+        }
+        kept_by_setting.push(kept);
+    }
+    assert!(
+        kept_by_setting[0] < kept_by_setting[1],
+        "dropping the passes' wire keeps less: {kept_by_setting:?}"
+    );
+}

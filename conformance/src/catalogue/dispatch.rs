@@ -12,8 +12,6 @@ use crate::runner::ctx::{code, connect_open_args, proc};
 use crate::runner::{Case, CaseResult, Ctx, Level, Outcome};
 use crate::wire::peer::Event;
 
-const SRC_LIFE: &str = "PROTOCOL.md §4, §6; src/remote/remote_daemon_dispatch.c";
-
 /// The case every other one needs: a client can connect and open.
 pub fn base() -> Vec<Case> {
     vec![Case::new(
@@ -186,14 +184,41 @@ pub fn cases() -> Vec<Case> {
         Case::new(
             "dispatch/open-twice",
             Level::Must,
-            "A second CONNECT_OPEN on a connection gets REPLY/ERROR \"already open\"",
-            SRC_LIFE,
+            "A second CONNECT_OPEN on a connection gets REPLY/ERROR \"already open\" and changes \
+             nothing: the hypervisor connection opened first keeps serving calls",
+            "PROTOCOL.md §4 (a second CONNECT_OPEN fails with \"connection already open\"), §6 (a \
+             connection is open from CONNECT_OPEN until CONNECT_CLOSE); \
+             src/remote/remote_daemon_dispatch.c",
             |ctx| {
                 let mut peer = ctx.opened()?;
                 let args = connect_open_args(ctx.env().connector.open_name().as_deref(), 0);
                 let s = ctx.call(&mut peer, REMOTE_PROGRAM, proc::CONNECT_OPEN, &args)?;
-                let r = ctx.expect_error(&mut peer, s, None, "already open")?;
-                Ok(Outcome::pass("REPLY/ERROR \"connection already open\"", r.to_string()))
+                let refused = ctx.expect_error(&mut peer, s, None, "already open")?;
+                // A refused call must leave the session as it was: the first open still holds.
+                let s = ctx.call(&mut peer, REMOTE_PROGRAM, proc::CONNECT_GET_TYPE, &[])?;
+                let after = ctx.expect_reply(&mut peer, s)?;
+                let expected = "REPLY/ERROR \"connection already open\", then CONNECT_GET_TYPE \
+                                answered REPLY/OK on the connection opened first";
+                if after.header.status == MessageStatus::Ok {
+                    return Ok(Outcome::pass(
+                        expected,
+                        format!("{refused}; then CONNECT_GET_TYPE: {after}"),
+                    ));
+                }
+                let closed = after.error.as_ref().is_some_and(|e| {
+                    e.message.as_deref().is_some_and(|m| m.contains("not open"))
+                });
+                Ok(Outcome::fail(
+                    expected,
+                    if closed {
+                        format!(
+                            "the refused second open closed the hypervisor connection opened \
+                             first: {refused}; then CONNECT_GET_TYPE: {after}"
+                        )
+                    } else {
+                        format!("{refused}; then CONNECT_GET_TYPE failed: {after}")
+                    },
+                ))
             },
         )
         .needs(&[OPEN]),

@@ -123,6 +123,8 @@ fn config(args: &Args) -> Result<Config, lists::ListError> {
         skip: lists::patterns(&args.skip, "--skip")?,
         known_failing: known(&args.known_failing)?,
         known_flaky: known(&args.known_flaky)?,
+        // The JSON report shows every case's traffic; the other reports only those that did not pass.
+        keep_passing_wire: args.json.is_some(),
         rerun: format!(
             "virtwire check{} --run",
             args.target

@@ -92,6 +92,9 @@
 //! number and `ts` its time in seconds since the connection opened. At most
 //! [`json::Options::max_records`] records per connection are kept, then the closing `summary` record
 //! (whose counts cover everything); `truncated` says how many were left out.
+//!
+//! A run keeps a passing case's traffic only when asked ([`Config::keep_passing_wire`](crate::runner::Config::keep_passing_wire),
+//! which `check --json` sets): otherwise a passing case (on no known list) has `"wire": []`.
 
 use std::fmt::Write as _;
 use std::io;

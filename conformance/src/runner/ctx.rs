@@ -365,8 +365,12 @@ impl<'r> Ctx<'r> {
         let bytes = call
             .encode(self.env.judge.limits())
             .map_err(|e| Outcome::error(format!("cannot encode the call: {e}")))?;
+        // The frame holds a copy of the arguments (up to the 4 MiB of a limits case): gone before
+        // the write, which may wait on a slow server.
+        let header = *call.header();
+        drop(call);
         self.send(peer, &bytes)?;
-        peer.sent_call(*call.header());
+        peer.sent_call(header);
         Ok(serial)
     }
 

@@ -79,6 +79,10 @@ pub struct Config {
     /// The command that reruns one case, shown with failures: the case's ID (quoted) replaces `{id}`,
     /// or is appended when there is no `{id}`.
     pub rerun: String,
+    /// Keep the wire log of cases that passed too (a report that shows every case's traffic, such
+    /// as `check --json`). Without it a passing case's wire is dropped as soon as its verdict is
+    /// known, so a run's memory is a constant plus what the cases that did not pass need.
+    pub keep_passing_wire: bool,
 }
 
 impl Default for Config {
@@ -95,6 +99,7 @@ impl Default for Config {
             known_failing: Vec::new(),
             known_flaky: Vec::new(),
             rerun: "virtwire check --run".into(),
+            keep_passing_wire: false,
         }
     }
 }
@@ -135,7 +140,8 @@ pub struct CaseReport {
     pub duration: Duration,
     /// On a known list?
     pub known: Option<KnownAs>,
-    /// Every connection's traffic.
+    /// Every connection's traffic: kept for a case that did not pass (any verdict but `pass`, or on
+    /// a known list), and for every case with [`Config::keep_passing_wire`]; empty otherwise.
     pub wire: Vec<Wire>,
     /// The server's log while the case ran (only for a server the runner controls, and only when
     /// the case did not pass).
@@ -403,13 +409,21 @@ pub fn run(
                 server_log = Some(h.log_since(log_mark));
             }
         }
+        let known = known_as(cfg, &case.id);
+        // A pass that no list mentions shows no traffic in any report but one that asks for all.
+        let passed_unlisted = outcome.verdict == Verdict::Pass && known.is_none();
+        let wire = if passed_unlisted && !cfg.keep_passing_wire {
+            Vec::new()
+        } else {
+            wire
+        };
         let report = CaseReport {
             verdict: outcome.verdict,
             expected: outcome.expected,
             actual: outcome.actual,
             notes,
             duration,
-            known: known_as(cfg, &case.id),
+            known,
             wire,
             server_log,
             rerun: if cfg.rerun.contains("{id}") {
