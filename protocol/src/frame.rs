@@ -217,8 +217,7 @@ pub fn parse_frame<'a>(
     limits: &Limits,
     compat: Compat,
 ) -> Result<Parsed<Frame<'a>>> {
-    let peek = Header::peek(buf);
-    let Some(len) = peek.len else {
+    let Some(len) = Header::len_word(buf) else {
         return Ok(Parsed::Incomplete {
             needed: MIN_FRAME - buf.len(),
         });
@@ -226,7 +225,7 @@ pub fn parse_frame<'a>(
     let len = check_length(len, limits)?;
     if buf.len() < len {
         // Report a bad header early: a frame's head is judged once its bytes are in.
-        if let Some(head_len) = peek.head_len()
+        if let Some(head_len) = Header::peek(buf).head_len()
             && buf.len() >= MIN_FRAME
             && buf.len() >= head_len.min(len)
         {
