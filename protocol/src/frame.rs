@@ -79,7 +79,28 @@ impl<'a> Frame<'a> {
     }
 
     /// Decode exactly one frame from `buf`: the length word must equal `buf.len()`.
+    #[inline]
     pub fn decode(buf: &'a [u8], limits: &Limits, compat: Compat) -> Result<Frame<'a>> {
+        if let Some(len) = Header::len_word(buf)
+            && len as usize == buf.len()
+            && buf.len() >= MIN_FRAME
+            && buf.len() as u64 <= limits.frame_max()
+            && let Some((header, nfds, payload_at)) = decode_head_valid(buf, limits, compat)
+        {
+            return Ok(Frame {
+                header,
+                nfds,
+                payload: &buf[payload_at..],
+                bytes: buf,
+            });
+        }
+        Frame::decode_slow(buf, limits, compat)
+    }
+
+    /// [`Frame::decode`] for a frame the fast path did not accept: the errors, and nothing else.
+    #[cold]
+    #[inline(never)]
+    fn decode_slow(buf: &'a [u8], limits: &Limits, compat: Compat) -> Result<Frame<'a>> {
         match parse_frame(buf, limits, compat)? {
             Parsed::Complete { value, consumed } if consumed == buf.len() => Ok(value),
             Parsed::Complete { consumed, .. } => Err(Error::decode(
@@ -127,9 +148,41 @@ pub enum Parsed<T> {
     },
 }
 
+/// The header, FD count and payload offset of `buf` (a frame's first bytes) when [`decode_head`]
+/// would accept them; `None` when it would not (or the bytes are not all in), and the caller asks
+/// it for the error.
+#[inline]
+fn decode_head_valid(
+    buf: &[u8],
+    limits: &Limits,
+    compat: Compat,
+) -> Option<(Header, Option<u32>, usize)> {
+    let header = Header::decode_valid(buf, compat)?;
+    if !header.msg_type.has_fds() {
+        return Some((header, None, MIN_FRAME));
+    }
+    let n = Header::fd_count_word(buf)?;
+    (n <= limits.fds_max()).then_some((header, Some(n), MIN_FRAME + FD_COUNT_LEN))
+}
+
 /// Decode the header and FD count of a frame whose length word is `len` and whose first bytes are
 /// `buf` (at least the header, and the FD count when the type has one).
+#[inline]
 fn decode_head(
+    buf: &[u8],
+    limits: &Limits,
+    compat: Compat,
+) -> Result<(Header, Option<u32>, usize)> {
+    match decode_head_valid(buf, limits, compat) {
+        Some(head) => Ok(head),
+        None => decode_head_slow(buf, limits, compat),
+    }
+}
+
+/// [`decode_head`] for a head the fast path did not accept: the errors.
+#[cold]
+#[inline(never)]
+fn decode_head_slow(
     buf: &[u8],
     limits: &Limits,
     compat: Compat,
@@ -164,8 +217,7 @@ pub fn parse_frame<'a>(
     limits: &Limits,
     compat: Compat,
 ) -> Result<Parsed<Frame<'a>>> {
-    let peek = Header::peek(buf);
-    let Some(len) = peek.len else {
+    let Some(len) = Header::len_word(buf) else {
         return Ok(Parsed::Incomplete {
             needed: MIN_FRAME - buf.len(),
         });
@@ -173,7 +225,7 @@ pub fn parse_frame<'a>(
     let len = check_length(len, limits)?;
     if buf.len() < len {
         // Report a bad header early: a frame's head is judged once its bytes are in.
-        if let Some(head_len) = peek.head_len()
+        if let Some(head_len) = Header::peek(buf).head_len()
             && buf.len() >= MIN_FRAME
             && buf.len() >= head_len.min(len)
         {

@@ -511,6 +511,47 @@ impl Header {
         )
     }
 
+    /// The length word of a frame whose first 4 bytes are in `frame` (the fast path's
+    /// [`HeaderPeek::len`]).
+    #[inline]
+    pub(crate) fn len_word(frame: &[u8]) -> Option<u32> {
+        let b = frame.get(..LEN_WORD)?;
+        Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    /// The FD count that follows the header of a `*_WITH_FDS` frame, if its bytes are in `frame`.
+    #[inline]
+    pub(crate) fn fd_count_word(frame: &[u8]) -> Option<u32> {
+        let b = frame.get(MIN_FRAME..MIN_FRAME + crate::limits::FD_COUNT_LEN)?;
+        Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    /// The header of a frame whose first 28 bytes are in `frame`, when [`Header::decode`] would
+    /// accept it (in strict mode: a known type and status); `None` otherwise, and the caller asks
+    /// [`Header::decode`] for the error. The common path of every frame decode: no `Reader`, no
+    /// `Result`, six loads.
+    #[inline]
+    pub(crate) fn decode_valid(frame: &[u8], compat: Compat) -> Option<Header> {
+        let b: &[u8; Header::LEN] = frame.get(LEN_WORD..MIN_FRAME)?.try_into().ok()?;
+        let w = |f: HeaderField| {
+            let o = f.offset() - LEN_WORD;
+            [b[o], b[o + 1], b[o + 2], b[o + 3]]
+        };
+        let msg_type = MessageType::from_raw(i32::from_be_bytes(w(HeaderField::Type)));
+        let status = MessageStatus::from_raw(i32::from_be_bytes(w(HeaderField::Status)));
+        if compat == Compat::Strict && !(msg_type.is_known() && status.is_known()) {
+            return None;
+        }
+        Some(Header {
+            prog: u32::from_be_bytes(w(HeaderField::Prog)),
+            vers: u32::from_be_bytes(w(HeaderField::Vers)),
+            procedure: i32::from_be_bytes(w(HeaderField::Proc)),
+            msg_type,
+            serial: u32::from_be_bytes(w(HeaderField::Serial)),
+            status,
+        })
+    }
+
     /// Decode. Strict mode rejects unknown type and status values (error category Unknown);
     /// libvirt mode keeps them as `Unknown(raw)` (libvirt's XDR does not range-check enums).
     pub fn decode(r: &mut Reader<'_>) -> Result<Header> {

@@ -628,17 +628,16 @@ impl<'f> Ctx<'f> {
             }
             None => None,
         };
-        cases.sort_unstable();
-        Ok(UnionType {
-            name: name.to_string(),
-            discriminant: Field {
+        Ok(UnionType::new(
+            name.to_string(),
+            Field {
                 name: d.name.clone().unwrap_or_default(),
                 ty: dty,
             },
             arms,
             default,
             cases,
-        })
+        ))
     }
 
     fn spec(&mut self, fi: usize, spec: &'f TypeSpec, pos: Pos) -> Result<TypeId, SchemaError> {

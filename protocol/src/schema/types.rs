@@ -199,9 +199,50 @@ pub struct UnionType {
     pub default: Option<usize>,
     /// (case value, arm index), sorted, for lookup.
     pub(crate) cases: Vec<(i64, u32)>,
+    /// Arm index by `value - dense_base` when the case values span at most [`DENSE_SPAN`] values
+    /// ([`NO_CASE`] where no case matches); empty when they span more (then `cases` is searched).
+    pub(crate) dense: Vec<u32>,
+    /// The smallest case value (the first entry of `dense`).
+    pub(crate) dense_base: i64,
 }
 
+/// The widest range of case values looked up through a table instead of a binary search (every
+/// union of libvirt's protocols fits: `remote_typed_param_value` spans 1..=7).
+const DENSE_SPAN: i64 = 256;
+/// A `dense` entry for a value no case names.
+const NO_CASE: u32 = u32::MAX;
+
 impl UnionType {
+    /// A union from its arms and `(case value, arm index)` pairs (any order; values distinct).
+    pub(crate) fn new(
+        name: String,
+        discriminant: Field,
+        arms: Vec<Arm>,
+        default: Option<usize>,
+        mut cases: Vec<(i64, u32)>,
+    ) -> Self {
+        cases.sort_unstable();
+        let (dense, dense_base) = match (cases.first(), cases.last()) {
+            (Some(&(lo, _)), Some(&(hi, _))) if hi - lo < DENSE_SPAN => {
+                let mut t = vec![NO_CASE; (hi - lo + 1) as usize];
+                for &(v, arm) in &cases {
+                    t[(v - lo) as usize] = arm;
+                }
+                (t, lo)
+            }
+            _ => (Vec::new(), 0),
+        };
+        UnionType {
+            name,
+            discriminant,
+            arms,
+            default,
+            cases,
+            dense,
+            dense_base,
+        }
+    }
+
     /// The arm selected by a discriminant value, if any (falls back to the default arm).
     #[inline]
     pub fn arm_for(&self, value: i64) -> Option<&Arm> {
@@ -212,9 +253,99 @@ impl UnionType {
     /// matches), if any.
     #[inline]
     pub fn arm_index_for(&self, value: i64) -> Option<usize> {
+        if !self.dense.is_empty() {
+            // Values below the base wrap to large offsets and miss the table like those above it.
+            return match self
+                .dense
+                .get(value.wrapping_sub(self.dense_base) as u64 as usize)
+            {
+                Some(&arm) if arm != NO_CASE => Some(arm as usize),
+                _ => self.default,
+            };
+        }
         match self.cases.binary_search_by_key(&value, |&(v, _)| v) {
             Ok(i) => Some(self.cases[i].1 as usize),
             Err(_) => self.default,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn union(cases: &[(i64, u32)], arms: usize, default: Option<usize>) -> UnionType {
+        let arm = |i: usize| Arm {
+            cases: cases
+                .iter()
+                .filter(|c| c.1 as usize == i)
+                .map(|c| c.0)
+                .collect(),
+            name: Some(format!("a{i}")),
+            ty: TypeId(0),
+        };
+        UnionType::new(
+            "u".into(),
+            Field {
+                name: "d".into(),
+                ty: TypeId(0),
+            },
+            (0..arms).map(arm).collect(),
+            default,
+            cases.to_vec(),
+        )
+    }
+
+    /// The arm table answers exactly what a search of the case list answers, inside, below and
+    /// above its range, with and without a default arm.
+    #[test]
+    fn dense_table_agrees_with_the_case_list() {
+        let probes = [
+            i64::MIN,
+            i32::MIN as i64,
+            -300,
+            -2,
+            -1,
+            0,
+            1,
+            2,
+            3,
+            4,
+            5,
+            6,
+            7,
+            8,
+            254,
+            255,
+            256,
+            1000,
+            u32::MAX as i64,
+            i64::MAX,
+        ];
+        let shapes: [&[(i64, u32)]; 5] = [
+            &[(1, 0), (2, 1), (3, 2), (4, 3), (5, 4), (6, 5), (7, 6)],
+            &[(-1, 0), (5, 1), (3, 0)],
+            &[(0, 0), (255, 1)],
+            &[(0, 0), (256, 1)],
+            &[(i32::MIN as i64, 0), (u32::MAX as i64, 1)],
+        ];
+        for cases in shapes {
+            let arms = cases.iter().map(|c| c.1 as usize + 1).max().unwrap();
+            for default in [None, Some(arms)] {
+                let u = union(cases, arms, default);
+                let dense = cases.iter().map(|c| c.0).max().unwrap()
+                    - cases.iter().map(|c| c.0).min().unwrap()
+                    < DENSE_SPAN;
+                assert_eq!(!u.dense.is_empty(), dense, "{cases:?}");
+                for v in probes {
+                    let want = cases
+                        .iter()
+                        .find(|c| c.0 == v)
+                        .map(|c| c.1 as usize)
+                        .or(default);
+                    assert_eq!(u.arm_index_for(v), want, "{cases:?} {default:?} {v}");
+                }
+            }
         }
     }
 }
