@@ -385,6 +385,9 @@ pub struct HeaderPeek {
     pub serial: Option<u32>,
     /// Status.
     pub status: Option<MessageStatus>,
+    /// The FD count after the header, for a `*_WITH_FDS` type whose count word is present (`None`
+    /// for other types).
+    pub nfds: Option<u32>,
 }
 
 impl HeaderPeek {
@@ -496,6 +499,10 @@ impl Header {
             msg_type: i(HeaderField::Type).map(MessageType::from_raw),
             serial: u(HeaderField::Serial),
             status: i(HeaderField::Status).map(MessageStatus::from_raw),
+            nfds: i(HeaderField::Type)
+                .map(MessageType::from_raw)
+                .filter(|t| t.has_fds())
+                .and_then(|_| Header::fd_count_word(frame)),
         }
     }
 

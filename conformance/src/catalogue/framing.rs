@@ -305,7 +305,7 @@ mod tests {
                 "{size} bytes in {pieces} pieces"
             );
             assert_eq!(a.len(), size, "{size} bytes for {n} domains");
-            assert_eq!(u32::from_be_bytes(a[..4].try_into().unwrap()) as usize, n);
+            assert_eq!(a[..4], (n as u32).to_be_bytes(), "the domain count");
             assert_eq!(&a[size - 8..], &[0; 8], "stats 0, flags 0");
         }
     }

@@ -73,7 +73,8 @@ pub fn cases() -> Vec<Case> {
             "PROTOCOL.md §7 (unions: default: return FALSE); remote_protocol.x remote_typed_param_value",
             |ctx| {
                 // params<1> = [{ field "x", value { type 8, … } }], flags 0.
-                let args = words(&[1, 1, u32::from_be_bytes(*b"x\0\0\0"), 8, 0, 0]);
+                // 0x7800_0000: the string "x" and its three pad bytes.
+                let args = words(&[1, 1, 0x7800_0000, 8, 0, 0]);
                 undecodable(ctx, NODE_SET_MEMORY_PARAMETERS, &args, "typed param type 8")
             },
         )

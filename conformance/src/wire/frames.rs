@@ -105,15 +105,12 @@ pub fn frame_header(bytes: &[u8]) -> Option<Header> {
 /// its payload (everything after the header and FD count, up to the end of `bytes`). `None` when
 /// the bytes are too short for the header (and FD count).
 pub fn frame_parts(bytes: &[u8]) -> Option<(Header, Option<u32>, &[u8])> {
-    let header = frame_header(bytes)?;
-    let at = virtwire_protocol::limits::MIN_FRAME;
-    if header.msg_type.has_fds() {
-        let n = bytes.get(at..at + 4)?;
-        let nfds = u32::from_be_bytes([n[0], n[1], n[2], n[3]]);
-        Some((header, Some(nfds), &bytes[at + 4..]))
-    } else {
-        Some((header, None, &bytes[at..]))
+    let peek = Header::peek(bytes);
+    let header = peek.header()?;
+    if header.msg_type.has_fds() && peek.nfds.is_none() {
+        return None;
     }
+    Some((header, peek.nfds, bytes.get(peek.head_len()?..)?))
 }
 
 /// The same frame with its header's serial set to `serial`; everything else (length word, other
