@@ -4,7 +4,9 @@
 //! receiver is expected to refuse a count above N before it allocates. This module finds every such
 //! item reachable from a type ([`bounded_fields`]), builds the minimal value of any type ([`zero`])
 //! and writes the minimal encoding of a type with one chosen item holding exactly N items
-//! ([`at_max`]) or N + 1 ([`over_max`]; written by hand, since the encoder refuses it).
+//! ([`at_max`]) or N + 1 ([`over_max`]; written by hand, since the encoder refuses it). The same walk
+//! finds every union ([`union_sites`]); [`with_unknown_arm`] writes the minimal encoding with one of
+//! them carrying a discriminant no arm takes ([`unknown_key`]).
 //!
 //! Reachable means: through struct fields, union arms (each with a discriminant that selects it),
 //! present optionals, one element of a variable array and the first element of a fixed array. Every
