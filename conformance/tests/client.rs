@@ -138,10 +138,24 @@ fn virsh_9_0_against_the_scripted_server() {
             "2",
             "-c",
             "{uri}",
-            "list --all; dominfo test",
+            "list --all; dominfo test; schedinfo test",
         ],
     );
     common(&report, "virsh");
+    // schedinfo's reply holds typed parameters: a union (remote_typed_param_value) whose
+    // discriminant is generated one past its last case; libvirt's decoder must refuse it.
+    let union = verdict(
+        &report,
+        "client/union/domain_get_scheduler_parameters/params.0.value/unknown-arm",
+    );
+    assert_eq!(union["verdict"], "pass", "{union}");
+    assert!(
+        union["actual"]
+            .as_str()
+            .unwrap()
+            .contains("Unable to decode message payload"),
+        "{union}"
+    );
     // virsh's -k asks for keepalive; a server without it is refused before any work.
     assert_eq!(
         verdict(&report, "client/keepalive/silence-without-keepalive")["verdict"],

@@ -640,7 +640,9 @@ pub fn verdict(setup: &Setup, spec: &Spec, run: &ClientRun, obs: &Observed) -> O
 /// The cases generated from the schema: for every bounded string, opaque and array of the reply
 /// body of every procedure the session called (with a REPLY/OK recorded), a reply whose body is the
 /// type's minimal value with that field at its maximum, and one with it one over
-/// (`client/limits/<procedure>/<field>/at-max`, `…/over-max`; `[0]` written `.0`).
+/// (`client/limits/<procedure>/<field>/at-max`, `…/over-max`; `[0]` written `.0`); and for every
+/// union in such a body whose arms do not take every discriminant, a reply with a discriminant no
+/// arm takes (`client/union/<procedure>/<union>/unknown-arm`).
 /// A field whose reply would not fit in a frame at its maximum is left out (its over-max case would
 /// test the frame limit, not the field's).
 pub fn generated(setup: &Setup) -> Vec<Spec> {
@@ -677,6 +679,36 @@ pub fn generated(setup: &Setup) -> Vec<Spec> {
             .type_names()
             .find(|(_, t)| *t == root)
             .map_or_else(|| "the reply".to_string(), |(n, _)| n.to_string());
+        // Every union of the reply with a discriminant no arm takes (a union with a default arm
+        // takes every value and has no such case).
+        for site in bounds::union_sites(schema, root) {
+            let Some(key) = bounds::unknown_key(schema, site.ty) else {
+                continue;
+            };
+            let uname = schema
+                .type_names()
+                .find(|(_, t)| *t == site.ty)
+                .map_or_else(|| "the union".to_string(), |(n, _)| n.to_string());
+            let path = if site.path.is_empty() {
+                "body".to_string()
+            } else {
+                site.path.replace("[0]", ".0")
+            };
+            out.push(Spec {
+                id: format!("client/union/{pname}/{path}/unknown-arm"),
+                level: Level::Must,
+                requirement: format!(
+                    "{tname}.{} ({uname}) with discriminant {key}, which no arm takes, is refused",
+                    site.path
+                ),
+                source: format!("RFC 4506 §4.15; the .x files: {uname}"),
+                twist: Twist::Payload(bounds::with_unknown_arm(schema, root, &site, key)),
+                target: Some(i),
+                not_applicable: "",
+                expect: Expect::Rejects,
+                hang: Level::Must,
+            });
+        }
         for field in bounds::bounded_fields(schema, root) {
             if bounds::len_with_count(schema, root, &field, field.max) > payload_max {
                 continue;

@@ -4,7 +4,9 @@
 //! receiver is expected to refuse a count above N before it allocates. This module finds every such
 //! item reachable from a type ([`bounded_fields`]), builds the minimal value of any type ([`zero`])
 //! and writes the minimal encoding of a type with one chosen item holding exactly N items
-//! ([`at_max`]) or N + 1 ([`over_max`]; written by hand, since the encoder refuses it).
+//! ([`at_max`]) or N + 1 ([`over_max`]; written by hand, since the encoder refuses it). The same walk
+//! finds every union ([`union_sites`]); [`with_unknown_arm`] writes the minimal encoding with one of
+//! them carrying a discriminant no arm takes ([`unknown_key`]).
 //!
 //! Reachable means: through struct fields, union arms (each with a discriminant that selects it),
 //! present optionals, one element of a variable array and the first element of a fixed array. Every
@@ -91,9 +93,86 @@ pub fn bounded_fields(schema: &Schema, root: TypeId) -> Vec<BoundedField> {
         steps: Vec::new(),
         path: String::new(),
         found: Vec::new(),
+        unions: Vec::new(),
     };
     f.walk(root, None);
     f.found
+}
+
+/// A union reachable from a root type (found by the same walk as [`bounded_fields`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnionSite {
+    /// Its path (`params[0].value`; a decode error at its discriminant names `params[0].value.type`).
+    pub path: String,
+    /// How to reach it from the root.
+    pub steps: Vec<Step>,
+    /// The union type.
+    pub ty: TypeId,
+}
+
+/// Every union reachable from `root`, in encoding order (each path once, as [`bounded_fields`]
+/// walks them).
+pub fn union_sites(schema: &Schema, root: TypeId) -> Vec<UnionSite> {
+    let mut f = Finder {
+        s: schema,
+        active: Vec::new(),
+        steps: Vec::new(),
+        path: String::new(),
+        found: Vec::new(),
+        unions: Vec::new(),
+    };
+    f.walk(root, None);
+    f.unions
+}
+
+/// A discriminant value of `union` that no arm takes: `None` when the union has a `default` arm
+/// (every value selects an arm). For an enum discriminant, a member no case names if there is one,
+/// else one past the largest member; for a numeric one, one past the largest case (what a newer
+/// peer adding a case would send).
+pub fn unknown_key(schema: &Schema, union: TypeId) -> Option<i64> {
+    let Type::Union(u) = schema.ty(union) else {
+        return None;
+    };
+    if u.arms.iter().any(|a| a.cases.is_empty()) {
+        return None;
+    }
+    let named = |v: &i64| u.cases.binary_search_by_key(v, |&(c, _)| c).is_ok();
+    let past = |max: i64, hi: i64| {
+        (max.saturating_add(1)..=hi)
+            .chain(0..max.min(hi))
+            .find(|v| !named(v))
+    };
+    let last_case = u.cases.last().map_or(0, |c| c.0);
+    match schema.ty(u.discriminant.ty) {
+        Type::Enum(e) => e
+            .members
+            .iter()
+            .map(|m| m.1 as i64)
+            .find(|v| !named(v))
+            .or_else(|| {
+                let max = e.members.iter().map(|m| m.1 as i64).max().unwrap_or(0);
+                past(max.max(last_case), i32::MAX as i64)
+            }),
+        Type::Bool => [0, 1].into_iter().find(|v| !named(v)),
+        Type::UInt => past(last_case, u32::MAX as i64),
+        Type::Small(s) => {
+            let (lo, hi) = s.range();
+            past(last_case, hi).or_else(|| (lo..0).find(|v| !named(v)))
+        }
+        _ => past(last_case, i32::MAX as i64).or_else(|| (i32::MIN as i64..0).find(|v| !named(v))),
+    }
+}
+
+/// The minimal encoding of `root` with the union at `site` carrying the discriminant `key` and
+/// nothing after it for its arm (a value no arm takes, from [`unknown_key`]); everything else is
+/// minimal. A decoder refuses it at the discriminant under `site.path`.
+pub fn with_unknown_arm(schema: &Schema, root: TypeId, site: &UnionSite, key: i64) -> Vec<u8> {
+    let mut out = Sink::Bytes(Vec::new());
+    build(schema, root, &site.steps, Leaf::Disc(key), &mut out);
+    match out {
+        Sink::Bytes(b) => b,
+        Sink::Count(_) => unreachable!(),
+    }
 }
 
 /// A union arm no discriminant value can select (it is never reached).
@@ -128,6 +207,7 @@ struct Finder<'s> {
     steps: Vec<Step>,
     path: String,
     found: Vec<BoundedField>,
+    unions: Vec<UnionSite>,
 }
 
 /// Where the enclosing struct/union's own part of the path begins.
@@ -182,6 +262,11 @@ impl Finder<'_> {
                 if self.active.contains(&ty) {
                     return;
                 }
+                self.unions.push(UnionSite {
+                    path: self.path.clone(),
+                    steps: self.steps.clone(),
+                    ty,
+                });
                 self.active.push(ty);
                 for (i, arm) in u.arms.iter().enumerate() {
                     let Some(name) = &arm.name else { continue };
@@ -340,7 +425,13 @@ pub fn with_count(
     fill: u8,
 ) -> Vec<u8> {
     let mut out = Sink::Bytes(Vec::new());
-    build(schema, root, &field.steps, count, fill, &mut out);
+    build(
+        schema,
+        root,
+        &field.steps,
+        Leaf::Count(count, fill),
+        &mut out,
+    );
     match out {
         Sink::Bytes(b) => b,
         Sink::Count(_) => unreachable!(),
@@ -351,7 +442,7 @@ pub fn with_count(
 /// array of large structs can be far over any frame).
 pub fn len_with_count(schema: &Schema, root: TypeId, field: &BoundedField, count: u32) -> u64 {
     let mut out = Sink::Count(0);
-    build(schema, root, &field.steps, count, 0, &mut out);
+    build(schema, root, &field.steps, Leaf::Count(count, 0), &mut out);
     match out {
         Sink::Count(n) => n,
         Sink::Bytes(b) => b.len() as u64,
@@ -407,8 +498,24 @@ impl Sink {
     }
 }
 
-fn build(schema: &Schema, ty: TypeId, steps: &[Step], count: u32, fill: u8, out: &mut Sink) {
+/// What [`build`] writes where its steps end.
+#[derive(Clone, Copy)]
+enum Leaf {
+    /// A bounded item with this many items, strings and opaques of this byte.
+    Count(u32, u8),
+    /// A union with this discriminant and no arm after it.
+    Disc(i64),
+}
+
+fn build(schema: &Schema, ty: TypeId, steps: &[Step], leaf: Leaf, out: &mut Sink) {
     let Some((step, rest)) = steps.split_first() else {
+        let (count, fill) = match (leaf, schema.ty(ty)) {
+            (Leaf::Count(count, fill), _) => (count, fill),
+            // Every XDR discriminant (int, unsigned, enum, bool) is one 4-byte word; written as it
+            // is, since the checked encoder refuses an enum value that is no member.
+            (Leaf::Disc(key), Type::Union(_)) => return out.extend(&(key as u32).to_be_bytes()),
+            (Leaf::Disc(_), _) => return out.zero_of(schema, ty),
+        };
         out.extend(&count.to_be_bytes());
         match schema.ty(ty) {
             Type::Array { elem, .. } => out.repeat(&zero_bytes(schema, *elem), count as u64),
@@ -422,20 +529,20 @@ fn build(schema: &Schema, ty: TypeId, steps: &[Step], count: u32, fill: u8, out:
     match (step, schema.ty(ty)) {
         (Step::Some, Type::Optional(t)) => {
             out.extend(&1u32.to_be_bytes());
-            build(schema, *t, rest, count, fill, out);
+            build(schema, *t, rest, leaf, out);
         }
         (Step::Elem, Type::Array { elem, .. }) => {
             out.extend(&1u32.to_be_bytes());
-            build(schema, *elem, rest, count, fill, out);
+            build(schema, *elem, rest, leaf, out);
         }
         (Step::Fixed, Type::FixedArray { elem, len }) => {
-            build(schema, *elem, rest, count, fill, out);
+            build(schema, *elem, rest, leaf, out);
             out.repeat(&zero_bytes(schema, *elem), len.saturating_sub(1) as u64);
         }
         (Step::Field(i), Type::Struct(st)) => {
             for (j, f) in st.fields.iter().enumerate() {
                 if j == *i {
-                    build(schema, f.ty, rest, count, fill, out);
+                    build(schema, f.ty, rest, leaf, out);
                 } else {
                     out.zero_of(schema, f.ty);
                 }
@@ -451,7 +558,7 @@ fn build(schema: &Schema, ty: TypeId, steps: &[Step], count: u32, fill: u8, out:
             );
             out.extend(&d);
             if let Some(arm) = u.arms.get(*index) {
-                build(schema, arm.ty, rest, count, fill, out);
+                build(schema, arm.ty, rest, leaf, out);
             }
         }
         // Steps come from `bounded_fields` over the same schema; anything else is a caller's
@@ -480,6 +587,9 @@ case K_LIST: item items<LIST_MAX>;
 default: int other;
 };
 struct node { string label<4>; node *next; };
+union pick switch (kind k) { case K_NONE: void; case K_STR: string s<6>; case K_LIST: int n; case K_OTHER: int o; };
+union num switch (int t) { case 1: int a; case 3: hyper b; };
+struct holder { int lead; pick p<2>; num *maybe; name_t tail; val v; };
 struct args {
     uuid_t id;
     name_t *maybe;
@@ -504,6 +614,40 @@ struct args {
             d?;
         }
         Ok(())
+    }
+
+    #[test]
+    fn a_union_with_a_discriminant_no_arm_takes_is_refused_where_it_is() {
+        let s = schema();
+        let holder = s.type_id("holder").unwrap();
+        let sites = union_sites(&s, holder);
+        let paths: Vec<&str> = sites.iter().map(|u| u.path.as_str()).collect();
+        assert_eq!(paths, ["p[0]", "maybe", "v"]);
+        // `val` has a default arm: every discriminant selects one.
+        assert_eq!(unknown_key(&s, sites[2].ty), None);
+        // An enum discriminant: one past the members (every member has a case).
+        assert_eq!(unknown_key(&s, sites[0].ty), Some(8));
+        // An int discriminant: one past the largest case.
+        assert_eq!(unknown_key(&s, sites[1].ty), Some(4));
+        for (site, key) in [(&sites[1], 4), (&sites[1], 2)] {
+            let b = with_unknown_arm(&s, holder, site, key);
+            let e = decode(&s, holder, &b).unwrap_err();
+            assert!(
+                matches!(e.kind(), ErrorKind::InvalidDiscriminant(k) if *k == key),
+                "{e}"
+            );
+            assert_eq!(e.path_string(), format!("{}.t", site.path), "{e}");
+        }
+        // An enum discriminant outside the enum is refused as the enum's value, under the union.
+        let e = decode(&s, holder, &with_unknown_arm(&s, holder, &sites[0], 8)).unwrap_err();
+        assert_eq!(e.path_string(), "p[0].k", "{e}");
+        // The same bytes with a key an arm takes decode.
+        let ok = with_unknown_arm(&s, holder, &sites[1], 3);
+        assert!(
+            decode(&s, holder, &ok).is_err(),
+            "the arm's value is missing"
+        );
+        assert!(union_sites(&s, s.type_id("item").unwrap()).is_empty());
     }
 
     #[test]
