@@ -22,8 +22,8 @@ use virtwire_conformance::wire::peer::Transport;
 use virtwire_protocol::header::{KEEPALIVE_PROGRAM, REMOTE_PROGRAM};
 use virtwire_protocol::schema::Schema;
 use virtwire_protocol::{
-    Compat, FrameBuilder, FrameDecoder, Header, Limits, MessageStatus, MessageType, OwnedFrame,
-    Writer,
+    Compat, FrameBuilder, FrameDecoder, Header, KeepaliveProc, Limits, MessageStatus, MessageType,
+    OwnedFrame, Writer,
 };
 
 use support::skip;
@@ -155,18 +155,6 @@ fn lifecycle_event(event: i32) -> Vec<u8> {
     .build_unchecked()
 }
 
-fn keepalive(procedure: i32) -> Vec<u8> {
-    FrameBuilder::new(Header::new(
-        KEEPALIVE_PROGRAM,
-        1,
-        procedure,
-        MessageType::Message,
-        0,
-        MessageStatus::Ok,
-    ))
-    .build_unchecked()
-}
-
 /// Frame bytes as a trace writes them.
 fn frame_line(bytes: &[u8]) -> String {
     format!("  frame {}\n", hex(bytes))
@@ -285,7 +273,7 @@ fn replies_in_any_order_with_events_and_keepalives_between() {
         // Both calls are in: a PING, an event nobody expects, the replies backwards, then the
         // event the trace waits for.
         let first = &before[0];
-        let mut out = keepalive(1);
+        let mut out = KeepaliveProc::Ping.frame();
         out.extend(lifecycle_event(4));
         out.extend(reply(f, &xdr_string("builder")));
         out.extend(reply(first, &xdr_string("TEST")));

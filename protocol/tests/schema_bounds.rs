@@ -15,7 +15,8 @@ mod schema_support;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Instant;
 
-use schema_support::{bodies, disc_value, header_for, zero};
+use schema_support::{bodies, header_for};
+use virtwire_protocol::schema::bounds::{Step, arm_key, counted_fields, disc_value, zero};
 use virtwire_protocol::schema::{Schema, Type, TypeId, Value};
 use virtwire_protocol::{Compat, ErrorKind, Header, LimitKind, Limits, MessageStatus, Op};
 
@@ -26,22 +27,7 @@ mod counting_alloc;
 use counting_alloc::peak_during;
 
 // ---------------------------------------------------------------------------------------------
-// Finding the bounded fields.
-
-/// One step from a type into a part of it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Step {
-    /// The struct field with this index.
-    Field(usize),
-    /// The union arm with this index, selected by this discriminant key.
-    Arm(usize, i64),
-    /// The optional, present.
-    Some,
-    /// A variable array with one element, that element.
-    Elem,
-    /// A fixed array's first element (the others minimal).
-    Fixed,
-}
+// Finding the bounded fields (the library's walker, `schema::bounds::counted_fields`).
 
 /// Where a value is encoded and decoded: as a message body, or as a bare type.
 #[derive(Clone, Debug)]
@@ -71,162 +57,60 @@ struct Node {
     key: (TypeId, String),
 }
 
-struct Finder<'s> {
+/// The counted items of the roots walked, each distinct one (by `key`) once, through the first
+/// root that reaches it.
+struct Found<'s> {
     s: &'s Schema,
-    /// Structs and unions already walked (their bounded fields are found once, through the first
-    /// path that reaches them; this also stops recursion).
-    seen: HashSet<TypeId>,
+    keys: HashSet<(TypeId, String)>,
     found: Vec<Node>,
-    /// Union arms no discriminant value can select (reported, never expected).
-    unselectable: Vec<String>,
 }
 
-/// The position in a path where the enclosing struct/union's part begins.
-#[derive(Clone, Copy)]
-struct Encl {
-    ty: TypeId,
-    start: usize,
-}
-
-impl<'s> Finder<'s> {
+impl<'s> Found<'s> {
     fn new(s: &'s Schema) -> Self {
-        Finder {
+        Found {
             s,
-            seen: HashSet::new(),
+            keys: HashSet::new(),
             found: Vec::new(),
-            unselectable: Vec::new(),
         }
     }
 
-    /// Walk a root (a body or a named type) and record its bounded fields not found before.
+    /// Walk a root (a body or a named type) and record its counted items not found before.
     fn root(&mut self, program: &str, target: Target, origin: &str, root: TypeId) {
-        let mut ctx = Ctx {
-            program,
-            target: &target,
-            origin,
-            root,
-            steps: Vec::new(),
-            path: String::new(),
-        };
-        self.walk(&mut ctx, root, None);
-    }
-
-    fn walk(&mut self, c: &mut Ctx<'_>, ty: TypeId, encl: Option<Encl>) {
-        let s = self.s;
-        let bound = match s.ty(ty) {
-            Type::String { max } => Some((*max, LimitKind::String)),
-            Type::Opaque { max } => Some((*max, LimitKind::Opaque)),
-            Type::Array { max, .. } => Some((*max, LimitKind::Array)),
-            _ => None,
-        };
-        if let Some((max, limit)) = bound {
-            let e = encl.expect("a body is a struct, so every bounded item has an enclosing type");
-            self.found.push(Node {
-                program: c.program.to_string(),
-                target: c.target.clone(),
-                origin: c.origin.to_string(),
-                root: c.root,
-                steps: c.steps.clone(),
-                path: c.path.clone(),
-                ty,
-                max,
-                limit,
-                key: (e.ty, c.path[e.start..].to_string()),
-            });
+        for f in counted_fields(self.s, root) {
+            assert!(
+                matches!(self.s.ty(f.enclosing), Type::Struct(_) | Type::Union(_)),
+                "{origin}: {} — a body is a struct, so every counted item has an enclosing type",
+                f.path
+            );
+            let key = (f.enclosing, f.name);
+            if self.keys.insert(key.clone()) {
+                self.found.push(Node {
+                    program: program.to_string(),
+                    target: target.clone(),
+                    origin: origin.to_string(),
+                    root,
+                    steps: f.steps,
+                    path: f.path,
+                    ty: f.ty,
+                    max: f.max,
+                    limit: f.limit,
+                    key,
+                });
+            }
         }
-        match s.ty(ty) {
-            Type::Array { elem, .. } => self.enter(c, *elem, Step::Elem, "[0]", encl),
-            Type::FixedArray { elem, len } if *len > 0 => {
-                self.enter(c, *elem, Step::Fixed, "[0]", encl)
-            }
-            Type::Optional(t) => self.enter(c, *t, Step::Some, "", encl),
-            Type::Struct(st) => {
-                if !self.seen.insert(ty) {
-                    return;
-                }
-                for (i, f) in st.fields.iter().enumerate() {
-                    let start = field_start(&c.path);
-                    let name = dotted(&c.path, &f.name);
-                    self.enter(c, f.ty, Step::Field(i), &name, Some(Encl { ty, start }));
-                }
-            }
-            Type::Union(u) => {
-                if !self.seen.insert(ty) {
-                    return;
-                }
-                for (i, arm) in u.arms.iter().enumerate() {
-                    let Some(name) = &arm.name else { continue };
-                    let Some(key) = arm_key(s, ty, i) else {
-                        self.unselectable.push(format!("{}.{name}", u.name));
-                        continue;
-                    };
-                    let start = field_start(&c.path);
-                    let seg = dotted(&c.path, name);
-                    self.enter(c, arm.ty, Step::Arm(i, key), &seg, Some(Encl { ty, start }));
-                }
-            }
-            _ => {}
-        }
-    }
-
-    fn enter(&mut self, c: &mut Ctx<'_>, ty: TypeId, step: Step, seg: &str, encl: Option<Encl>) {
-        let len = c.path.len();
-        c.steps.push(step);
-        c.path.push_str(seg);
-        self.walk(c, ty, encl);
-        c.path.truncate(len);
-        c.steps.pop();
-    }
-}
-
-struct Ctx<'a> {
-    program: &'a str,
-    target: &'a Target,
-    origin: &'a str,
-    root: TypeId,
-    steps: Vec<Step>,
-    path: String,
-}
-
-fn field_start(path: &str) -> usize {
-    if path.is_empty() { 0 } else { path.len() + 1 }
-}
-
-fn dotted(path: &str, name: &str) -> String {
-    if path.is_empty() {
-        name.to_string()
-    } else {
-        format!(".{name}")
-    }
-}
-
-/// A discriminant key that selects arm `i` of a union: its first case, or for the default arm a
-/// value no case names (a member, when the discriminant is an enum).
-fn arm_key(s: &Schema, ty: TypeId, i: usize) -> Option<i64> {
-    let Type::Union(u) = s.ty(ty) else {
-        unreachable!()
-    };
-    if let Some(k) = u.arms[i].cases.first() {
-        return Some(*k);
-    }
-    let named = |v: &i64| u.arms.iter().any(|a| a.cases.contains(v));
-    match s.ty(u.discriminant.ty) {
-        Type::Enum(e) => e.members.iter().map(|m| m.1 as i64).find(|v| !named(v)),
-        Type::Bool => [0, 1].into_iter().find(|v| !named(v)),
-        _ => (0..=u32::MAX as i64).find(|v| !named(v)),
     }
 }
 
 /// Every program's bounded fields, each program walked on its own (a type two programs use is
 /// found in both), in the order its bodies reach them; the RPC layer's own bodies last, as
 /// `virnet`.
-fn per_program(s: &Schema) -> Vec<(String, Finder<'_>)> {
-    let mut out: Vec<(String, Finder<'_>)> = Vec::new();
+fn per_program(s: &Schema) -> Vec<(String, Found<'_>)> {
+    let mut out: Vec<(String, Found<'_>)> = Vec::new();
     let mut by_prog: HashMap<(u32, u32), usize> = HashMap::new();
     for (prog, vers, procedure, role, ty) in bodies(s) {
         let p = s.program(prog, vers).unwrap();
         let i = *by_prog.entry((prog, vers)).or_insert_with(|| {
-            out.push((p.name().to_string(), Finder::new(s)));
+            out.push((p.name().to_string(), Found::new(s)));
             out.len() - 1
         });
         let q = p.procedure(procedure).unwrap();
@@ -235,7 +119,7 @@ fn per_program(s: &Schema) -> Vec<(String, Finder<'_>)> {
         out[i].1.root(p.name(), Target::Body(h), &origin, ty);
     }
     // The RPC layer's error body (REPLY/ERROR of any procedure) and stream hole.
-    let mut virnet = Finder::new(s);
+    let mut virnet = Found::new(s);
     if let Some(err) = s.type_id("virNetMessageError") {
         let h = Header::call(0x2000_8086, 1, 1).reply_to(MessageStatus::Error);
         virnet.root("virnet", Target::Body(h), "virNetMessageError", err);
@@ -254,40 +138,41 @@ struct Census {
     distinct: Vec<Node>,
     /// How many each program's bodies reach (each program on its own).
     reachable: BTreeMap<String, usize>,
-    /// Union arms no discriminant value selects.
+    /// Arms of named unions no discriminant value selects (the walker passes them over).
     unselectable: Vec<String>,
 }
 
 fn census(s: &Schema) -> Census {
     let mut reachable = BTreeMap::new();
-    let mut unselectable = Vec::new();
-    let mut keys = HashSet::new();
-    let mut distinct = Vec::new();
-    let mut rest = Finder::new(s);
+    let mut all = Found::new(s);
     for (name, f) in per_program(s) {
         *reachable.entry(name).or_insert(0) += f.found.len();
-        rest.seen.extend(f.seen);
-        unselectable.extend(f.unselectable);
         for n in f.found {
-            if keys.insert(n.key.clone()) {
-                distinct.push(n);
+            if all.keys.insert(n.key.clone()) {
+                all.found.push(n);
             }
         }
     }
+    // Named structs/unions no body reaches: only their items not found through a body are new.
     let mut names: Vec<(&str, TypeId)> = s.type_names().collect();
     names.sort();
+    let mut unselectable = Vec::new();
     for (name, id) in names {
-        if matches!(s.ty(id), Type::Struct(_) | Type::Union(_)) && !rest.seen.contains(&id) {
-            rest.root("unreachable", Target::Type, name, id);
+        if let Type::Union(u) = s.ty(id) {
+            for (i, arm) in u.arms.iter().enumerate() {
+                if let Some(arm_name) = &arm.name
+                    && arm_key(s, id, i).is_none()
+                {
+                    unselectable.push(format!("{name}.{arm_name}"));
+                }
+            }
+        }
+        if matches!(s.ty(id), Type::Struct(_) | Type::Union(_)) {
+            all.root("unreachable", Target::Type, name, id);
         }
     }
-    unselectable.extend(rest.unselectable);
-    for n in rest.found {
-        assert!(keys.insert(n.key.clone()), "{} found twice", n.path);
-        distinct.push(n);
-    }
     Census {
-        distinct,
+        distinct: all.found,
         reachable,
         unselectable,
     }
@@ -416,8 +301,8 @@ fn build<'s>(
             }
             Value::Struct(fields)
         }
-        (Step::Arm(i, key), Type::Union(u)) => {
-            let arm = &u.arms[*i];
+        (Step::Arm { index, key }, Type::Union(u)) => {
+            let arm = &u.arms[*index];
             let d = disc_value(s, u.discriminant.ty, *key);
             enc_into(s, u.discriminant.ty, &d, out);
             let v = build(s, arm.ty, rest, n, fill, cache, out, span);
@@ -438,7 +323,7 @@ fn node_mut<'v, 's>(v: &'v mut Value<'s>, steps: &[Step]) -> &'v mut Value<'s> {
     };
     let inner = match (step, v) {
         (Step::Field(i), Value::Struct(f)) => &mut f[*i].1,
-        (Step::Arm(..), Value::Union { value, .. }) => &mut **value,
+        (Step::Arm { .. }, Value::Union { value, .. }) => &mut **value,
         (Step::Some, Value::Optional(Some(b))) => &mut **b,
         (Step::Elem | Step::Fixed, Value::Array(items)) => &mut items[0],
         (step, v) => panic!("cannot take {step:?} into {}", v.kind_name()),
@@ -714,7 +599,7 @@ fn run(s: &Schema) -> Outcome {
             let hit = n.steps.iter().any(|st| {
                 matches!(
                     (i, st),
-                    (0, Step::Arm(..)) | (1, Step::Some) | (2, Step::Elem) | (3, Step::Fixed)
+                    (0, Step::Arm { .. }) | (1, Step::Some) | (2, Step::Elem) | (3, Step::Fixed)
                 )
             });
             *kind += hit as usize;

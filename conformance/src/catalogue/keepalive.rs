@@ -5,8 +5,9 @@
 
 use std::time::{Duration, Instant};
 
+use virtwire_protocol::KeepaliveProc;
+use virtwire_protocol::MessageType;
 use virtwire_protocol::header::{KEEPALIVE_PROGRAM, REMOTE_PROGRAM};
-use virtwire_protocol::{FrameBuilder, Header, MessageStatus, MessageType};
 
 use super::OPEN;
 use super::world::{self, BIG};
@@ -18,22 +19,10 @@ const SRC: &str = "PROTOCOL.md §4 (keepalive); src/rpc/virkeepalive.c";
 /// VIR_DRV_FEATURE_PROGRAM_KEEPALIVE.
 const FEATURE_KEEPALIVE: i32 = 10;
 
-fn keepalive(procedure: i32) -> Vec<u8> {
-    FrameBuilder::new(Header::new(
-        KEEPALIVE_PROGRAM,
-        1,
-        procedure,
-        MessageType::Message,
-        0,
-        MessageStatus::Ok,
-    ))
-    .build_unchecked()
-}
-
 /// A keepalive message the server must ignore: silence, and the connection still works.
 fn ignored(ctx: &mut Ctx<'_>, procedure: i32) -> CaseResult {
     let mut peer = ctx.opened()?;
-    ctx.send(&mut peer, &keepalive(procedure))?;
+    ctx.send(&mut peer, &KeepaliveProc::from_raw(procedure).frame())?;
     let silence = ctx.env().silence;
     ctx.expect_silence(&mut peer, silence)?;
     let s = ctx.call(&mut peer, REMOTE_PROGRAM, proc::CONNECT_GET_TYPE, &[])?;
@@ -130,7 +119,7 @@ fn ping_during_long_call(ctx: &mut Ctx<'_>) -> CaseResult {
         proc::CONNECT_GET_ALL_DOMAIN_STATS,
         &world::all_stats_args(),
     )?;
-    ctx.send(&mut peer, &keepalive(1))?;
+    ctx.send(&mut peer, &KeepaliveProc::Ping.frame())?;
     let expected = "PONG before the reply to the call in progress";
     let deadline = ctx.read_deadline();
     let mut pong = None;
@@ -202,7 +191,7 @@ pub fn cases() -> Vec<Case> {
             |ctx| {
                 let mut peer = ctx.opened()?;
                 peer.auto_pong = false;
-                ctx.send(&mut peer, &keepalive(1))?;
+                ctx.send(&mut peer, &KeepaliveProc::Ping.frame())?;
                 let deadline = ctx.read_deadline();
                 loop {
                     match peer.next_event(deadline) {

@@ -20,10 +20,10 @@ use std::sync::Arc;
 use serde_json::Value;
 use virtwire_protocol::header::REMOTE_PROGRAM;
 use virtwire_protocol::schema::Schema;
-use virtwire_protocol::{FrameBuilder, Writer};
+use virtwire_protocol::{FrameBuilder, MessageStatus, Writer};
 
 use crate::runner::ctx::proc;
-use crate::runner::{Case, Ctx, Outcome};
+use crate::runner::{Case, CaseResult, Ctx, Outcome};
 use crate::wire::peer::Peer;
 
 pub mod cve;
@@ -167,6 +167,26 @@ pub(crate) fn running_domain(
             r.body
         ))),
     }
+}
+
+/// Send `frame` (a CALL with `serial` that a strict server refuses) and judge its reply:
+/// REPLY/ERROR passes; an OK reply is SHOULD-level lenience, described as `accepted` (`accepted
+/// as present`) with the reply.
+pub(crate) fn refused_or_lenient(
+    ctx: &mut Ctx<'_>,
+    peer: &mut Peer,
+    frame: &[u8],
+    serial: u32,
+    expected: &str,
+    accepted: &str,
+) -> CaseResult {
+    ctx.send(peer, frame)?;
+    let r = ctx.expect_reply(peer, serial)?;
+    Ok(if r.header.status == MessageStatus::Ok {
+        Outcome::non_strict(expected, format!("{accepted}: {r}"))
+    } else {
+        Outcome::pass(expected, r.to_string())
+    })
 }
 
 /// A valid CALL frame of the remote program.

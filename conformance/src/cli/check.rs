@@ -17,12 +17,13 @@ use std::path::Path;
 use crate::capture::tcp::Dir;
 use crate::capture::write::{Flow, PcapngWriter};
 use crate::catalogue;
-use crate::report::terminal::{self, TerminalProgress};
+use crate::report::terminal;
 use crate::report::{json, junit};
 use crate::runner::{self, Case, Config, EXIT_HARNESS, RunReport, lists};
 use crate::wire::frames::chunk_connection;
 use crate::wire::{Decoder, Judge, Record};
 
+use super::case_args::{CaseArgs, print_list, run_and_report};
 use super::target_args::TargetArgs;
 use crate::suite;
 
@@ -45,24 +46,9 @@ pub struct Args {
     /// The server: a libvirt connection URI. Default: a libvirtd virtwire starts itself.
     #[arg(value_name = "TARGET")]
     pub target: Option<String>,
-    /// List the cases (ID, level, requirement) that would run, and exit.
-    #[arg(long)]
-    pub list: bool,
-    /// Run only the cases matching this glob (repeatable; @FILE for a list); their needs run too.
-    #[arg(long = "run", value_name = "GLOB")]
-    pub run: Vec<String>,
-    /// Skip the cases matching this glob (repeatable; @FILE for a list).
-    #[arg(long = "skip", value_name = "GLOB")]
-    pub skip: Vec<String>,
-    /// Cases expected to fail: lines of `PATTERN REASON`. A listed case that passes exits 2.
-    #[arg(long, value_name = "FILE")]
-    pub known_failing: Option<PathBuf>,
-    /// Cases whose failures are not counted: lines of `PATTERN REASON`.
-    #[arg(long, value_name = "FILE")]
-    pub known_flaky: Option<PathBuf>,
-    /// Count SHOULD-level lenience (verdict non-strict) as failure.
-    #[arg(long)]
-    pub strict: bool,
+    /// Case selection, expectation lists and report files.
+    #[command(flatten)]
+    pub cases: CaseArgs,
     /// Longest wait for one answer, in seconds.
     #[arg(long, value_name = "SECS", default_value = "5", value_parser = super::check_secs)]
     pub read_timeout: Duration,
@@ -75,19 +61,9 @@ pub struct Args {
     /// Cases run at once, each on its own connections.
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub jobs: usize,
-    /// Write a JUnit XML report.
-    #[arg(long, value_name = "FILE")]
-    pub junit: Option<PathBuf>,
-    /// Write a JSON report (the wire log of every case as `decode --format json` records).
-    #[arg(long, value_name = "FILE")]
-    pub json: Option<PathBuf>,
     /// Also replay this trace file (repeatable); the committed traces always run.
     #[arg(long = "trace", value_name = "FILE")]
     pub traces: Vec<PathBuf>,
-    /// Write the wire log of every failing case here: a trace and the decoded records per connection,
-    /// and a pcapng of the case.
-    #[arg(long, value_name = "DIR")]
-    pub trace_dir: Option<PathBuf>,
     /// Which libvirt's .x files (bodies are decoded and judged by them).
     #[command(flatten)]
     pub protocol: super::protocol_args::ProtocolArgs,
@@ -109,28 +85,19 @@ pub fn run(args: Args) -> ExitCode {
 }
 
 fn config(args: &Args) -> Result<Config, lists::ListError> {
-    let known = |p: &Option<PathBuf>| -> Result<Vec<runner::Known>, lists::ListError> {
-        p.as_deref().map_or(Ok(Vec::new()), lists::known_file)
-    };
-    Ok(Config {
+    args.cases.config(Config {
         read_timeout: args.read_timeout,
         case_timeout: args.case_timeout,
         silence: args.silence,
         connect_timeout: args.target_opts.connect_timeout,
         jobs: args.jobs.max(1),
-        strict: args.strict,
-        run: lists::patterns(&args.run, "--run")?,
-        skip: lists::patterns(&args.skip, "--skip")?,
-        known_failing: known(&args.known_failing)?,
-        known_flaky: known(&args.known_flaky)?,
-        // The JSON report shows every case's traffic; the other reports only those that did not pass.
-        keep_passing_wire: args.json.is_some(),
         rerun: format!(
             "virtwire check{} --run",
             args.target
                 .as_ref()
                 .map_or(String::new(), |t| format!(" '{t}'"))
         ),
+        ..Config::default()
     })
 }
 
@@ -153,18 +120,9 @@ fn check(args: Args) -> Result<u8, String> {
     let catalogue: Vec<Case> =
         suite::all_cases(&args.traces, schema.as_ref().ok()).map_err(|e| e.to_string())?;
     let cases = runner::select(&catalogue, &cfg).map_err(|e| e.to_string())?;
-    if args.list {
+    if args.cases.list {
         let mut out = io::stdout().lock();
-        for c in &cases {
-            let _ = writeln!(
-                out,
-                "{:<44} {:<6} {}",
-                c.id,
-                format!("{:?}", c.level).to_lowercase(),
-                c.requirement
-            );
-        }
-        let _ = writeln!(out, "{} cases", cases.len());
+        let _ = print_list(&mut out, &cases);
         let err = schema.as_ref().err().map(|e| e.to_string());
         for line in catalogue::generated_summary(schema.as_ref().ok(), err.as_deref()) {
             let _ = writeln!(out, "{line}");
@@ -179,26 +137,13 @@ fn check(args: Args) -> Result<u8, String> {
     ));
     let target = suite::open_target(&spec, &judge).map_err(|e| e.to_string())?;
     eprintln!("virtwire check: {}", target.banner);
-    let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty());
-    let mut progress = TerminalProgress::new(io::stderr().is_terminal(), ci).strict(cfg.strict);
-    let report = runner::run(
+    let report = run_and_report(
+        &args.cases,
         &cases,
         &cfg,
         target.connector,
-        judge.clone(),
-        target.hooks,
-        &mut progress,
-    );
-    drop(progress);
-    write_reports(
-        &report,
         judge,
-        &Outputs {
-            known_failing: args.known_failing.as_deref(),
-            junit: args.junit.as_deref(),
-            json: args.json.as_deref(),
-            trace_dir: args.trace_dir.as_deref(),
-        },
+        target.hooks,
     )?;
     // The private libvirtd (if any) stops here, or stays with --keep-libvirtd (a hint is printed).
     drop(target.daemon);

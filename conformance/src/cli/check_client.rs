@@ -8,17 +8,18 @@
 //! known-failing case passed (update the list); 3 harness error (the recording failed, a bad list,
 //! no protocol files, the client could not be started).
 
-use std::io::{self, IsTerminal, Write};
+use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::client::{self, CommandConnector, Listen, UriForm, process};
-use crate::report::terminal::TerminalProgress;
 use crate::runner::{self, Config, EXIT_HARNESS, lists};
 use crate::suite;
 use crate::target::LibvirtdOptions;
+
+use super::case_args::{CaseArgs, print_list, run_and_report};
 use crate::wire::Judge;
 
 /// `check-client --help`'s closing text.
@@ -43,40 +44,15 @@ case passed (remove it from the list); 3 harness error.";
 /// `virtwire check-client`'s arguments.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// List the cases (ID, level, requirement) that would run, and exit.
-    #[arg(long)]
-    pub list: bool,
-    /// Run only the cases matching this glob (repeatable; @FILE for a list); their needs run too.
-    #[arg(long = "run", value_name = "GLOB")]
-    pub run: Vec<String>,
-    /// Skip the cases matching this glob (repeatable; @FILE for a list).
-    #[arg(long = "skip", value_name = "GLOB")]
-    pub skip: Vec<String>,
-    /// Cases expected to fail: lines of `PATTERN REASON`. A listed case that passes exits 2.
-    #[arg(long, value_name = "FILE")]
-    pub known_failing: Option<PathBuf>,
-    /// Cases whose failures are not counted: lines of `PATTERN REASON`.
-    #[arg(long, value_name = "FILE")]
-    pub known_flaky: Option<PathBuf>,
-    /// Count SHOULD-level lenience (verdict non-strict) as failure.
-    #[arg(long)]
-    pub strict: bool,
+    /// Case selection, expectation lists and report files.
+    #[command(flatten)]
+    pub cases: CaseArgs,
     /// Longest a case may take, in seconds (a client still running a second before is killed).
     #[arg(long, value_name = "SECS", default_value = "15", value_parser = super::check_secs)]
     pub case_timeout: Duration,
     /// Cases run at once (each with its own server and client).
     #[arg(long, value_name = "N", default_value_t = 2)]
     pub jobs: usize,
-    /// Write a JUnit XML report.
-    #[arg(long, value_name = "FILE")]
-    pub junit: Option<PathBuf>,
-    /// Write a JSON report (the wire log of every case as `decode --format json` records).
-    #[arg(long, value_name = "FILE")]
-    pub json: Option<PathBuf>,
-    /// Write the wire log of every failing case here: a trace and the decoded records per
-    /// connection, and a pcapng of the case.
-    #[arg(long, value_name = "DIR")]
-    pub trace_dir: Option<PathBuf>,
     /// Replay this recorded session (a trace) instead of recording COMMAND against a libvirtd.
     #[arg(long, value_name = "FILE")]
     pub trace: Option<PathBuf>,
@@ -120,9 +96,6 @@ pub fn run(args: Args) -> ExitCode {
 }
 
 fn config(args: &Args) -> Result<Config, lists::ListError> {
-    let known = |p: &Option<PathBuf>| -> Result<Vec<runner::Known>, lists::ListError> {
-        p.as_deref().map_or(Ok(Vec::new()), lists::known_file)
-    };
     let mut rerun = String::from("virtwire check-client");
     if let Some(t) = &args.trace {
         rerun.push_str(&format!(" --trace '{}'", t.display()));
@@ -132,14 +105,9 @@ fn config(args: &Args) -> Result<Config, lists::ListError> {
     }
     rerun.push_str(" --run {id} -- ");
     rerun.push_str(&process::shell_line(&args.command));
-    Ok(Config {
+    args.cases.config(Config {
         case_timeout: args.case_timeout,
         jobs: args.jobs.max(1),
-        strict: args.strict,
-        run: lists::patterns(&args.run, "--run")?,
-        skip: lists::patterns(&args.skip, "--skip")?,
-        known_failing: known(&args.known_failing)?,
-        known_flaky: known(&args.known_flaky)?,
         rerun,
         ..Config::default()
     })
@@ -179,41 +147,18 @@ fn check_client(args: Args) -> Result<u8, String> {
     let (setup, banner) = suite::client_setup(&spec, &judge).map_err(|e| e.to_string())?;
     let catalogue = client::cases::cases(Arc::new(setup));
     let cases = runner::select(&catalogue, &cfg).map_err(|e| e.to_string())?;
-    if args.list {
-        let mut out = io::stdout().lock();
-        for c in &cases {
-            let _ = writeln!(
-                out,
-                "{:<44} {:<6} {}",
-                c.id,
-                format!("{:?}", c.level).to_lowercase(),
-                c.requirement
-            );
-        }
-        let _ = writeln!(out, "{} cases", cases.len());
+    if args.cases.list {
+        let _ = print_list(&mut io::stdout().lock(), &cases);
         return Ok(0);
     }
     eprintln!("virtwire check-client: {banner}");
-    let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty());
-    let mut progress = TerminalProgress::new(io::stderr().is_terminal(), ci).strict(cfg.strict);
-    let report = runner::run(
+    let report = run_and_report(
+        &args.cases,
         &cases,
         &cfg,
         Box::new(CommandConnector(process::shell_line(&args.command))),
-        judge.clone(),
-        None,
-        &mut progress,
-    );
-    drop(progress);
-    super::check::write_reports(
-        &report,
         judge,
-        &super::check::Outputs {
-            known_failing: args.known_failing.as_deref(),
-            junit: args.junit.as_deref(),
-            json: args.json.as_deref(),
-            trace_dir: args.trace_dir.as_deref(),
-        },
+        None,
     )?;
     Ok(report.exit_code())
 }

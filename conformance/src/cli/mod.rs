@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod case_args;
 pub mod check;
 pub mod check_client;
 pub mod decode;

@@ -18,7 +18,7 @@ use virtwire_protocol::header::{KEEPALIVE_PROGRAM, REMOTE_PROGRAM};
 use virtwire_protocol::schema::TypeId;
 use virtwire_protocol::schema::bounds::{self, BoundedField};
 use virtwire_protocol::{
-    ErrorBody, FrameBuilder, Header, Limits, MessageStatus, MessageType, Writer,
+    ErrorBody, FrameBuilder, Header, KeepaliveProc, Limits, MessageStatus, MessageType, Writer,
 };
 
 use super::script::{Matcher, Script};
@@ -374,18 +374,6 @@ pub fn lifecycle_event(limits: &Limits) -> Vec<u8> {
     .unwrap_or_default()
 }
 
-fn keepalive(procedure: i32) -> Vec<u8> {
-    FrameBuilder::new(Header::new(
-        KEEPALIVE_PROGRAM,
-        1,
-        procedure,
-        MessageType::Message,
-        0,
-        MessageStatus::Ok,
-    ))
-    .build_unchecked()
-}
-
 /// `h`'s reply frame with `payload` (and status `status`).
 fn reply_with(h: &Header, status: MessageStatus, payload: Vec<u8>) -> Vec<u8> {
     let mut r = *h;
@@ -495,7 +483,7 @@ fn twisted(job: &Job, call: &Header, answers: Vec<Vec<u8>>, limits: &Limits) -> 
         }
         Twist::ServerPing => {
             let mut v = send_all(answers);
-            v.push(Act::Send(keepalive(1)));
+            v.push(Act::Send(KeepaliveProc::Ping.frame()));
             v
         }
         Twist::Silence { .. } => vec![Act::Mute],

@@ -87,8 +87,20 @@ impl BoundedField {
 /// Every bounded item reachable from `root`, in encoding order. Unbounded items (`<>`, bound
 /// `u32::MAX`) are not listed: they have no count over their bound.
 pub fn bounded_fields(schema: &Schema, root: TypeId) -> Vec<BoundedField> {
+    find(schema, root, false)
+}
+
+/// Every counted item reachable from `root` (each with a count word), in encoding order: the
+/// bounded ones [`bounded_fields`] lists and the unbounded ones (`<>`, `max` = `u32::MAX`), which
+/// can only be probed with a count no input can back.
+pub fn counted_fields(schema: &Schema, root: TypeId) -> Vec<BoundedField> {
+    find(schema, root, true)
+}
+
+fn find(schema: &Schema, root: TypeId, unbounded: bool) -> Vec<BoundedField> {
     let mut f = Finder {
         s: schema,
+        unbounded,
         active: Vec::new(),
         steps: Vec::new(),
         path: String::new(),
@@ -202,6 +214,8 @@ pub fn arm_key(schema: &Schema, union: TypeId, index: usize) -> Option<i64> {
 
 struct Finder<'s> {
     s: &'s Schema,
+    /// List `<>` items too.
+    unbounded: bool,
     /// Structs and unions on the current path (not entered again: recursion ends).
     active: Vec<TypeId>,
     steps: Vec<Step>,
@@ -227,7 +241,7 @@ impl Finder<'_> {
             _ => None,
         };
         if let Some((max, limit)) = bound
-            && max != u32::MAX
+            && (self.unbounded || max != u32::MAX)
         {
             let (enclosing, start) = encl.map_or((ty, 0), |e| (e.ty, e.start));
             self.found.push(BoundedField {
@@ -674,6 +688,22 @@ struct args {
             .map(|(p, m, l, n)| (p.to_string(), *m, *l, n.to_string()))
             .collect();
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn counted_fields_adds_the_unbounded_items() {
+        let s = Schema::from_sources(&[("t.x", "struct t { string a<>; opaque b<2>; int c<>; };")])
+            .unwrap();
+        let t = s.type_id("t").unwrap();
+        let got: Vec<(String, u32)> = counted_fields(&s, t)
+            .into_iter()
+            .map(|f| (f.path, f.max))
+            .collect();
+        let want = [("a", u32::MAX), ("b", 2), ("c", u32::MAX)];
+        let want: Vec<(String, u32)> = want.iter().map(|(p, m)| (p.to_string(), *m)).collect();
+        assert_eq!(got, want);
+        let bounded: Vec<String> = bounded_fields(&s, t).into_iter().map(|f| f.path).collect();
+        assert_eq!(bounded, ["b"]);
     }
 
     #[test]

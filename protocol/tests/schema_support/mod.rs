@@ -116,81 +116,19 @@ impl Rng {
     }
 }
 
-/// The minimal value of a type: empty arrays and strings, absent optionals, first enum member,
-/// first union arm, zero numbers.
-pub fn zero<'s>(s: &'s Schema, ty: TypeId) -> Value<'s> {
-    match s.ty(ty) {
-        Type::Void => Value::Void,
-        Type::Int => Value::Int(0),
-        Type::UInt => Value::UInt(0),
-        Type::Hyper => Value::Hyper(0),
-        Type::UHyper => Value::UHyper(0),
-        Type::Float => Value::Float(0.0),
-        Type::Double => Value::Double(0.0),
-        Type::Bool => Value::Bool(false),
-        Type::Small(k) if k.is_unsigned() => Value::UInt(0),
-        Type::Small(_) => Value::Int(0),
-        Type::Enum(e) => Value::Enum {
-            value: e.members[0].1,
-            name: Some(&e.members[0].0),
-        },
-        Type::String { .. } => Value::String(b""),
-        Type::Opaque { .. } => Value::Opaque(b""),
-        Type::OpaqueFixed { len } => Value::Opaque(&pool()[..*len as usize]),
-        Type::Array { .. } => Value::Array(Vec::new()),
-        Type::FixedArray { elem, len } => Value::Array((0..*len).map(|_| zero(s, *elem)).collect()),
-        Type::Optional(_) => Value::Optional(None),
-        Type::Struct(st) => Value::Struct(
-            st.fields
-                .iter()
-                .map(|f| (f.name.as_str(), zero(s, f.ty)))
-                .collect(),
-        ),
-        Type::Union(u) => {
-            let arm = &u.arms[0];
-            let key = arm
-                .cases
-                .first()
-                .copied()
-                .unwrap_or_else(|| free_case(s, ty));
-            Value::Union {
-                discriminant: Box::new(disc_value(s, u.discriminant.ty, key)),
-                arm: arm.name.as_deref(),
-                value: Box::new(zero(s, arm.ty)),
-            }
-        }
-        t => panic!("unhandled type {t:?}"),
-    }
-}
+/// The minimal value of a type and a union discriminant's value: the library's own
+/// (`schema::bounds`), so that every test builds them one way.
+#[allow(unused_imports)] // each test binary uses its part
+pub use virtwire_protocol::schema::bounds::{disc_value, zero};
 
-/// A discriminant value of a union that no case names (for its default arm).
-fn free_case(s: &Schema, ty: TypeId) -> i64 {
-    let Type::Union(u) = s.ty(ty) else {
-        unreachable!()
-    };
-    (0..)
-        .find(|v| u.arms.iter().all(|a| !a.cases.contains(v)))
-        .unwrap()
-}
-
-/// The discriminant value for a key in the discriminant's domain.
-pub fn disc_value<'s>(s: &'s Schema, ty: TypeId, key: i64) -> Value<'s> {
-    match s.ty(ty) {
-        Type::Int => Value::Int(key as i32),
-        Type::UInt => Value::UInt(key as u32),
-        Type::Bool => Value::Bool(key != 0),
-        Type::Small(k) if k.is_unsigned() => Value::UInt(key as u32),
-        Type::Small(_) => Value::Int(key as i32),
-        Type::Enum(e) => Value::Enum {
-            value: key as i32,
-            name: e
-                .members
-                .iter()
-                .find(|m| m.1 == key as i32)
-                .map(|m| m.0.as_str()),
-        },
-        t => panic!("bad discriminant {t:?}"),
-    }
+/// A discriminant value of a union that selects its (default) arm `i`.
+fn free_case(s: &Schema, ty: TypeId, i: usize) -> i64 {
+    virtwire_protocol::schema::bounds::arm_key(s, ty, i).unwrap_or_else(|| {
+        panic!(
+            "no discriminant value selects arm {i} of {}",
+            s.describe(ty)
+        )
+    })
 }
 
 /// Knobs of the random generator.
@@ -322,7 +260,7 @@ pub fn random_value<'s>(
             let ai = r.upto(u.arms.len() as u64 - 1) as usize;
             let arm = &u.arms[ai];
             let key = if arm.cases.is_empty() {
-                free_case(s, ty)
+                free_case(s, ty, ai)
             } else {
                 arm.cases[r.upto(arm.cases.len() as u64 - 1) as usize]
             };
