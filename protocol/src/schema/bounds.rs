@@ -127,6 +127,7 @@ pub struct UnionSite {
 pub fn union_sites(schema: &Schema, root: TypeId) -> Vec<UnionSite> {
     let mut f = Finder {
         s: schema,
+        unbounded: false,
         active: Vec::new(),
         steps: Vec::new(),
         path: String::new(),
