@@ -22,7 +22,11 @@ if ! command -v cargo >/dev/null 2>&1; then
     exit 3
 fi
 # The schema of the daemon it starts (libvirtd 9.0.0) unless told otherwise.
-export VIRTWIRE_PROTOCOL_DIR=${VIRTWIRE_PROTOCOL_DIR:-$(ls -d "$PWD"/.cache/libvirt-9.0.0 "$PWD"/.cache/libvirt-* 2>/dev/null | head -n1)}
+# (9.0.0's by name: `ls` would sort libvirt-11.3.0 before libvirt-9.0.0.)
+if [ -z "${VIRTWIRE_PROTOCOL_DIR:-}" ] && [ -f "$PWD/.cache/libvirt-9.0.0/src/remote/remote_protocol.x" ]; then
+    VIRTWIRE_PROTOCOL_DIR=$PWD/.cache/libvirt-9.0.0
+fi
+export VIRTWIRE_PROTOCOL_DIR=${VIRTWIRE_PROTOCOL_DIR:-}
 cargo build --release --locked --quiet -p virtwire-conformance
 known=(--known-failing corpus/known-failing/libvirtd-9.0.txt)
 for a in "$@"; do

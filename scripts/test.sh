@@ -20,7 +20,11 @@ fi
 export VIRTWIRE_REQUIRE_ALL=${VIRTWIRE_REQUIRE_ALL:-1}
 # The tests' figures (procedure counts, the committed traces) are libvirt 9.0.0's, the daemon they run against;
 # the tests that compare versions name each version's directory themselves.
-export VIRTWIRE_PROTOCOL_DIR=${VIRTWIRE_PROTOCOL_DIR:-$(ls -d "$PWD"/.cache/libvirt-9.0.0 "$PWD"/.cache/libvirt-* 2>/dev/null | head -n1)}
+# (9.0.0's by name: `ls` would sort libvirt-11.3.0 before libvirt-9.0.0.)
+if [ -z "${VIRTWIRE_PROTOCOL_DIR:-}" ] && [ -f "$PWD/.cache/libvirt-9.0.0/src/remote/remote_protocol.x" ]; then
+    VIRTWIRE_PROTOCOL_DIR=$PWD/.cache/libvirt-9.0.0
+fi
+export VIRTWIRE_PROTOCOL_DIR=${VIRTWIRE_PROTOCOL_DIR:-}
 echo "test: libvirt protocol files from ${VIRTWIRE_PROTOCOL_DIR:-<none>}" >&2
 [ "${1:-}" = "--" ] && shift
 cargo test --workspace --locked "$@"
