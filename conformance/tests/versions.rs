@@ -422,6 +422,11 @@ fn check_starts_the_11_3_daemon_from_its_prefix() {
         daemon.to_str().unwrap(),
         "--run",
         "dispatch/*",
+        "--known-failing",
+        repo()
+            .join("corpus/known-failing/libvirtd-11.3.txt")
+            .to_str()
+            .unwrap(),
     ]);
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{}\n{err}", text(&out.stdout));
