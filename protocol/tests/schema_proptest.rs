@@ -8,7 +8,7 @@ use std::cell::{Cell, RefCell};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestRunner};
 use schema_support::{GenCfg, Rng, bodies, header_for, random_value};
-use virtwire_protocol::schema::{Schema, TapeBuf};
+use virtwire_protocol::schema::{Schema, TapeBuf, Value};
 use virtwire_protocol::{Compat, Header, Limits};
 
 /// A runner with at least `cases` cases (more if `PROPTEST_CASES` asks for more).
@@ -46,7 +46,7 @@ fn round_trip(s: &Schema, h: &Header, seed: u64) -> Result<Vec<u8>, TestCaseErro
             .decode_body_tape(h, &bytes, 28, &lim, compat, TapeBuf::new())
             .map_err(|e| TestCaseError::fail(format!("tape ({}): {e}", compat.name())))?;
         prop_assert!(
-            tape.to_value() == v,
+            same_bits(&tape.to_value(), &v),
             "tape differs from the generated value"
         );
         let mut again = Vec::new();
@@ -141,6 +141,42 @@ fn apply(b: &mut Vec<u8>, m: &Mutation) {
     }
 }
 
+/// Two values are the same, floats compared by their bits: `==` says a NaN differs from itself,
+/// and a mutated word often makes a double a NaN.
+fn same_bits(a: &Value<'_>, b: &Value<'_>) -> bool {
+    match (a, b) {
+        (Value::Float(x), Value::Float(y)) => x.to_bits() == y.to_bits(),
+        (Value::Double(x), Value::Double(y)) => x.to_bits() == y.to_bits(),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same_bits(x, y))
+        }
+        (Value::Struct(x), Value::Struct(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .zip(y)
+                    .all(|((nx, x), (ny, y))| nx == ny && same_bits(x, y))
+        }
+        (
+            Value::Union {
+                discriminant: dx,
+                arm: ax,
+                value: vx,
+            },
+            Value::Union {
+                discriminant: dy,
+                arm: ay,
+                value: vy,
+            },
+        ) => ax == ay && same_bits(dx, dy) && same_bits(vx, vy),
+        (Value::Optional(x), Value::Optional(y)) => match (x, y) {
+            (Some(x), Some(y)) => same_bits(x, y),
+            (None, None) => true,
+            _ => false,
+        },
+        _ => a == b,
+    }
+}
+
 /// decode and validate agree (same Ok/Err, same error), in both modes; whatever strict decoding
 /// accepts re-encodes to exactly the same bytes.
 fn agree(s: &Schema, h: &Header, bytes: &[u8], lim: &Limits) -> Result<(), TestCaseError> {
@@ -157,7 +193,12 @@ fn agree(s: &Schema, h: &Header, bytes: &[u8], lim: &Limits) -> Result<(), TestC
             compat.name()
         );
         if let (Ok(value), Ok(tape)) = (&d, &t) {
-            prop_assert!(&tape.to_value() == value, "tape value differs");
+            prop_assert!(
+                same_bits(&tape.to_value(), value),
+                "tape value differs: {:?} vs {:?}",
+                tape.to_value(),
+                value
+            );
         }
         if let (Compat::Strict, Ok(value)) = (compat, &d) {
             let mut out = Vec::new();
@@ -353,7 +394,12 @@ fn prop_mutated_x_text_never_panics_in_parse_compile_or_decode() {
                     let t = schema.decode_type_tape(ty, &bytes, 0, &lim, compat, TapeBuf::new());
                     prop_assert_eq!(d.as_ref().err(), t.as_ref().err());
                     if let (Ok(value), Ok(tape)) = (&d, &t) {
-                        prop_assert!(&tape.to_value() == value, "tape value differs");
+                        prop_assert!(
+                            same_bits(&tape.to_value(), value),
+                            "tape value differs: {:?} vs {:?}",
+                            tape.to_value(),
+                            value
+                        );
                     }
                     decoded.set(decoded.get() + d.is_ok() as u32);
                 }
