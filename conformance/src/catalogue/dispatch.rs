@@ -10,7 +10,7 @@ use super::world::{self, World};
 use super::{OPEN, call};
 use crate::runner::ctx::{code, connect_open_args, proc};
 use crate::runner::{Case, CaseResult, Ctx, Level, Outcome};
-use crate::wire::peer::Event;
+use crate::wire::peer::{Event, Peer};
 
 /// The case every other one needs: a client can connect and open.
 pub fn base() -> Vec<Case> {
@@ -81,32 +81,12 @@ fn over_max_requests(ctx: &mut Ctx<'_>) -> CaseResult {
     ctx.send(&mut peer, &bytes)?;
     // Read nothing for a while: the replies back up and keep their slots.
     std::thread::sleep(ctx.env().silence);
-    let mut answers: BTreeMap<u32, usize> = BTreeMap::new();
-    let mut bad = Vec::new();
-    let deadline = ctx.read_deadline() + ctx.env().read_timeout;
     let silence = ctx.env().silence;
-    let mut until = deadline;
-    loop {
-        match peer.next_event(until) {
-            Event::Frame(f) if f.header().msg_type.is_reply() => {
-                if f.header().status != MessageStatus::Ok {
-                    bad.push(peer.judge_frame(&f).to_string());
-                }
-                *answers.entry(f.header().serial).or_default() += 1;
-                if answers.len() == n as usize {
-                    until = (std::time::Instant::now() + silence).min(deadline);
-                }
-            }
-            Event::Frame(_) => {}
-            Event::Timeout => break,
-            ev => {
-                return Ok(Outcome::fail(
-                    format!("{n} replies"),
-                    ctx.describe(&peer, &ev),
-                ));
-            }
-        }
-    }
+    let deadline = ctx.read_deadline() + ctx.env().read_timeout;
+    let (answers, bad) = match collect_replies(ctx, &mut peer, n, deadline) {
+        Ok(r) => r,
+        Err(out) => return Ok(out),
+    };
     let expected = format!(
         "{n} calls in flight (max_client_requests {}), their ~1.4 MB replies not read for {:.1} s: each answered exactly once, REPLY/OK",
         local.max_client_requests,
@@ -239,29 +219,11 @@ pub fn cases() -> Vec<Case> {
                     peer.serial();
                 }
                 ctx.send(&mut peer, &bytes)?;
-                let mut answers: BTreeMap<u32, usize> = BTreeMap::new();
                 let deadline = ctx.read_deadline();
-                let silence = ctx.env().silence;
-                // Collect until all are in, then watch a moment longer for duplicates.
-                let mut until = deadline;
-                loop {
-                    match peer.next_event(until) {
-                        Event::Frame(f) if f.header().msg_type.is_reply() => {
-                            *answers.entry(f.header().serial).or_default() += 1;
-                            if answers.len() == n as usize {
-                                until = (std::time::Instant::now() + silence).min(deadline);
-                            }
-                        }
-                        Event::Frame(_) => {}
-                        Event::Timeout => break,
-                        ev => {
-                            return Ok(Outcome::fail(
-                                format!("{n} replies"),
-                                ctx.describe(&peer, &ev),
-                            ));
-                        }
-                    }
-                }
+                let (answers, _) = match collect_replies(ctx, &mut peer, n, deadline) {
+                    Ok(r) => r,
+                    Err(out) => return Ok(out),
+                };
                 let want: Vec<u32> = (first..first + n).collect();
                 let ok = answers.keys().copied().collect::<Vec<_>>() == want
                     && answers.values().all(|c| *c == 1);
@@ -322,4 +284,40 @@ pub fn cases() -> Vec<Case> {
         )
         .needs(&[OPEN]),
     ]
+}
+
+/// The replies on `peer` until `n` distinct serials are answered, then a moment longer (the Ctx's
+/// silence) to see duplicates, or until `deadline`: how many replies each serial got, and the
+/// judged non-OK ones. Anything but a frame or the wait ending is the case's failure (`Err`).
+fn collect_replies(
+    ctx: &Ctx<'_>,
+    peer: &mut Peer,
+    n: u32,
+    deadline: std::time::Instant,
+) -> Result<(BTreeMap<u32, usize>, Vec<String>), Outcome> {
+    let silence = ctx.env().silence;
+    let mut answers: BTreeMap<u32, usize> = BTreeMap::new();
+    let mut bad = Vec::new();
+    let mut until = deadline;
+    loop {
+        match peer.next_event(until) {
+            Event::Frame(f) if f.header().msg_type.is_reply() => {
+                if f.header().status != MessageStatus::Ok {
+                    bad.push(peer.judge_frame(&f).to_string());
+                }
+                *answers.entry(f.header().serial).or_default() += 1;
+                if answers.len() == n as usize {
+                    until = (std::time::Instant::now() + silence).min(deadline);
+                }
+            }
+            Event::Frame(_) => {}
+            Event::Timeout => return Ok((answers, bad)),
+            ev => {
+                return Err(Outcome::fail(
+                    format!("{n} replies"),
+                    ctx.describe(peer, &ev),
+                ));
+            }
+        }
+    }
 }
