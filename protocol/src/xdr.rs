@@ -428,6 +428,97 @@ impl<'w> Writer<'w> {
     }
 }
 
+/// A failed [`Scan`] read; the caller falls back to [`Reader`], which names the error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Bail;
+
+type Fast<T> = std::result::Result<T, Bail>;
+
+/// The XDR reader's fast form, for the schema codec's fast path (schema/program.rs): the same
+/// reads and checks as [`Reader`] in the same mode, but every failure is one zero-sized [`Bail`]
+/// with no offset, kind or path; the caller reruns [`Reader`] for those.
+pub(crate) struct Scan<'a> {
+    /// The bytes not yet read.
+    rest: &'a [u8],
+    strict: bool,
+}
+
+impl<'a> Scan<'a> {
+    pub(crate) fn new(buf: &'a [u8], compat: Compat) -> Self {
+        Scan {
+            rest: buf,
+            strict: compat == Compat::Strict,
+        }
+    }
+
+    /// True when every byte was read (strict mode refuses trailing bytes).
+    pub(crate) fn is_done(&self, compat: Compat) -> bool {
+        compat == Compat::Libvirt || self.rest.is_empty()
+    }
+
+    /// Strict mode (zero padding, bool 0 or 1, enum members, `char`/`short` ranges).
+    #[inline]
+    pub(crate) fn strict(&self) -> bool {
+        self.strict
+    }
+
+    #[inline]
+    pub(crate) fn remaining(&self) -> usize {
+        self.rest.len()
+    }
+
+    #[inline]
+    fn take<const N: usize>(&mut self) -> Fast<[u8; N]> {
+        let (b, rest) = self.rest.split_first_chunk::<N>().ok_or(Bail)?;
+        self.rest = rest;
+        Ok(*b)
+    }
+
+    #[inline]
+    pub(crate) fn word(&mut self) -> Fast<u32> {
+        self.take::<4>().map(u32::from_be_bytes)
+    }
+
+    #[inline]
+    pub(crate) fn dword(&mut self) -> Fast<u64> {
+        self.take::<8>().map(u64::from_be_bytes)
+    }
+
+    /// A bool or an optional's presence flag: strict 0 or 1, libvirt mode any non-zero is true.
+    #[inline]
+    pub(crate) fn flag(&mut self) -> Fast<bool> {
+        match self.word()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ if !self.strict => Ok(true),
+            _ => Err(Bail),
+        }
+    }
+
+    /// `n` bytes and their padding (zero in strict mode).
+    #[inline]
+    pub(crate) fn fixed(&mut self, n: usize) -> Fast<&'a [u8]> {
+        let padded = n.checked_add(3).ok_or(Bail)? & !3;
+        let (chunk, rest) = self.rest.split_at_checked(padded).ok_or(Bail)?;
+        let (data, pad) = chunk.split_at(n);
+        if self.strict && pad.iter().any(|&b| b != 0) {
+            return Err(Bail);
+        }
+        self.rest = rest;
+        Ok(data)
+    }
+
+    /// A counted `string<max>` / `opaque<max>`.
+    #[inline]
+    pub(crate) fn counted(&mut self, max: u32) -> Fast<&'a [u8]> {
+        let n = self.word()?;
+        if n > max {
+            return Err(Bail);
+        }
+        self.fixed(n as usize)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

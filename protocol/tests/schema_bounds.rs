@@ -358,6 +358,25 @@ fn decode<'a>(
         "{}: validate disagrees with decode",
         n.path
     );
+    // The codec's fast path (tried first by validate and the tape decode) accepts exactly what the
+    // full walk accepts, at max and one over, with the same value.
+    let ty = match &n.target {
+        Target::Body(h) => s.body_type(h, bytes.len()).ok().flatten(),
+        Target::Type => Some(n.root),
+    };
+    if let Some(ty) = ty {
+        let (checked, tape) = s.fast_path(ty, bytes, &lim(), compat);
+        assert_eq!(checked, d.is_ok(), "{}: fast validate, {compat:?}", n.path);
+        assert_eq!(
+            tape.is_some(),
+            d.is_ok(),
+            "{}: fast tape, {compat:?}",
+            n.path
+        );
+        if let (Some(tape), Ok(value)) = (tape, &d) {
+            assert!(tape.to_value() == *value, "{}: fast tape value", n.path);
+        }
+    }
     d
 }
 

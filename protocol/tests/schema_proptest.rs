@@ -49,6 +49,14 @@ fn round_trip(s: &Schema, h: &Header, seed: u64) -> Result<Vec<u8>, TestCaseErro
             same_bits(&tape.to_value(), &v),
             "tape differs from the generated value"
         );
+        // The fast path takes every well-formed body (libvirt's schemas have nothing it leaves to
+        // the full walk) and builds the same tape.
+        let (checked, fast) = s.fast_path(ty, &bytes, &lim, compat);
+        prop_assert!(checked, "the fast validate bailed on a valid body");
+        prop_assert!(
+            fast.is_some_and(|f| f.to_value() == tape.to_value()),
+            "the fast tape bailed or differs"
+        );
         let mut again = Vec::new();
         s.encode_body(h, &d, &mut again, &lim).unwrap();
         prop_assert!(again == bytes, "re-encoding differs");
@@ -199,6 +207,19 @@ fn agree(s: &Schema, h: &Header, bytes: &[u8], lim: &Limits) -> Result<(), TestC
                 tape.to_value(),
                 value
             );
+        }
+        // The fast path accepts exactly what the full walk accepts (every compound of a routine
+        // is reached, so even the nesting limit agrees), with the same value.
+        if let Some(ty) = s.body_type(h, bytes.len()).ok().flatten() {
+            let (checked, fast) = s.fast_path(ty, bytes, lim, compat);
+            prop_assert_eq!(checked, d.is_ok(), "fast validate, {}", compat.name());
+            prop_assert_eq!(fast.is_some(), d.is_ok(), "fast tape, {}", compat.name());
+            if let (Some(fast), Ok(value)) = (fast, &d) {
+                prop_assert!(
+                    same_bits(&fast.to_value(), value),
+                    "fast tape value differs"
+                );
+            }
         }
         if let (Compat::Strict, Ok(value)) = (compat, &d) {
             let mut out = Vec::new();

@@ -37,6 +37,7 @@ mod codec;
 mod compile;
 mod diff;
 mod parse;
+mod program;
 mod show;
 mod tape;
 mod types;
@@ -62,8 +63,9 @@ use crate::body::{BodyKind, BodyRole};
 use crate::error::{Error, ErrorKind, Op, Result};
 use crate::header::{self, Header, HeaderField};
 use crate::limits::Limits;
-use crate::xdr::{Compat, Reader, Writer};
+use crate::xdr::{Compat, Reader, Scan, Writer};
 use codec::{Check, Graph, Tree};
+use program::Program;
 use tape::TapeBuilder;
 
 /// Numbers libvirt's `.x` files use but take from libvirt's public C headers (`libvirt-common.h`,
@@ -272,6 +274,8 @@ pub struct Schema {
     error_type: Option<TypeId>,
     hole_type: Option<TypeId>,
     bound_names: std::collections::HashMap<TypeId, String>,
+    /// The codec's fast path (program.rs): tried first by validate and tape decode.
+    program: Program,
 }
 
 /// A summary (the full type graph is thousands of entries).
@@ -317,7 +321,9 @@ impl Schema {
         let c = compile::compile(&files)?;
         let error_type = c.type_names.get("virNetMessageError").copied();
         let hole_type = c.type_names.get("virNetStreamHole").copied();
+        let program = Program::compile(&c.types, &c.min_size);
         Ok(Schema {
+            program,
             files: files.into_iter().map(|f| f.label).collect(),
             types: c.types,
             min_size: c.min_size,
@@ -610,8 +616,17 @@ impl Schema {
             payload,
             overflow: false,
         };
+        let g = self.graph(limits);
+        let mut c = Scan::new(payload, compat);
+        if self.program.run(&g, &mut b, &mut c, ty.0, 0).is_ok() && c.is_done(compat) && !b.overflow
+        {
+            return Ok(Tape::new(b.nodes, payload, &self.types));
+        }
+        // The full walk: the fast path bailed (an error, or something it leaves to the walk).
+        b.nodes.clear();
+        b.overflow = false;
         let mut r = Reader::with_base(payload, base, compat);
-        self.graph(limits).walk(&mut b, &mut r, ty, 0)?;
+        g.walk(&mut b, &mut r, ty, 0)?;
         r.finish()?;
         if b.overflow {
             return Err(r.error(ErrorKind::Invalid(
@@ -619,6 +634,35 @@ impl Schema {
             )));
         }
         Ok(Tape::new(b.nodes, payload, &self.types))
+    }
+
+    /// The fast path alone (schema/program.rs), for the tests that hold it to the full walk:
+    /// the validate-only run's verdict and the tape run's tape, `None` where it bails.
+    #[doc(hidden)]
+    pub fn fast_path<'a>(
+        &'a self,
+        ty: TypeId,
+        payload: &'a [u8],
+        limits: &Limits,
+        compat: Compat,
+    ) -> (bool, Option<Tape<'a>>) {
+        let g = self.graph(limits);
+        let mut c = Scan::new(payload, compat);
+        let checked =
+            self.program.run(&g, &mut Check, &mut c, ty.0, 0).is_ok() && c.is_done(compat);
+        let mut b = TapeBuilder {
+            nodes: Vec::new(),
+            payload,
+            overflow: false,
+        };
+        let mut c = Scan::new(payload, compat);
+        let taped = self.program.run(&g, &mut b, &mut c, ty.0, 0).is_ok()
+            && c.is_done(compat)
+            && !b.overflow;
+        (
+            checked,
+            taped.then(|| Tape::new(b.nodes, payload, &self.types)),
+        )
     }
 
     /// Check a body against the schema without building a tree: same accept/reject and same error
@@ -698,8 +742,13 @@ impl Schema {
         limits: &Limits,
         compat: Compat,
     ) -> Result<()> {
+        let g = self.graph(limits);
+        let mut c = Scan::new(payload, compat);
+        if self.program.run(&g, &mut Check, &mut c, ty.0, 0).is_ok() && c.is_done(compat) {
+            return Ok(());
+        }
         let mut r = Reader::with_base(payload, base, compat);
-        self.graph(limits).walk(&mut Check, &mut r, ty, 0)?;
+        g.walk(&mut Check, &mut r, ty, 0)?;
         r.finish()
     }
 
