@@ -329,3 +329,226 @@ impl<'r> HeaderJson<'r> {
         m.serialize_entry("status_name", &h.status.is_known().then(|| h.status.name()))
     }
 }
+
+/// Tape values written straight into a buffer: the same text, byte for byte, as [`ItemJson`]
+/// through `serde_json` (compact), which stays the reference (tests compare the two on every
+/// committed capture and on values built to reach every branch). `decode --format json` spends most
+/// of its time here on a big reply: serde_json writes each key and string through its escaper and
+/// each piece through `io::Write`; here a string with nothing to escape is one copy, and only
+/// strings that need escaping (or floats) go through serde_json.
+pub(crate) fn write_item(out: &mut Vec<u8>, item: Item<'_, '_>) -> serde_json::Result<()> {
+    match item.get() {
+        ItemKind::Int(i) => out.extend_from_slice(itoa::Buffer::new().format(i).as_bytes()),
+        ItemKind::UInt(i) => out.extend_from_slice(itoa::Buffer::new().format(i).as_bytes()),
+        ItemKind::Hyper(i) => out.extend_from_slice(itoa::Buffer::new().format(i).as_bytes()),
+        ItemKind::UHyper(i) => out.extend_from_slice(itoa::Buffer::new().format(i).as_bytes()),
+        ItemKind::Float(f) => float(&mut serde_json::Serializer::new(&mut *out), f64::from(f))?,
+        ItemKind::Double(f) => float(&mut serde_json::Serializer::new(&mut *out), f)?,
+        ItemKind::Bool(b) => out.extend_from_slice(if b { b"true" } else { b"false" }),
+        ItemKind::Enum { value, name } => match name {
+            Some(n) => write_str(out, n)?,
+            None => out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes()),
+        },
+        ItemKind::String(b) => match std::str::from_utf8(b) {
+            Ok(text) => write_str(out, text)?,
+            Err(_) => serde_json::to_writer(&mut *out, &HexObject(b))?,
+        },
+        ItemKind::Opaque(b) => {
+            out.push(b'"');
+            write_hex(out, b);
+            out.push(b'"');
+        }
+        ItemKind::Array(items) => {
+            out.push(b'[');
+            for (i, v) in items.enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_item(out, v)?;
+            }
+            out.push(b']');
+        }
+        ItemKind::Struct(fields) => {
+            out.push(b'{');
+            for (i, (name, v)) in fields.enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_str(out, name)?;
+                out.push(b':');
+                write_item(out, v)?;
+            }
+            out.push(b'}');
+        }
+        ItemKind::Union {
+            discriminant,
+            arm,
+            value,
+        } => {
+            out.extend_from_slice(b"{\"discriminant\":");
+            write_item(out, discriminant)?;
+            if let Some(arm) = arm {
+                out.push(b',');
+                write_str(out, arm)?;
+                out.push(b':');
+                write_item(out, value)?;
+            }
+            out.push(b'}');
+        }
+        ItemKind::Optional(Some(v)) => write_item(out, v)?,
+        _ => out.extend_from_slice(b"null"),
+    }
+    Ok(())
+}
+
+/// A JSON string: copied when nothing in it needs escaping, else serde_json's escaping.
+fn write_str(out: &mut Vec<u8>, s: &str) -> serde_json::Result<()> {
+    if !needs_escape(s.as_bytes()) {
+        out.reserve(s.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+        Ok(())
+    } else {
+        serde_json::to_writer(&mut *out, s)
+    }
+}
+
+/// True when a byte of `s` is one JSON escapes (a control character, `"` or `\\`); 16 bytes at a
+/// time, without an early exit inside a block, so the compiler tests them together.
+fn needs_escape(s: &[u8]) -> bool {
+    let bad = |b: u8| b < 0x20 || b == b'"' || b == b'\\';
+    let mut blocks = s.chunks_exact(16);
+    for block in &mut blocks {
+        if block.iter().fold(false, |acc, &b| acc | bad(b)) {
+            return true;
+        }
+    }
+    blocks.remainder().iter().any(|&b| bad(b))
+}
+
+fn write_hex(out: &mut Vec<u8>, b: &[u8]) {
+    const D: &[u8; 16] = b"0123456789abcdef";
+    out.reserve(2 * b.len());
+    for &x in b {
+        out.push(D[usize::from(x >> 4)]);
+        out.push(D[usize::from(x & 15)]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use virtwire_protocol::schema::{Schema, TapeBuf, Value};
+    use virtwire_protocol::{Compat, Limits};
+
+    use super::{ItemJson, ValueJson, write_item};
+
+    const X: &str = "
+        enum e { A = 1, B = 2 };
+        struct inner { int i; };
+        union u switch (int d) { case 1: string s<>; case 2: void; default: double x; };
+        struct t {
+            string s<>; string bad<>; string long_esc<>; opaque o<>; opaque f[3];
+            float fl; double db; double nan; double inf; double ninf; bool b; e en; e unknown;
+            hyper h; unsigned hyper uh; unsigned int ui;
+            inner *opt; inner *none; u arms<>;
+        };";
+
+    /// The tape writer against serde_json over the same tape and over the value tree, on values
+    /// that reach every branch: escapes (early, and after the first 16 bytes), invalid UTF-8, NaN and
+    /// the infinities, an enum value no member names, optionals, every union arm.
+    #[test]
+    fn tape_writer_matches_serde_json_on_every_kind_of_value() {
+        let s = Schema::from_sources(&[("t.x", X)]).unwrap();
+        let ty = s.type_id("t").unwrap();
+        let inner = |i| Value::Struct(vec![("i", Value::Int(i))]);
+        let arm = |d: i32, a: Option<&'static str>, v: Value<'static>| Value::Union {
+            discriminant: Box::new(Value::Int(d)),
+            arm: a,
+            value: Box::new(v),
+        };
+        let v = Value::Struct(vec![
+            (
+                "s",
+                Value::String(b"tab\there \"quoted\" back\\slash \x01 \xc3\xa9"),
+            ),
+            ("bad", Value::String(&[0x66, 0xff, 0xfe])),
+            ("long_esc", Value::String(b"0123456789abcdefghij\"klm")),
+            ("o", Value::Opaque(&[0, 1, 0xab, 0xff])),
+            ("f", Value::Opaque(&[9, 8, 7])),
+            ("fl", Value::Float(0.1)),
+            ("db", Value::Double(-1.5e300)),
+            ("nan", Value::Double(f64::NAN)),
+            ("inf", Value::Double(f64::INFINITY)),
+            ("ninf", Value::Double(f64::NEG_INFINITY)),
+            ("b", Value::Bool(true)),
+            (
+                "en",
+                Value::Enum {
+                    value: 2,
+                    name: Some("B"),
+                },
+            ),
+            (
+                "unknown",
+                Value::Enum {
+                    value: 1,
+                    name: Some("A"),
+                },
+            ),
+            ("h", Value::Hyper(i64::MIN)),
+            ("uh", Value::UHyper(u64::MAX)),
+            ("ui", Value::UInt(u32::MAX)),
+            ("opt", Value::Optional(Some(Box::new(inner(-7))))),
+            ("none", Value::Optional(None)),
+            (
+                "arms",
+                Value::Array(vec![
+                    arm(1, Some("s"), Value::String(b"x")),
+                    arm(2, None, Value::Void),
+                    arm(9, Some("x"), Value::Double(2.0)),
+                ]),
+            ),
+        ]);
+        let l = Limits::default();
+        let mut bytes = Vec::new();
+        s.encode_type(ty, &v, &mut bytes, &l).unwrap();
+        // `unknown` (after s, bad, long_esc, o, f, fl, db, nan, inf, ninf, b, en) becomes 77, which
+        // no member names: libvirt mode decodes it as a number.
+        let word = |b: &[u8]| 4 + b.len().div_ceil(4) * 4;
+        let at = word(b"tab\there \"quoted\" back\\slash \x01 \xc3\xa9")
+            + word(&[0x66, 0xff, 0xfe])
+            + word(b"0123456789abcdefghij\"klm")
+            + word(&[0, 1, 0xab, 0xff])
+            + 4
+            + 4
+            + 8 * 4
+            + 4
+            + 4;
+        assert_eq!(&bytes[at..at + 4], &1i32.to_be_bytes());
+        bytes[at..at + 4].copy_from_slice(&77i32.to_be_bytes());
+
+        let tape = s
+            .decode_type_tape(ty, &bytes, 0, &l, Compat::Libvirt, TapeBuf::new())
+            .unwrap();
+        let tree = s.decode_type(ty, &bytes, 0, &l, Compat::Libvirt).unwrap();
+        let mut fast = Vec::new();
+        write_item(&mut fast, tape.root()).unwrap();
+        let fast = String::from_utf8(fast).unwrap();
+        assert_eq!(fast, serde_json::to_string(&ItemJson(tape.root())).unwrap());
+        assert_eq!(fast, serde_json::to_string(&ValueJson(&tree)).unwrap());
+        // What the branches wrote (so a change to the mapping shows here too).
+        for part in [
+            r#""s":"tab\there \"quoted\" back\\slash \u0001 é""#,
+            r#""bad":{"hex":"66fffe"}"#,
+            r#""long_esc":"0123456789abcdefghij\"klm""#,
+            r#""o":"0001abff","f":"090807""#,
+            r#""nan":"NaN","inf":"inf","ninf":"-inf","b":true,"en":"B","unknown":77"#,
+            r#""uh":18446744073709551615"#,
+            r#""opt":{"i":-7},"none":null"#,
+            r#""arms":[{"discriminant":1,"s":"x"},{"discriminant":2},{"discriminant":9,"x":2.0}]"#,
+        ] {
+            assert!(fast.contains(part), "{part} not in {fast}");
+        }
+    }
+}
