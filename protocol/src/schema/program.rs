@@ -65,9 +65,14 @@ enum Op {
         ty: u32,
         k: u32,
     },
+    /// `disc`: the discriminant's type id, `signed`: whether it is an `int` (else an `unsigned
+    /// int` when `plain`); an enum or anything else when not `plain`.
     Union {
         ty: u32,
         k: u32,
+        disc: u32,
+        plain: bool,
+        signed: bool,
     },
     /// Run another type's routine at nesting offset `k`.
     Call {
@@ -174,9 +179,17 @@ impl Program {
                 compound(deepest);
                 Op::Optional { ty: t.0, k }
             }
-            Type::Union(_) => {
+            Type::Union(u) => {
                 compound(deepest);
-                Op::Union { ty: id, k }
+                let disc = u.discriminant.ty;
+                let d = &types[disc.index()];
+                Op::Union {
+                    ty: id,
+                    k,
+                    disc: disc.0,
+                    plain: matches!(d, Type::Int | Type::UInt),
+                    signed: matches!(d, Type::Int),
+                }
             }
         };
         self.ops.push(op);
@@ -184,60 +197,52 @@ impl Program {
 
     /// Run type `ty`'s routine at nesting `depth` (the body itself is depth 0 here, as in
     /// `Graph::walk`).
-    #[inline]
-    pub(crate) fn run<'a, B: Build<'a, V = ()>>(
+    ///
+    /// One loop, no recursion: entering an element's, arm's or target's routine pushes a
+    /// [`Frame`] saying how to close the compound when the routine returns, and where to go on.
+    /// Values nested deeper than [`FRAMES`] frames bail (the full walk takes them).
+    pub(crate) fn run<'a, B>(
         &self,
         g: &Graph<'a>,
         b: &mut B,
         c: &mut Scan<'a>,
         ty: u32,
         depth: u32,
-    ) -> Fast<()> {
-        let deepest = self.deepest[ty as usize];
-        // `Graph::walk` refuses a compound at depth >= nesting_max.
-        if deepest != NONE && depth.saturating_add(deepest) >= g.nesting_max {
-            return Err(Bail);
+    ) -> Fast<()>
+    where
+        B: Build<'a, V = ()>,
+        B::Seq: Copy,
+        B::Rec: Copy,
+        B::Open: Copy,
+    {
+        let mut stack = [Frame::<B::Seq, B::Rec, B::Open>::Empty; FRAMES];
+        let mut sp = 0usize;
+        // The running routine's nesting depth, and the next op.
+        let mut base = depth;
+        let mut pc = self.enter(g, ty, depth)?;
+        macro_rules! push {
+            ($f:expr) => {{
+                *stack.get_mut(sp).ok_or(Bail)? = $f;
+                sp += 1;
+            }};
         }
-        let mut pc = self.entry[ty as usize] as usize;
-        self.block(g, b, c, &mut pc, depth)
-    }
-
-    /// Run ops from `pc` up to the next `Ret` or `StructEnd` (consumed).
-    fn block<'a, B: Build<'a, V = ()>>(
-        &self,
-        g: &Graph<'a>,
-        b: &mut B,
-        c: &mut Scan<'a>,
-        pc: &mut usize,
-        depth: u32,
-    ) -> Fast<()> {
         loop {
-            let op = self.ops[*pc];
-            *pc += 1;
+            let op = self.ops[pc];
+            pc += 1;
             match op {
-                Op::Ret | Op::StructEnd => return Ok(()),
-                Op::Void
-                | Op::Int
-                | Op::UInt
-                | Op::Hyper
-                | Op::UHyper
-                | Op::Float
-                | Op::Double
-                | Op::Bool
-                | Op::Small(_)
-                | Op::Enum(_)
-                | Op::String(_)
-                | Op::Opaque(_)
-                | Op::OpaqueFixed(_) => Self::leaf(g, b, c, op)?,
                 Op::StructBegin(id) => {
                     let Type::Struct(s) = &g.types[id as usize] else {
                         return Err(Bail);
                     };
-                    let rec = b.rec(TypeId(id), s);
-                    // The fields are in line; a nested struct recurses only to keep its record.
-                    self.block(g, b, c, pc, depth)?;
-                    b.rec_end(rec)
+                    push!(Frame::Struct(b.rec(TypeId(id), s)));
                 }
+                Op::StructEnd => match stack[..sp].last() {
+                    Some(&Frame::Struct(rec)) => {
+                        sp -= 1;
+                        b.rec_end(rec)
+                    }
+                    _ => return Err(Bail),
+                },
                 Op::Array {
                     elem,
                     max,
@@ -245,10 +250,26 @@ impl Program {
                     k,
                 } => {
                     let n = c.word()?;
-                    if n > max || n as u64 * min_item as u64 > c.remaining() as u64 {
+                    if n > max || u64::from(n) * u64::from(min_item) > c.remaining() as u64 {
                         return Err(Bail);
                     }
-                    self.elements(g, b, c, elem, n, depth + k + 1)?
+                    let seq = b.seq(n as usize);
+                    if let Some(start) = self.elements(
+                        g,
+                        b,
+                        c,
+                        &mut stack,
+                        &mut sp,
+                        seq,
+                        elem,
+                        n,
+                        pc,
+                        base,
+                        base + k + 1,
+                    )? {
+                        pc = start;
+                        base += k + 1;
+                    }
                 }
                 Op::FixedArray {
                     elem,
@@ -256,54 +277,226 @@ impl Program {
                     min_item,
                     k,
                 } => {
-                    if len as u64 * min_item as u64 > c.remaining() as u64 {
+                    if u64::from(len) * u64::from(min_item) > c.remaining() as u64 {
                         return Err(Bail);
                     }
-                    self.elements(g, b, c, elem, len, depth + k + 1)?
+                    let seq = b.seq(len as usize);
+                    if let Some(start) = self.elements(
+                        g,
+                        b,
+                        c,
+                        &mut stack,
+                        &mut sp,
+                        seq,
+                        elem,
+                        len,
+                        pc,
+                        base,
+                        base + k + 1,
+                    )? {
+                        pc = start;
+                        base += k + 1;
+                    }
                 }
                 Op::Optional { ty, k } => {
                     let open = b.optional_begin();
-                    if c.flag()? {
-                        self.value(g, b, c, ty, depth + k + 1)?;
-                        b.optional(open, Some(()))
+                    if !c.flag()? {
+                        b.optional(open, None);
+                    } else if let Op::Ret = self.leaf[ty as usize] {
+                        push!(Frame::Optional {
+                            open,
+                            ret: pc as u32,
+                            base
+                        });
+                        base += k + 1;
+                        pc = self.enter(g, ty, base)?;
                     } else {
-                        b.optional(open, None)
+                        Self::leaf(g, b, c, self.leaf[ty as usize])?;
+                        b.optional(open, Some(()));
                     }
                 }
-                Op::Union { ty, k } => {
+                Op::Union {
+                    ty,
+                    k,
+                    disc,
+                    plain,
+                    signed,
+                } => {
                     let Type::Union(u) = &g.types[ty as usize] else {
                         return Err(Bail);
                     };
                     let open = b.union_begin();
-                    let dty = u.discriminant.ty;
-                    let key = match &g.types[dty.index()] {
-                        Type::Int => {
-                            let v = c.word()? as i32;
-                            b.int(v);
-                            v as i64
-                        }
-                        Type::UInt => {
-                            let v = c.word()?;
+                    let key = if plain {
+                        let v = c.word()?;
+                        if signed {
+                            b.int(v as i32);
+                            i64::from(v as i32)
+                        } else {
                             b.uint(v);
-                            v as i64
+                            i64::from(v)
                         }
-                        Type::Enum(e) => {
-                            let v = c.word()? as i32;
-                            if c.strict() && !e.contains(v) {
-                                return Err(Bail);
-                            }
-                            b.enumeration(dty, e, v);
-                            v as i64
+                    } else if let Type::Enum(e) = &g.types[disc as usize] {
+                        let v = c.word()? as i32;
+                        if c.strict() && !e.contains(v) {
+                            return Err(Bail);
                         }
+                        b.enumeration(TypeId(disc), e, v);
+                        i64::from(v)
+                    } else {
                         // bool, char and short discriminants: the full walk (libvirt has none).
-                        _ => return Err(Bail),
+                        return Err(Bail);
                     };
                     let index = u.arm_index_for(key).ok_or(Bail)?;
                     let arm = &u.arms[index];
-                    self.value(g, b, c, arm.ty.0, depth + k + 1)?;
-                    b.union(open, TypeId(ty), (), index, arm.name.as_deref(), ())
+                    match self.leaf[arm.ty.index()] {
+                        Op::Ret => {
+                            push!(Frame::Union {
+                                open,
+                                ty,
+                                index: index as u32,
+                                ret: pc as u32,
+                                base,
+                            });
+                            base += k + 1;
+                            pc = self.enter(g, arm.ty.0, base)?;
+                        }
+                        leaf => {
+                            Self::leaf(g, b, c, leaf)?;
+                            b.union(open, TypeId(ty), (), index, arm.name.as_deref(), ());
+                        }
+                    }
                 }
-                Op::Call { ty, k } => self.run(g, b, c, ty, depth + k)?,
+                Op::Call { ty, k } => {
+                    push!(Frame::Call {
+                        ret: pc as u32,
+                        base
+                    });
+                    base += k;
+                    pc = self.enter(g, ty, base)?;
+                }
+                Op::Ret => {
+                    let Some(top) = sp.checked_sub(1) else {
+                        return Ok(());
+                    };
+                    match &mut stack[top] {
+                        Frame::Array {
+                            seq,
+                            left,
+                            elem,
+                            ret,
+                            base: caller,
+                        } => {
+                            b.seq_push(seq, ());
+                            *left -= 1;
+                            if *left > 0 {
+                                // The next element: the same routine at the same depth.
+                                pc = self.entry[*elem as usize] as usize;
+                            } else {
+                                let seq = *seq;
+                                pc = *ret as usize;
+                                base = *caller;
+                                sp = top;
+                                b.seq_end(seq);
+                            }
+                        }
+                        &mut Frame::Union {
+                            open,
+                            ty,
+                            index,
+                            ret,
+                            base: caller,
+                        } => {
+                            sp = top;
+                            pc = ret as usize;
+                            base = caller;
+                            let Type::Union(u) = &g.types[ty as usize] else {
+                                return Err(Bail);
+                            };
+                            let arm = u.arms[index as usize].name.as_deref();
+                            b.union(open, TypeId(ty), (), index as usize, arm, ());
+                        }
+                        &mut Frame::Optional {
+                            open,
+                            ret,
+                            base: caller,
+                        } => {
+                            sp = top;
+                            pc = ret as usize;
+                            base = caller;
+                            b.optional(open, Some(()));
+                        }
+                        &mut Frame::Call { ret, base: caller } => {
+                            sp = top;
+                            pc = ret as usize;
+                            base = caller;
+                        }
+                        Frame::Struct(_) | Frame::Empty => return Err(Bail),
+                    }
+                }
+                leaf => Self::leaf(g, b, c, leaf)?,
+            }
+        }
+    }
+
+    /// Where type `ty`'s routine starts, once its nesting is checked at `depth`.
+    #[inline]
+    fn enter(&self, g: &Graph<'_>, ty: u32, depth: u32) -> Fast<usize> {
+        let deepest = self.deepest[ty as usize];
+        // `Graph::walk` refuses a compound at depth >= nesting_max.
+        if deepest != NONE && depth.saturating_add(deepest) >= g.nesting_max {
+            return Err(Bail);
+        }
+        Ok(self.entry[ty as usize] as usize)
+    }
+
+    /// Start an array of `n` elements of `elem` at `depth`: scalar elements are read here and the
+    /// array closed; otherwise a frame is pushed and the element routine's start returned (`None`:
+    /// nothing to enter, go on at the caller's next op).
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn elements<'a, B>(
+        &self,
+        g: &Graph<'a>,
+        b: &mut B,
+        c: &mut Scan<'a>,
+        stack: &mut [Frame<B::Seq, B::Rec, B::Open>; FRAMES],
+        sp: &mut usize,
+        mut seq: B::Seq,
+        elem: u32,
+        n: u32,
+        ret: usize,
+        caller: u32,
+        depth: u32,
+    ) -> Fast<Option<usize>>
+    where
+        B: Build<'a, V = ()>,
+        B::Seq: Copy,
+        B::Rec: Copy,
+        B::Open: Copy,
+    {
+        match self.leaf[elem as usize] {
+            Op::Ret if n > 0 => {
+                *stack.get_mut(*sp).ok_or(Bail)? = Frame::Array {
+                    seq,
+                    left: n,
+                    elem,
+                    ret: ret as u32,
+                    base: caller,
+                };
+                *sp += 1;
+                self.enter(g, elem, depth).map(Some)
+            }
+            Op::Ret => {
+                b.seq_end(seq);
+                Ok(None)
+            }
+            leaf => {
+                for _ in 0..n {
+                    Self::leaf(g, b, c, leaf)?;
+                    b.seq_push(&mut seq, ());
+                }
+                b.seq_end(seq);
+                Ok(None)
             }
         }
     }
@@ -362,38 +555,39 @@ impl Program {
         }
         Ok(())
     }
+}
 
-    /// Run type `ty`'s value at `depth`: a scalar's op directly, anything else its routine.
-    #[inline(always)]
-    fn value<'a, B: Build<'a, V = ()>>(
-        &self,
-        g: &Graph<'a>,
-        b: &mut B,
-        c: &mut Scan<'a>,
-        ty: u32,
-        depth: u32,
-    ) -> Fast<()> {
-        match self.leaf[ty as usize] {
-            Op::Ret => self.run(g, b, c, ty, depth),
-            op => Self::leaf(g, b, c, op),
-        }
-    }
+/// How deep the fast path nests (frames: structs, arrays, unions, optionals, calls); deeper values
+/// bail to the full walk. Above libvirt's default nesting limit of 64.
+const FRAMES: usize = 72;
 
-    fn elements<'a, B: Build<'a, V = ()>>(
-        &self,
-        g: &Graph<'a>,
-        b: &mut B,
-        c: &mut Scan<'a>,
+/// What to do when a routine returns (or, for `Struct`, at `StructEnd`).
+#[derive(Clone, Copy)]
+enum Frame<S, R, O> {
+    Empty,
+    Struct(R),
+    /// `left` elements to go (the one running included).
+    Array {
+        seq: S,
+        left: u32,
         elem: u32,
-        n: u32,
-        depth: u32,
-    ) -> Fast<()> {
-        let mut seq = b.seq(n as usize);
-        for _ in 0..n {
-            self.value(g, b, c, elem, depth)?;
-            b.seq_push(&mut seq, ());
-        }
-        b.seq_end(seq);
-        Ok(())
-    }
+        ret: u32,
+        base: u32,
+    },
+    Union {
+        open: O,
+        ty: u32,
+        index: u32,
+        ret: u32,
+        base: u32,
+    },
+    Optional {
+        open: O,
+        ret: u32,
+        base: u32,
+    },
+    Call {
+        ret: u32,
+        base: u32,
+    },
 }

@@ -555,13 +555,12 @@ impl<'a> Build<'a> for TapeBuilder<'a> {
     }
     #[inline]
     fn seq(&mut self, n: usize) -> usize {
-        let at = self.open();
         // `n` is a checked XDR count (at most u32::MAX).
-        self.nodes[at] = Node::Array {
+        self.nodes.push(Node::Array {
             len: n as u32,
             end: 0,
-        };
-        at
+        });
+        self.nodes.len() - 1
     }
     #[inline]
     fn seq_push(&mut self, _: &mut usize, _: ()) {}
@@ -574,9 +573,8 @@ impl<'a> Build<'a> for TapeBuilder<'a> {
     }
     #[inline]
     fn rec(&mut self, id: TypeId, _: &'a StructType) -> usize {
-        let at = self.open();
-        self.nodes[at] = Node::Struct { ty: id.0, end: 0 };
-        at
+        self.nodes.push(Node::Struct { ty: id.0, end: 0 });
+        self.nodes.len() - 1
     }
     #[inline]
     fn rec_push(&mut self, _: &mut usize, _: &'a str, _: ()) {}
