@@ -148,3 +148,99 @@ fn every_compound_kind_decodes_the_same_on_both_paths() {
         }
     }
 }
+
+#[test]
+fn the_fast_encoder_writes_what_the_full_one_writes_and_bails_wherever_it_fails() {
+    const Y: &str = "
+        enum e { A = 1, B = 2 };
+        union u switch (e d) { case A: int a; case B: void; };
+        struct inner { string s<4>; opaque f[2]; char c; unsigned short us; };
+        struct t { inner in; inner arr<2>; u un; hyper *opt; bool b; };
+    ";
+    let s = Schema::from_sources(&[("t.x", Y)]).unwrap();
+    let t = s.type_id("t").unwrap();
+    let l = Limits::default();
+    fn inner(st: &'static [u8], f: &'static [u8], c: i32, us: u32) -> Value<'static> {
+        Value::Struct(vec![
+            ("s", Value::String(st)),
+            ("f", Value::Opaque(f)),
+            ("c", Value::Int(c)),
+            ("us", Value::UInt(us)),
+        ])
+    }
+    fn un(d: i32, arm: Option<&'static str>, v: Value<'static>) -> Value<'static> {
+        Value::Union {
+            discriminant: Box::new(Value::Enum {
+                value: d,
+                name: None,
+            }),
+            arm,
+            value: Box::new(v),
+        }
+    }
+    let good = || {
+        vec![
+            ("in", inner(b"abcd", b"xy", -128, 65535)),
+            ("arr", Value::Array(vec![inner(b"", b"\0\0", 127, 0)])),
+            ("un", un(1, Some("a"), Value::Int(-1))),
+            ("opt", Value::Optional(Some(Box::new(Value::Hyper(7))))),
+            ("b", Value::Bool(false)),
+        ]
+    };
+    let check = |v: &Value<'_>, what: &str| {
+        let mut full = Vec::new();
+        let r = s.encode_type(t, v, &mut full, &l);
+        let mut fast = vec![0xee];
+        let ok = s.encode_fast_path(t, v, &mut fast, &l);
+        assert_eq!(ok, r.is_ok(), "{what}: {r:?}");
+        if ok {
+            assert_eq!(fast[1..], full[..], "{what}");
+        } else {
+            assert_eq!(fast, [0xee], "{what}: a bail leaves the output as it was");
+        }
+        r.is_ok()
+    };
+    assert!(check(&Value::Struct(good()), "valid"));
+    let tight = Limits::default()
+        .to_builder()
+        .nesting_max(2)
+        .build()
+        .unwrap();
+    let mut out = Vec::new();
+    assert!(!s.encode_fast_path(t, &Value::Struct(good()), &mut out, &tight));
+    assert!(
+        s.encode_type(t, &Value::Struct(good()), &mut out, &tight)
+            .is_err()
+    );
+    // One fault at a time; the full encoder refuses each, the fast one must bail.
+    type Fault = fn(&mut Vec<(&'static str, Value<'static>)>);
+    let faults: [(&str, Fault); 12] = [
+        ("string over max", |f| f[0].1 = inner(b"abcde", b"xy", 0, 0)),
+        ("fixed opaque short", |f| f[0].1 = inner(b"", b"x", 0, 0)),
+        ("char over range", |f| f[0].1 = inner(b"", b"xy", 128, 0)),
+        ("unsigned short over range", |f| {
+            f[0].1 = inner(b"", b"xy", 0, 65536)
+        }),
+        ("array over max", |f| {
+            f[1].1 = Value::Array(vec![inner(b"", b"xy", 0, 0); 3])
+        }),
+        ("field renamed", |f| f[4].0 = "c"),
+        ("field missing", |f| {
+            f.pop();
+        }),
+        ("enum not a member", |f| {
+            f[2].1 = un(3, Some("a"), Value::Int(0))
+        }),
+        ("arm misnamed", |f| f[2].1 = un(1, Some("b"), Value::Int(0))),
+        ("void arm with a name", |f| {
+            f[2].1 = un(2, Some("a"), Value::Void)
+        }),
+        ("wrong kind", |f| f[3].1 = Value::Hyper(1)),
+        ("wrong scalar", |f| f[4].1 = Value::Int(0)),
+    ];
+    for (what, fault) in faults {
+        let mut f = good();
+        fault(&mut f);
+        assert!(!check(&Value::Struct(f), what), "{what} was accepted");
+    }
+}

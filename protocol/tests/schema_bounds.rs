@@ -386,10 +386,31 @@ fn encode(
     v: &Value<'_>,
     out: &mut Vec<u8>,
 ) -> Result<(), virtwire_protocol::Error> {
-    match &n.target {
+    let start = out.len();
+    let r = match &n.target {
         Target::Body(h) => s.encode_body(h, v, out, &lim()),
         Target::Type => s.encode_type(n.root, v, out, &lim()),
+    };
+    // The encoder's fast path succeeds exactly where the full encoder does, with the same bytes.
+    let ty = match &n.target {
+        Target::Body(h) => s.body_type(h, 1).ok().flatten(),
+        Target::Type => Some(n.root),
+    };
+    if let Some(ty) = ty {
+        let mut fast = Vec::new();
+        let ok = s.encode_fast_path(ty, v, &mut fast, &lim());
+        assert_eq!(
+            ok,
+            r.is_ok(),
+            "{}: fast encode ({})",
+            n.path,
+            s.describe(ty)
+        );
+        if ok {
+            assert!(fast[..] == out[start..], "{}: fast encode bytes", n.path);
+        }
     }
+    r
 }
 
 /// What was checked, counted per direction and mode.

@@ -36,6 +36,13 @@ fn round_trip(s: &Schema, h: &Header, seed: u64) -> Result<Vec<u8>, TestCaseErro
     let mut bytes = Vec::new();
     s.encode_body(h, &v, &mut bytes, &lim)
         .map_err(|e| TestCaseError::fail(format!("encode: {e}")))?;
+    // The encoder's fast path takes every valid value and writes the same bytes.
+    let mut fast = Vec::new();
+    prop_assert!(
+        s.encode_fast_path(ty, &v, &mut fast, &lim),
+        "the fast encoder bailed"
+    );
+    prop_assert!(fast == bytes, "the fast encoder wrote other bytes");
     for compat in [Compat::Strict, Compat::Libvirt] {
         let d = s
             .decode_body(h, &bytes, 28, &lim, compat)

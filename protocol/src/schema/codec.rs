@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use super::types::*;
 use super::value::Value;
 use crate::error::{ErrorKind, LimitKind, Result};
-use crate::xdr::{Compat, Reader, Writer};
+use crate::xdr::{Bail, Compat, Reader, Writer};
 
 /// What the walker builds from what it reads. The builder has state (the tape builder appends to
 /// its node vector); compound values are opened before their parts are walked (`seq`, `rec`,
@@ -412,6 +412,102 @@ impl<'a> Graph<'a> {
         Ok(b.seq_end(seq))
     }
 
+    /// The encoder's fast path: the same bytes as [`Graph::encode`] wherever that succeeds, and a
+    /// zero-sized [`Bail`] (nothing said about where or why) wherever it might not; the caller then
+    /// truncates the output and runs [`Graph::encode`] for the error. Every check of the full
+    /// encoder is here (kinds, bounds, field names, enum members, arm names, nesting), only cheaper:
+    /// no error values, no path building, field names compared by address first (a decoded value
+    /// borrows them from this schema).
+    pub(crate) fn encode_fast(
+        &self,
+        w: &mut Writer<'_>,
+        ty: TypeId,
+        v: &Value<'_>,
+        depth: u32,
+    ) -> std::result::Result<(), Bail> {
+        let t = self.ty(ty);
+        if let Some(r) = encode_scalar(w, t, v) {
+            return r;
+        }
+        if depth >= self.nesting_max {
+            return Err(Bail);
+        }
+        match (t, v) {
+            (Type::Array { elem, max }, Value::Array(items)) if items.len() <= *max as usize => {
+                w.u32(items.len() as u32);
+                for item in items {
+                    self.encode_child(w, *elem, item, depth + 1)?;
+                }
+            }
+            (Type::FixedArray { elem, len }, Value::Array(items))
+                if items.len() == *len as usize =>
+            {
+                for item in items {
+                    self.encode_child(w, *elem, item, depth + 1)?;
+                }
+            }
+            (Type::Optional(t), Value::Optional(o)) => {
+                w.optional(o.is_some());
+                if let Some(x) = o {
+                    self.encode_child(w, *t, x, depth + 1)?;
+                }
+            }
+            (Type::Struct(s), Value::Struct(fields)) if fields.len() == s.fields.len() => {
+                for (f, (name, x)) in s.fields.iter().zip(fields) {
+                    if !same_name(&f.name, name) {
+                        return Err(Bail);
+                    }
+                    self.encode_child(w, f.ty, x, depth + 1)?;
+                }
+            }
+            (
+                Type::Union(u),
+                Value::Union {
+                    discriminant,
+                    arm,
+                    value,
+                },
+            ) => {
+                let dty = u.discriminant.ty;
+                let dt = self.ty(dty);
+                let key = match (dt, &**discriminant) {
+                    (Type::Int, Value::Int(x)) => i64::from(*x),
+                    (Type::UInt, Value::UInt(x)) => i64::from(*x),
+                    (Type::Enum(_), Value::Enum { value, .. }) => i64::from(*value),
+                    _ => return Err(Bail),
+                };
+                let a = u.arm_for(key).ok_or(Bail)?;
+                let named = match (&a.name, arm) {
+                    (Some(a), Some(b)) => same_name(a, b),
+                    (None, None) => true,
+                    _ => false,
+                };
+                if !named {
+                    return Err(Bail);
+                }
+                encode_scalar(w, dt, discriminant).ok_or(Bail)??;
+                self.encode_child(w, a.ty, value, depth + 1)?;
+            }
+            _ => return Err(Bail),
+        }
+        Ok(())
+    }
+
+    /// A part of a compound at `depth`: a scalar written here, anything else by a call.
+    #[inline(always)]
+    fn encode_child(
+        &self,
+        w: &mut Writer<'_>,
+        ty: TypeId,
+        v: &Value<'_>,
+        depth: u32,
+    ) -> std::result::Result<(), Bail> {
+        match encode_scalar(w, self.ty(ty), v) {
+            Some(r) => r,
+            None => self.encode_fast(w, ty, v, depth),
+        }
+    }
+
     /// Encode `v` as type `ty`.
     pub(crate) fn encode(
         &self,
@@ -627,6 +723,91 @@ impl<'a> Graph<'a> {
             t => type_kind(t).to_string(),
         }
     }
+}
+
+/// The encoder's fast path for a value of a scalar type (`None`: a compound type, which
+/// `Graph::encode_fast` takes); `Bail` wherever the full encoder might refuse the value.
+#[inline(always)]
+fn encode_scalar(
+    w: &mut Writer<'_>,
+    t: &Type,
+    v: &Value<'_>,
+) -> Option<std::result::Result<(), Bail>> {
+    let ok = match (t, v) {
+        (
+            Type::Array { .. }
+            | Type::FixedArray { .. }
+            | Type::Optional(_)
+            | Type::Struct(_)
+            | Type::Union(_),
+            _,
+        ) => return None,
+        (Type::Void, Value::Void) => true,
+        (Type::Int, Value::Int(x)) => {
+            w.i32(*x);
+            true
+        }
+        (Type::UInt, Value::UInt(x)) => {
+            w.u32(*x);
+            true
+        }
+        (Type::Hyper, Value::Hyper(x)) => {
+            w.i64(*x);
+            true
+        }
+        (Type::UHyper, Value::UHyper(x)) => {
+            w.u64(*x);
+            true
+        }
+        (Type::Float, Value::Float(x)) => {
+            w.f32(*x);
+            true
+        }
+        (Type::Double, Value::Double(x)) => {
+            w.f64(*x);
+            true
+        }
+        (Type::Bool, Value::Bool(x)) => {
+            w.bool(*x);
+            true
+        }
+        (Type::Enum(e), Value::Enum { value, .. }) if e.contains(*value) => {
+            w.i32(*value);
+            true
+        }
+        (Type::String { max }, Value::String(b)) | (Type::Opaque { max }, Value::Opaque(b))
+            if b.len() <= *max as usize =>
+        {
+            w.u32(b.len() as u32);
+            w.opaque_fixed(b);
+            true
+        }
+        (Type::OpaqueFixed { len }, Value::Opaque(b)) if b.len() == *len as usize => {
+            w.opaque_fixed(b);
+            true
+        }
+        (Type::Small(s), Value::Int(_) | Value::UInt(_)) => {
+            let x = match (s.is_unsigned(), v) {
+                (false, Value::Int(x)) => i64::from(*x),
+                (true, Value::UInt(x)) => i64::from(*x),
+                _ => return Some(Err(Bail)),
+            };
+            let (lo, hi) = s.range();
+            let fits = (lo..=hi).contains(&x);
+            if fits {
+                w.i32(x as i32);
+            }
+            fits
+        }
+        _ => false,
+    };
+    Some(if ok { Ok(()) } else { Err(Bail) })
+}
+
+/// Names compared by address first: a decoded value borrows its names from the schema.
+#[inline(always)]
+fn same_name(schema: &str, value: &str) -> bool {
+    std::ptr::eq(schema, value) || schema == value
 }
 
 fn type_kind(t: &Type) -> &'static str {

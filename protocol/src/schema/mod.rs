@@ -665,6 +665,27 @@ impl Schema {
         )
     }
 
+    /// The encoder's fast path alone (for the tests that hold it to the full encoder): appends
+    /// the encoding and returns true, or leaves `out` as it was and returns false where it bails.
+    #[doc(hidden)]
+    pub fn encode_fast_path(
+        &self,
+        ty: TypeId,
+        value: &Value<'_>,
+        out: &mut Vec<u8>,
+        limits: &Limits,
+    ) -> bool {
+        let start = out.len();
+        let ok = self
+            .graph(limits)
+            .encode_fast(&mut Writer::new(out), ty, value, 0)
+            .is_ok();
+        if !ok {
+            out.truncate(start);
+        }
+        ok
+    }
+
     /// Check a body against the schema without building a tree: same accept/reject and same error
     /// as [`Schema::decode_body`].
     pub fn validate_body(
@@ -761,9 +782,13 @@ impl Schema {
         limits: &Limits,
     ) -> Result<()> {
         let start = out.len();
-        let r = self
-            .graph(limits)
-            .encode(&mut Writer::new(out), ty, value, 0);
+        let g = self.graph(limits);
+        if g.encode_fast(&mut Writer::new(out), ty, value, 0).is_ok() {
+            return Ok(());
+        }
+        // The full encoder names the error (the fast path bailed somewhere in the value).
+        out.truncate(start);
+        let r = g.encode(&mut Writer::new(out), ty, value, 0);
         if r.is_err() {
             out.truncate(start);
         }
