@@ -15,6 +15,12 @@
 //!   [`Schema::encode_body`] writes a tree back. Every `<N>` and `[N]` is enforced in both directions
 //!   and in both [`Compat`] modes; counts are checked against their bound and against the bytes left
 //!   before anything is sized from them; nesting is bounded by [`Limits::nesting_max`].
+//! - [`Schema::decode_body_tape`] decodes into a flat [`Tape`] (one node vector; no allocation
+//!   with a reused [`TapeBuf`]).
+//! - Speed: validate, tape decode and encode first run a fast path (the type graph compiled into
+//!   flat routines, `program.rs`; a lean encoder in `codec.rs`) that reports no errors; on any
+//!   failure the full walk reruns and names the error (offset, kind, path). Tests hold the fast
+//!   paths to the full ones: they accept exactly what the full walk accepts, with the same result.
 //!
 //! The `.x` files are libvirt's and are read at run time from the libvirt source tree the caller
 //! names ([`Schema::load_dir`]; finding one on disk is the application's job); the crate's core
