@@ -6,6 +6,7 @@
 //! - `stream_reassemble`: those frames → packets again: `zero_copy` (borrowed data, nothing copied),
 //!   `assemble` (one contiguous buffer), `incremental` (bytes fed to the `FrameDecoder` in 64 KiB
 //!   reads, then assembled), against `memcpy` (copying the data once: the floor of any assembling).
+//!   1 and 32 MiB; 1 GiB too with `VIRTWIRE_BENCH_GIB=1`.
 //! - `split_reply`: a 64 MiB reply as split parts (NOT libvirt's protocol) against one 64 MiB message
 //!   under a limit raised to fit it, on the sending side (`encode/*`) and the receiving side
 //!   (`decode/*`: the wire bytes in a buffer; `recv/*`: the bytes fed in 256 KiB reads to the
@@ -36,15 +37,26 @@ fn split(data: &[u8], l: &Limits, out: &mut Vec<u8>) {
     s.finish().unwrap().encode(out, l).unwrap();
 }
 
+/// The sizes streamed: 1 and 32 MiB, and 1 GiB when `VIRTWIRE_BENCH_GIB=1` (scripts/bench.sh sets
+/// it; about 4 GiB of memory at the peak, so not in `cargo test --benches`).
+fn sizes() -> Vec<usize> {
+    let mut v = vec![MIB, 32 * MIB];
+    if std::env::var_os("VIRTWIRE_BENCH_GIB").is_some_and(|v| v == "1") {
+        v.push(1024 * MIB);
+    }
+    v
+}
+
 fn stream(c: &mut Criterion) {
     let l = Limits::default();
-    for size in [MIB, 32 * MIB] {
+    for size in sizes() {
         let input = data(size);
         let mut wire = Vec::with_capacity(size + size / 1000 + 64);
         split(&input, &l, &mut wire);
         let label = format!("{}MiB", size / MIB);
 
         let mut g = c.benchmark_group("stream_split");
+        g.sample_size(10);
         g.throughput(Throughput::Bytes(size as u64));
         g.bench_function(BenchmarkId::new("encode", &label), |b| {
             let mut out = Vec::with_capacity(wire.len());
