@@ -337,6 +337,14 @@ impl<'r> HeaderJson<'r> {
 /// each piece through `io::Write`; here a string with nothing to escape is one copy, and only
 /// strings that need escaping (or floats) go through serde_json.
 pub(crate) fn write_item(out: &mut Vec<u8>, item: Item<'_, '_>) -> serde_json::Result<()> {
+    write_item_in(out, item, &mut Names::new())
+}
+
+fn write_item_in(
+    out: &mut Vec<u8>,
+    item: Item<'_, '_>,
+    names: &mut Names,
+) -> serde_json::Result<()> {
     match item.get() {
         ItemKind::Int(i) => out.extend_from_slice(itoa::Buffer::new().format(i).as_bytes()),
         ItemKind::UInt(i) => out.extend_from_slice(itoa::Buffer::new().format(i).as_bytes()),
@@ -346,7 +354,7 @@ pub(crate) fn write_item(out: &mut Vec<u8>, item: Item<'_, '_>) -> serde_json::R
         ItemKind::Double(f) => float(&mut serde_json::Serializer::new(&mut *out), f)?,
         ItemKind::Bool(b) => out.extend_from_slice(if b { b"true" } else { b"false" }),
         ItemKind::Enum { value, name } => match name {
-            Some(n) => write_str(out, n)?,
+            Some(n) => names.write(out, n)?,
             None => out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes()),
         },
         ItemKind::String(b) => match std::str::from_utf8(b) {
@@ -364,7 +372,7 @@ pub(crate) fn write_item(out: &mut Vec<u8>, item: Item<'_, '_>) -> serde_json::R
                 if i > 0 {
                     out.push(b',');
                 }
-                write_item(out, v)?;
+                write_item_in(out, v, names)?;
             }
             out.push(b']');
         }
@@ -374,9 +382,9 @@ pub(crate) fn write_item(out: &mut Vec<u8>, item: Item<'_, '_>) -> serde_json::R
                 if i > 0 {
                     out.push(b',');
                 }
-                write_str(out, name)?;
+                names.write(out, name)?;
                 out.push(b':');
-                write_item(out, v)?;
+                write_item_in(out, v, names)?;
             }
             out.push(b'}');
         }
@@ -386,19 +394,52 @@ pub(crate) fn write_item(out: &mut Vec<u8>, item: Item<'_, '_>) -> serde_json::R
             value,
         } => {
             out.extend_from_slice(b"{\"discriminant\":");
-            write_item(out, discriminant)?;
+            write_item_in(out, discriminant, names)?;
             if let Some(arm) = arm {
                 out.push(b',');
-                write_str(out, arm)?;
+                names.write(out, arm)?;
                 out.push(b':');
-                write_item(out, value)?;
+                write_item_in(out, value, names)?;
             }
             out.push(b'}');
         }
-        ItemKind::Optional(Some(v)) => write_item(out, v)?,
+        ItemKind::Optional(Some(v)) => write_item_in(out, v, names)?,
         _ => out.extend_from_slice(b"null"),
     }
     Ok(())
+}
+
+/// Names from the schema (field, arm and enum-member names: the same few hundred strings, at the
+/// same addresses, for the whole record) known to need no escaping, by address and length, so each
+/// is scanned once per record rather than once per use. Only for strings borrowed from the schema:
+/// payload bytes at a reused address may differ.
+struct Names {
+    slots: [(usize, usize); 128],
+}
+
+impl Names {
+    fn new() -> Self {
+        Names {
+            slots: [(0, 0); 128],
+        }
+    }
+
+    #[inline]
+    fn write(&mut self, out: &mut Vec<u8>, name: &str) -> serde_json::Result<()> {
+        let key = (name.as_ptr() as usize, name.len());
+        let slot = &mut self.slots[(key.0 >> 2 ^ key.1) & 127];
+        if *slot == key {
+            out.reserve(name.len() + 2);
+            out.push(b'"');
+            out.extend_from_slice(name.as_bytes());
+            out.push(b'"');
+            return Ok(());
+        }
+        if !needs_escape(name.as_bytes()) {
+            *slot = key;
+        }
+        write_str(out, name)
+    }
 }
 
 /// A JSON string: copied when nothing in it needs escaping, else serde_json's escaping.
