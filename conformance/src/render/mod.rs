@@ -20,9 +20,9 @@ pub enum Format {
 pub struct RecordWriter<W: Write> {
     out: W,
     format: Format,
-    /// One JSON record is built here, then written in one call: serde_json writes a record as
-    /// thousands of small pieces (a typed param alone is about twenty), and into a `Vec` each is an
-    /// inlined copy where through `W` each is a call.
+    /// A JSON record is built here and written in pieces of at most about 64 KiB: serde_json and
+    /// the tape writer write thousands of small pieces (a typed param alone is about twenty), and
+    /// into a `Vec` each is an inlined copy where through `W` each is a call.
     buf: Vec<u8>,
 }
 
@@ -53,14 +53,11 @@ impl<W: Write> Sink for RecordWriter<W> {
             Format::Text => text::text_record(&mut self.out, r),
             Format::Json => {
                 self.buf.clear();
-                r.write_json(&mut self.buf).map_err(io::Error::from)?;
+                let out = &mut self.out;
+                r.write_json(&mut self.buf, &mut |piece| out.write_all(piece))
+                    .map_err(io::Error::from)?;
                 self.buf.push(b'\n');
-                let r = self.out.write_all(&self.buf);
-                // Keep a large record's buffer only while records stay large.
-                if self.buf.capacity() > 1 << 20 && self.buf.len() < 1 << 16 {
-                    self.buf = Vec::new();
-                }
-                r
+                self.out.write_all(&self.buf)
             }
         }
     }

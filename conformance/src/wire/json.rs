@@ -336,14 +336,25 @@ impl<'r> HeaderJson<'r> {
 /// of its time here on a big reply: serde_json writes each key and string through its escaper and
 /// each piece through `io::Write`; here a string with nothing to escape is one copy, and only
 /// strings that need escaping (or floats) go through serde_json.
-pub(crate) fn write_item(out: &mut Vec<u8>, item: Item<'_, '_>) -> serde_json::Result<()> {
-    write_item_in(out, item, &mut Names::new())
+///
+/// `spill` takes what is written so far whenever more than [`SPILL`] bytes are waiting (between
+/// array elements), so a big body's JSON is never held whole: memory stays bounded by the frame.
+pub(crate) fn write_item(
+    out: &mut Vec<u8>,
+    item: Item<'_, '_>,
+    spill: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
+) -> serde_json::Result<()> {
+    write_item_in(out, item, &mut Names::new(), spill)
 }
+
+/// Bytes of JSON a record holds before handing them on.
+pub(crate) const SPILL: usize = 64 * 1024;
 
 fn write_item_in(
     out: &mut Vec<u8>,
     item: Item<'_, '_>,
     names: &mut Names,
+    spill: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
 ) -> serde_json::Result<()> {
     match item.get() {
         ItemKind::Int(i) => out.extend_from_slice(itoa::Buffer::new().format(i).as_bytes()),
@@ -372,7 +383,11 @@ fn write_item_in(
                 if i > 0 {
                     out.push(b',');
                 }
-                write_item_in(out, v, names)?;
+                write_item_in(out, v, names, spill)?;
+                if out.len() > SPILL {
+                    spill(out).map_err(serde_json::Error::io)?;
+                    out.clear();
+                }
             }
             out.push(b']');
         }
@@ -384,7 +399,7 @@ fn write_item_in(
                 }
                 names.write(out, name)?;
                 out.push(b':');
-                write_item_in(out, v, names)?;
+                write_item_in(out, v, names, spill)?;
             }
             out.push(b'}');
         }
@@ -394,16 +409,16 @@ fn write_item_in(
             value,
         } => {
             out.extend_from_slice(b"{\"discriminant\":");
-            write_item_in(out, discriminant, names)?;
+            write_item_in(out, discriminant, names, spill)?;
             if let Some(arm) = arm {
                 out.push(b',');
                 names.write(out, arm)?;
                 out.push(b':');
-                write_item_in(out, value, names)?;
+                write_item_in(out, value, names, spill)?;
             }
             out.push(b'}');
         }
-        ItemKind::Optional(Some(v)) => write_item_in(out, v, names)?,
+        ItemKind::Optional(Some(v)) => write_item_in(out, v, names, spill)?,
         _ => out.extend_from_slice(b"null"),
     }
     Ok(())
@@ -574,7 +589,10 @@ mod tests {
             .unwrap();
         let tree = s.decode_type(ty, &bytes, 0, &l, Compat::Libvirt).unwrap();
         let mut fast = Vec::new();
-        write_item(&mut fast, tape.root()).unwrap();
+        write_item(&mut fast, tape.root(), &mut |_| {
+            unreachable!("a small value")
+        })
+        .unwrap();
         let fast = String::from_utf8(fast).unwrap();
         assert_eq!(fast, serde_json::to_string(&ItemJson(tape.root())).unwrap());
         assert_eq!(fast, serde_json::to_string(&ValueJson(&tree)).unwrap());

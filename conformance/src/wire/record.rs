@@ -307,7 +307,14 @@ impl Record<'_> {
     /// The record as one line of JSON (no newline), appended to `out`: the same text as
     /// `serde_json::to_writer(out, self)`, with a tape body written by [`super::json::write_item`] rather
     /// than through serde (most of `decode --format json`'s time on a big reply).
-    pub(crate) fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+    ///
+    /// A big body's JSON goes to `spill` in pieces as it is written (see [`super::json::SPILL`]);
+    /// what is in `out` at the end follows what `spill` took.
+    pub(crate) fn write_json(
+        &self,
+        out: &mut Vec<u8>,
+        spill: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
+    ) -> serde_json::Result<()> {
         if let Record::Message(msg) = self
             && let BodyOut::Tape { tape, .. } = &msg.body
         {
@@ -324,7 +331,7 @@ impl Record<'_> {
                 return Err(serde::ser::Error::custom("a JSON map did not end with `}`"));
             }
             out.extend_from_slice(b",\"body\":");
-            super::json::write_item(out, tape.root())?;
+            super::json::write_item(out, tape.root(), spill)?;
             out.extend_from_slice(b",\"error\":");
             serde_json::to_writer(&mut *out, &msg.error_json())?;
             out.push(b'}');
