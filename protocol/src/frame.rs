@@ -778,7 +778,11 @@ mod tests {
             v.push((call(MessageType::ReplyWithFds, Some(8), 4), s, compat));
             // Exactly the largest frame the limits allow, with and without an FD count.
             v.push((call(MessageType::Reply, None, 4096 - 24), s, compat));
-            v.push((call(MessageType::CallWithFds, Some(1), 4096 - 28), s, compat));
+            v.push((
+                call(MessageType::CallWithFds, Some(1), 4096 - 28),
+                s,
+                compat,
+            ));
         }
         let unknown = FrameBuilder::call(REMOTE_PROGRAM, 3, 9)
             .msg_type(MessageType::Unknown(9))
@@ -805,12 +809,29 @@ mod tests {
         };
         vec![
             ("no length word", vec![0, 0, 0], d, Compat::Strict),
-            ("bytes after the frame", with(&good, &[0; 4]), d, Compat::Strict),
-            ("the frame cut short", good[..good.len() - 1].to_vec(), d, Compat::Strict),
-            ("length word 3", with(&3u32.to_be_bytes(), &[0; 24]), d, Compat::Libvirt),
+            (
+                "bytes after the frame",
+                with(&good, &[0; 4]),
+                d,
+                Compat::Strict,
+            ),
+            (
+                "the frame cut short",
+                good[..good.len() - 1].to_vec(),
+                d,
+                Compat::Strict,
+            ),
+            (
+                "length word 3",
+                with(&3u32.to_be_bytes(), &[0; 24]),
+                d,
+                Compat::Libvirt,
+            ),
             (
                 "length word 27",
-                FrameBuilder::call(REMOTE_PROGRAM, 1, 1).length_word(27).build_unchecked()[..27]
+                FrameBuilder::call(REMOTE_PROGRAM, 1, 1)
+                    .length_word(27)
+                    .build_unchecked()[..27]
                     .to_vec(),
                 d,
                 Compat::Libvirt,
@@ -840,7 +861,12 @@ mod tests {
                 Compat::Strict,
             ),
             ("an FD count over the limit", fds(9), s, Compat::Libvirt),
-            ("an FD count over the default limit", fds(33), d, Compat::Libvirt),
+            (
+                "an FD count over the default limit",
+                fds(33),
+                d,
+                Compat::Libvirt,
+            ),
             (
                 "no room for the FD count",
                 FrameBuilder::call(REMOTE_PROGRAM, 1, 1)
@@ -903,7 +929,10 @@ mod tests {
         );
         // Two bytes of a third frame: not even its length word, so at least a header's worth.
         buf.truncate(30);
-        let e = frames(&buf, &l, Compat::Strict).nth(1).unwrap().unwrap_err();
+        let e = frames(&buf, &l, Compat::Strict)
+            .nth(1)
+            .unwrap()
+            .unwrap_err();
         assert_eq!(
             (e.kind(), e.offset()),
             (
