@@ -523,6 +523,7 @@ fn decoded_frames_keep_their_bytes_fd_count_and_stream_offset_in_any_chunking() 
         for ((f, want), at) in got.iter().zip(&fs).zip(offsets) {
             assert_eq!(f.bytes(), &want[..], "{chunks:?}");
             assert_eq!(f.stream_offset(), at, "{chunks:?}");
+            assert_eq!(f.header(), &Header::peek(want).header().unwrap());
             assert_eq!(f.frame(), Frame::decode(want, &l, Compat::Strict).unwrap());
         }
         assert_eq!(
