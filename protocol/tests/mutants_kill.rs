@@ -604,6 +604,9 @@ fn a_feed_moves_the_held_bytes_only_once_half_the_buffer_is_spent() {
     );
     assert_eq!(d.pending(), [&frame[..], &frame[..], &frame[..2]].concat());
     d.next_frame().unwrap().unwrap(); // now two of three: more than half spent
+    let at = d.pending().as_ptr();
+    d.feed(&[]);
+    assert_eq!(d.pending().as_ptr(), at, "an empty feed does nothing");
     d.feed(&frame[2..]);
     assert_eq!(d.capacity(), room, "the spent room is reused");
     assert_eq!(d.buffered(), 72);
