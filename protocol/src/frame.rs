@@ -914,7 +914,8 @@ mod tests {
         let l = Limits::default();
         let mut buf = FrameBuilder::call(REMOTE_PROGRAM, 1, 1).encode(&l).unwrap();
         buf.extend_from_slice(&FrameBuilder::call(REMOTE_PROGRAM, 2, 2).encode(&l).unwrap()[..10]);
-        let v: Vec<_> = frames(&buf, &l, Compat::Strict).collect();
+        // `take`: an iterator that does not advance fails here rather than running forever.
+        let v: Vec<_> = frames(&buf, &l, Compat::Strict).take(5).collect();
         assert_eq!(v.len(), 2);
         assert!(v[0].is_ok());
         let e = v[1].as_ref().unwrap_err();

@@ -511,6 +511,7 @@ fn decoded_frames_keep_their_bytes_fd_count_and_stream_offset_in_any_chunking() 
             fed += n;
             while let Some(f) = d.next_frame().unwrap() {
                 got.push(f);
+                assert!(got.len() <= fs.len(), "more frames out than in");
                 assert_eq!(
                     d.consumed(),
                     got.iter().map(|f| f.bytes().len() as u64).sum()
@@ -566,6 +567,7 @@ fn a_decoder_fed_and_drained_forever_holds_a_bounded_buffer() {
             while let Some(f) = d.next_frame().unwrap() {
                 assert_eq!(f.bytes(), &frame[..]);
                 taken += 1;
+                assert!(taken <= 400, "more frames out than in");
             }
             assert!(d.buffered() < 36 + chunk);
             assert!(
