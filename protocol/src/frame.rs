@@ -910,6 +910,22 @@ mod tests {
     }
 
     #[test]
+    fn decoder_hands_out_frames_fed_together_in_order() {
+        let l = Limits::default();
+        let mut d = FrameDecoder::new(&l, Compat::Strict);
+        let serials = [1u32, 2, 3];
+        for s in serials {
+            d.feed(&FrameBuilder::call(REMOTE_PROGRAM, 1, s).encode(&l).unwrap());
+        }
+        d.feed(&[0, 0]);
+        for s in serials {
+            assert_eq!(d.next_frame().unwrap().unwrap().header().serial, s);
+        }
+        assert_eq!(d.next_frame().unwrap(), None);
+        assert_eq!((d.consumed(), d.buffered()), (84, 2));
+    }
+
+    #[test]
     fn frames_iterator_reports_truncation() {
         let l = Limits::default();
         let mut buf = FrameBuilder::call(REMOTE_PROGRAM, 1, 1).encode(&l).unwrap();
