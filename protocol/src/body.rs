@@ -612,5 +612,11 @@ mod tests {
         assert_eq!(KeepaliveProc::from_raw(2).name(), "PONG");
         assert_eq!(KeepaliveProc::from_raw(3).to_string(), "UNKNOWN(3)");
         assert!(!KeepaliveProc::from_raw(3).is_known());
+        // PING and PONG are the two procedures libvirt answers; a judge names them only if known.
+        assert!(KeepaliveProc::from_raw(1).is_known());
+        assert!(KeepaliveProc::from_raw(2).is_known());
+        // A role prints as its struct suffix (report and JSON output use it).
+        let printed: Vec<String> = BodyRole::ALL.iter().map(|r| r.to_string()).collect();
+        assert_eq!(printed, ["args", "ret", "msg"]);
     }
 }

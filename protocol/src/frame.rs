@@ -81,23 +81,35 @@ impl<'a> Frame<'a> {
     /// Decode exactly one frame from `buf`: the length word must equal `buf.len()`.
     #[inline]
     pub fn decode(buf: &'a [u8], limits: &Limits, compat: Compat) -> Result<Frame<'a>> {
-        if let Some(len) = Header::len_word(buf)
-            && len as usize == buf.len()
-            && buf.len() >= MIN_FRAME
-            && buf.len() as u64 <= limits.frame_max()
-            && let Some((header, nfds, payload_at)) = decode_head_valid(buf, limits, compat)
-        {
-            return Ok(Frame {
-                header,
-                nfds,
-                payload: &buf[payload_at..],
-                bytes: buf,
-            });
+        match Frame::decode_valid(buf, limits, compat) {
+            Some(frame) => Ok(frame),
+            None => Frame::decode_slow(buf, limits, compat),
         }
-        Frame::decode_slow(buf, limits, compat)
     }
 
-    /// [`Frame::decode`] for a frame the fast path did not accept: the errors, and nothing else.
+    /// The fast path of [`Frame::decode`]: the frame when `buf` is exactly one frame that decodes,
+    /// `None` otherwise (and [`Frame::decode_slow`] says why). It must take every frame that
+    /// decodes: a unit test holds it to that.
+    #[inline]
+    fn decode_valid(buf: &'a [u8], limits: &Limits, compat: Compat) -> Option<Frame<'a>> {
+        let len = Header::len_word(buf)?;
+        if len as usize != buf.len()
+            || buf.len() < MIN_FRAME
+            || buf.len() as u64 > limits.frame_max()
+        {
+            return None;
+        }
+        let (header, nfds, payload_at) = decode_head_valid(buf, limits, compat)?;
+        Some(Frame {
+            header,
+            nfds,
+            payload: &buf[payload_at..],
+            bytes: buf,
+        })
+    }
+
+    /// [`Frame::decode`] for a frame the fast path did not accept: the errors. On its own it is a
+    /// whole decoder (the fast path is only a shortcut to the same frames).
     #[cold]
     #[inline(never)]
     fn decode_slow(buf: &'a [u8], limits: &Limits, compat: Compat) -> Result<Frame<'a>> {
@@ -733,15 +745,220 @@ mod tests {
         assert_eq!(d.pending(), &[0, 0, 0, 3, 0xaa]);
     }
 
+    fn small_limits() -> Limits {
+        Limits::builder()
+            .message_max(4096)
+            .stream_chunk(1024)
+            .fds_max(8)
+            .build()
+            .unwrap()
+    }
+
+    /// Frames that decode, with the limits and mode they decode under: every type (with and without
+    /// an FD count, at 0 and at the limit), status, payload sizes from none to the largest the
+    /// limits allow, and unknown type and status values in libvirt mode.
+    fn frames_that_decode() -> Vec<(Vec<u8>, Limits, Compat)> {
+        let d = Limits::default();
+        let s = small_limits();
+        let call = |t, nfds: Option<u32>, payload: usize| {
+            FrameBuilder::call(REMOTE_PROGRAM, 3, 9)
+                .msg_type(t)
+                .nfds(nfds)
+                .payload(vec![0x5a; payload])
+                .build_unchecked()
+        };
+        let mut v = Vec::new();
+        for compat in [Compat::Strict, Compat::Libvirt] {
+            v.push((call(MessageType::Call, None, 0), d, compat));
+            v.push((call(MessageType::Reply, None, 8), d, compat));
+            v.push((call(MessageType::Message, None, 100), d, compat));
+            v.push((call(MessageType::Stream, None, 3), d, compat));
+            v.push((call(MessageType::CallWithFds, Some(0), 0), d, compat));
+            v.push((call(MessageType::CallWithFds, Some(32), 12), d, compat));
+            v.push((call(MessageType::ReplyWithFds, Some(8), 4), s, compat));
+            // Exactly the largest frame the limits allow, with and without an FD count.
+            v.push((call(MessageType::Reply, None, 4096 - 24), s, compat));
+            v.push((
+                call(MessageType::CallWithFds, Some(1), 4096 - 28),
+                s,
+                compat,
+            ));
+        }
+        let unknown = FrameBuilder::call(REMOTE_PROGRAM, 3, 9)
+            .msg_type(MessageType::Unknown(9))
+            .status(MessageStatus::Unknown(77))
+            .payload(vec![1; 4])
+            .build_unchecked();
+        v.push((unknown, d, Compat::Libvirt));
+        v
+    }
+
+    /// Bytes that are not exactly one frame that decodes (each for the reason named).
+    fn frames_that_do_not_decode() -> Vec<(&'static str, Vec<u8>, Limits, Compat)> {
+        let d = Limits::default();
+        let s = small_limits();
+        let good = FrameBuilder::call(REMOTE_PROGRAM, 1, 1)
+            .payload(vec![0; 8])
+            .build_unchecked();
+        let with = |f: &[u8], more: &[u8]| [f, more].concat();
+        let fds = |n| {
+            FrameBuilder::call(REMOTE_PROGRAM, 1, 1)
+                .msg_type(MessageType::CallWithFds)
+                .nfds(Some(n))
+                .build_unchecked()
+        };
+        vec![
+            ("no length word", vec![0, 0, 0], d, Compat::Strict),
+            (
+                "bytes after the frame",
+                with(&good, &[0; 4]),
+                d,
+                Compat::Strict,
+            ),
+            (
+                "the frame cut short",
+                good[..good.len() - 1].to_vec(),
+                d,
+                Compat::Strict,
+            ),
+            (
+                "length word 3",
+                with(&3u32.to_be_bytes(), &[0; 24]),
+                d,
+                Compat::Libvirt,
+            ),
+            (
+                "length word 27",
+                FrameBuilder::call(REMOTE_PROGRAM, 1, 1)
+                    .length_word(27)
+                    .build_unchecked()[..27]
+                    .to_vec(),
+                d,
+                Compat::Libvirt,
+            ),
+            (
+                "one byte over the limit",
+                FrameBuilder::call(REMOTE_PROGRAM, 1, 1)
+                    .payload(vec![0; 4096 - 23])
+                    .build_unchecked(),
+                s,
+                Compat::Libvirt,
+            ),
+            (
+                "unknown type, strict",
+                FrameBuilder::call(REMOTE_PROGRAM, 1, 1)
+                    .msg_type(MessageType::Unknown(9))
+                    .build_unchecked(),
+                d,
+                Compat::Strict,
+            ),
+            (
+                "unknown status, strict",
+                FrameBuilder::call(REMOTE_PROGRAM, 1, 1)
+                    .status(MessageStatus::Unknown(77))
+                    .build_unchecked(),
+                d,
+                Compat::Strict,
+            ),
+            ("an FD count over the limit", fds(9), s, Compat::Libvirt),
+            (
+                "an FD count over the default limit",
+                fds(33),
+                d,
+                Compat::Libvirt,
+            ),
+            (
+                "no room for the FD count",
+                FrameBuilder::call(REMOTE_PROGRAM, 1, 1)
+                    .msg_type(MessageType::CallWithFds)
+                    .nfds(None)
+                    .build_unchecked(),
+                d,
+                Compat::Libvirt,
+            ),
+        ]
+    }
+
+    /// The fast paths are what make decoding fast: they must take every frame that decodes (a
+    /// fast path that falls back to the slow one would give the same answers, slowly), and agree
+    /// with the slow paths, which on their own are whole decoders.
+    #[test]
+    fn fast_paths_take_every_frame_that_decodes() {
+        for (f, l, compat) in frames_that_decode() {
+            let slow = Frame::decode_slow(&f, &l, compat)
+                .unwrap_or_else(|e| panic!("{compat:?} {:02x?}: {e}", &f[..32.min(f.len())]));
+            assert_eq!(Frame::decode_valid(&f, &l, compat), Some(slow), "{slow:?}");
+            assert_eq!(Frame::decode(&f, &l, compat), Ok(slow));
+            let head = decode_head_slow(&f, &l, compat).unwrap();
+            assert_eq!(head, (slow.header, slow.nfds, slow.payload_offset()));
+            assert_eq!(decode_head_valid(&f, &l, compat), Some(head), "{slow:?}");
+        }
+    }
+
+    /// …and refuse everything else, leaving the error to the slow paths.
+    #[test]
+    fn fast_paths_refuse_what_does_not_decode() {
+        for (why, f, l, compat) in frames_that_do_not_decode() {
+            assert_eq!(Frame::decode_valid(&f, &l, compat), None, "{why}");
+            let e = Frame::decode_slow(&f, &l, compat).expect_err(why);
+            assert_eq!(Frame::decode(&f, &l, compat), Err(e), "{why}");
+            if let Err(e) = decode_head_slow(&f, &l, compat) {
+                assert_eq!(decode_head_valid(&f, &l, compat), None, "{why}: {e}");
+                assert_eq!(decode_head(&f, &l, compat), Err(e), "{why}");
+            }
+        }
+    }
+
+    #[test]
+    fn decoder_hands_out_frames_fed_together_in_order() {
+        let l = Limits::default();
+        let mut d = FrameDecoder::new(&l, Compat::Strict);
+        let serials = [1u32, 2, 3];
+        for s in serials {
+            d.feed(&FrameBuilder::call(REMOTE_PROGRAM, 1, s).encode(&l).unwrap());
+        }
+        d.feed(&[0, 0]);
+        for s in serials {
+            assert_eq!(d.next_frame().unwrap().unwrap().header().serial, s);
+        }
+        assert_eq!(d.next_frame().unwrap(), None);
+        assert_eq!((d.consumed(), d.buffered()), (84, 2));
+    }
+
     #[test]
     fn frames_iterator_reports_truncation() {
         let l = Limits::default();
         let mut buf = FrameBuilder::call(REMOTE_PROGRAM, 1, 1).encode(&l).unwrap();
         buf.extend_from_slice(&FrameBuilder::call(REMOTE_PROGRAM, 2, 2).encode(&l).unwrap()[..10]);
-        let v: Vec<_> = frames(&buf, &l, Compat::Strict).collect();
+        // `take`: an iterator that does not advance fails here rather than running forever.
+        let v: Vec<_> = frames(&buf, &l, Compat::Strict).take(5).collect();
         assert_eq!(v.len(), 2);
         assert!(v[0].is_ok());
         let e = v[1].as_ref().unwrap_err();
         assert_eq!(e.offset(), 28);
+        // The second frame's length word is in: it needs 28 bytes and 10 are there.
+        assert_eq!(
+            e.kind(),
+            &ErrorKind::Truncated {
+                needed: 28,
+                available: 10
+            }
+        );
+        // Two bytes of a third frame: not even its length word, so at least a header's worth.
+        buf.truncate(30);
+        let e = frames(&buf, &l, Compat::Strict)
+            .nth(1)
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(
+            (e.kind(), e.offset()),
+            (
+                &ErrorKind::Truncated {
+                    needed: 28,
+                    available: 2
+                },
+                28
+            )
+        );
     }
 }
