@@ -4,6 +4,7 @@
 #
 #   scripts/bench.sh            everything (criterion benches, whole-process runs, scaling)
 #   BENCH_RUNS=N                whole-process runs per command (default 5; medians are reported)
+#   BENCH_SKIP_CRITERION=1      reuse target/criterion's last results (only the whole-process runs)
 #   BENCH_CAPTURE=FILE          the big capture (default target/bench-inputs/big.pcapng, made with
 #                               `scripts/capture.sh big FILE 2000 64` against a private libvirtd)
 #
@@ -38,10 +39,14 @@ if [ ! -s "$big" ]; then
     scripts/capture.sh big "$big" 2000 64
 fi
 
-say "criterion: benches/decode.rs"
-cargo bench -q -p virtwire-benches --bench decode "${features[@]}" >&2
-say "criterion: benches/stream.rs (reassembly, 32 MiB and 1 GiB; about 4 GiB of memory at the peak)"
-VIRTWIRE_BENCH_GIB=1 cargo bench -q -p virtwire-benches --bench stream -- 'stream_reassemble/.*/(32|1024)MiB' >&2
+if [ "${BENCH_SKIP_CRITERION:-0}" = 1 ]; then
+    say "criterion: skipped (BENCH_SKIP_CRITERION=1): the table uses target/criterion's last results"
+else
+    say "criterion: benches/decode.rs"
+    cargo bench -q -p virtwire-benches --bench decode "${features[@]}" >&2
+    say "criterion: benches/stream.rs (reassembly, 32 MiB and 1 GiB; about 4 GiB of memory at the peak)"
+    VIRTWIRE_BENCH_GIB=1 cargo bench -q -p virtwire-benches --bench stream -- 'stream_reassemble/.*/(32|1024)MiB' >&2
+fi
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -132,8 +137,8 @@ if ot is not None:
 lh, oh, of = est("header", "frame_header_libvirt"), est("header", "frame_header_ours"), est("header", "frames_ours_1000")
 f = lambda ns: "—" if ns is None else f"{ns:.1f} ns"
 print(f"| frame + header per message vs DecodeLength + DecodeHeader | {f(lh)} | {f(oh)} (stream: {f(None if of is None else of / 1000)}) | {ratio(lh, oh)} | ≥ 10×, ≤ 10 ns |")
-for size, label in (("1024MiB", "1 GiB"), ("32MiB", "32 MiB")):
-    mc, asm, zc = (est("stream_reassemble", n, size) for n in ("memcpy", "assemble", "zero_copy"))
+for stream_size, label in (("1024MiB", "1 GiB"), ("32MiB", "32 MiB")):
+    mc, asm, zc = (est("stream_reassemble", n, stream_size) for n in ("memcpy", "assemble", "zero_copy"))
     share = "—" if None in (mc, asm) else f"{mc / asm * 100:.0f}% of memcpy"
     print(f"| stream reassembly, {label} in 262,120-byte frames (assembled) vs memcpy | {ms(mc)} | {ms(asm)} (zero-copy {ms(zc)}) | {share} | ≥ 50% |")
 lm, lx, et = est("encode", "libvirt_message", "2000"), est("encode", "libvirt_xdr", "2000"), est("encode", "tree", "2000")
