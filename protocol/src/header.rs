@@ -658,6 +658,31 @@ impl fmt::Display for Header {
 #[cfg(test)]
 mod tests {
 
+    /// Each message type's name (what users see as `type_name`) and which side sends it.
+    #[test]
+    fn message_types_name_themselves_and_their_sender() {
+        use MessageType::*;
+        let table = [
+            (Call, "CALL", true, false, false),
+            (Reply, "REPLY", false, true, false),
+            (Message, "MESSAGE", false, false, false),
+            (Stream, "STREAM", false, false, false),
+            (CallWithFds, "CALL_WITH_FDS", true, false, true),
+            (ReplyWithFds, "REPLY_WITH_FDS", false, true, true),
+            (StreamHole, "STREAM_HOLE", false, false, false),
+            (Unknown(9), "UNKNOWN", false, false, false),
+        ];
+        for (t, name, call, reply, fds) in table {
+            assert_eq!(t.name(), name);
+            assert_eq!(
+                (t.is_call(), t.is_reply(), t.has_fds()),
+                (call, reply, fds),
+                "{name}"
+            );
+            assert_eq!(MessageType::from_raw(t.raw()), t, "{name}");
+        }
+    }
+
     #[test]
     fn overwrite_replaces_only_the_header() {
         let mut frame = vec![0, 0, 0, 32];
