@@ -623,9 +623,7 @@ impl Schema {
             overflow: false,
         };
         let g = self.graph(limits);
-        let mut c = Scan::new(payload, compat);
-        if self.program.run(&g, &mut b, &mut c, ty.0, 0).is_ok() && c.is_done(compat) && !b.overflow
-        {
+        if self.fast(&g, &mut b, ty, payload, compat) && !b.overflow {
             return Ok(Tape::new(b.nodes, payload, &self.types));
         }
         // The full walk: the fast path bailed (an error, or something it leaves to the walk).
@@ -642,6 +640,27 @@ impl Schema {
         Ok(Tape::new(b.nodes, payload, &self.types))
     }
 
+    /// The fast path (schema/program.rs) over all of `payload` as one `ty`: true when it took the
+    /// whole body (strict mode: no byte left over); false when the full walk must decide.
+    #[inline]
+    fn fast<'a, B>(
+        &'a self,
+        g: &Graph<'a>,
+        b: &mut B,
+        ty: TypeId,
+        payload: &'a [u8],
+        compat: Compat,
+    ) -> bool
+    where
+        B: codec::Build<'a, V = ()>,
+        B::Seq: Copy,
+        B::Rec: Copy,
+        B::Open: Copy,
+    {
+        let mut c = Scan::new(payload, compat);
+        self.program.run(g, b, &mut c, ty.0, 0).is_ok() && c.is_done(compat)
+    }
+
     /// The fast path alone (schema/program.rs), for the tests that hold it to the full walk:
     /// the validate-only run's verdict and the tape run's tape, `None` where it bails.
     #[doc(hidden)]
@@ -653,18 +672,13 @@ impl Schema {
         compat: Compat,
     ) -> (bool, Option<Tape<'a>>) {
         let g = self.graph(limits);
-        let mut c = Scan::new(payload, compat);
-        let checked =
-            self.program.run(&g, &mut Check, &mut c, ty.0, 0).is_ok() && c.is_done(compat);
+        let checked = self.fast(&g, &mut Check, ty, payload, compat);
         let mut b = TapeBuilder {
             nodes: Vec::new(),
             payload,
             overflow: false,
         };
-        let mut c = Scan::new(payload, compat);
-        let taped = self.program.run(&g, &mut b, &mut c, ty.0, 0).is_ok()
-            && c.is_done(compat)
-            && !b.overflow;
+        let taped = self.fast(&g, &mut b, ty, payload, compat) && !b.overflow;
         (
             checked,
             taped.then(|| Tape::new(b.nodes, payload, &self.types)),
@@ -770,8 +784,7 @@ impl Schema {
         compat: Compat,
     ) -> Result<()> {
         let g = self.graph(limits);
-        let mut c = Scan::new(payload, compat);
-        if self.program.run(&g, &mut Check, &mut c, ty.0, 0).is_ok() && c.is_done(compat) {
+        if self.fast(&g, &mut Check, ty, payload, compat) {
             return Ok(());
         }
         let mut r = Reader::with_base(payload, base, compat);
