@@ -155,6 +155,44 @@ pub struct Outcome {
     pub expected: String,
     /// What the server did.
     pub actual: String,
+    /// What was observed, as facts a known-failing entry's signature is checked against (the runner
+    /// adds the wire's and the server's own; a case adds what only it can see, such as a client's crash).
+    pub facts: Vec<Fact>,
+}
+
+/// One thing observed during a case, in a form a known-failing signature can name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Fact {
+    /// A peer's connection was closed (end of file) with no answer to a call still waiting.
+    Closed,
+    /// A connection was reset.
+    Reset,
+    /// An error body came back (REPLY/ERROR or STREAM/ERROR): `virErrorNumber` and message.
+    Code {
+        /// `virErrorNumber`.
+        code: i32,
+        /// The message, if any.
+        message: String,
+    },
+    /// A process (the server, or the client under test) was killed by this signal (`SIGSEGV`).
+    Signal {
+        /// The signal's name.
+        name: String,
+    },
+    /// A process (the server, or the client under test) exited with this status.
+    Exit {
+        /// The status.
+        status: i32,
+    },
+    /// A process crashed in its runtime (a Go panic, an uncaught Python exception, a Rust panic,
+    /// a sanitizer report): the line that says so.
+    Crash {
+        /// The crash line as the process wrote it.
+        line: String,
+    },
+    /// Nothing came back before the deadline.
+    Hang,
 }
 
 impl Outcome {
@@ -163,7 +201,13 @@ impl Outcome {
             verdict,
             expected: expected.into(),
             actual: actual.into(),
+            facts: Vec::new(),
         }
+    }
+    /// The same outcome with one more observed fact.
+    pub fn with_fact(mut self, fact: Fact) -> Self {
+        self.facts.push(fact);
+        self
     }
     /// The server did what was expected.
     pub fn pass(expected: impl Into<String>, actual: impl Into<String>) -> Self {

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-pub use case::{Case, CaseResult, Level, Outcome, Verdict};
+pub use case::{Case, CaseResult, Fact, Level, Outcome, Verdict};
 pub use ctx::{Connector, Credentials, Ctx, Endpoint, Env, LocalServer, Unavailable};
 pub use lists::{Known, ListError, Pattern};
 
@@ -464,6 +464,7 @@ pub fn run(
                     verdict: Verdict::Omitted,
                     expected: String::new(),
                     actual: format!("needs {n}, which did not pass ({})", done[*n]),
+                    facts: Vec::new(),
                 };
                 finish(next, o, None, &mut reports, &mut done, progress);
                 next += 1;
