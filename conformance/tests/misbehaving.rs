@@ -515,16 +515,32 @@ fn a_failing_open_omits_its_dependents() {
     }
     assert_eq!(rep.exit_code(), runner::EXIT_FAILURES);
 
-    // Listed as known-failing, the same run is as expected.
-    let cfg = Config {
+    // Listed as known-failing with the failure it shows, the same run is as expected.
+    let listed = |sig: &str| Config {
         known_failing: vec![Known {
             pattern: Pattern::new(OPEN, "test").expect("pattern"),
+            signature: Some(runner::Signature::parse(sig).expect("signature")),
             reason: "the fake has no driver".into(),
         }],
         ..calm()
     };
-    let rep = support::run_catalogue(server.addr(), &cfg);
+    let rep = support::run_catalogue(server.addr(), &listed("actual ~ /no connection driver/"));
     assert_eq!(rep.exit_code(), runner::EXIT_OK);
+    // Listed with another failure (the connection closed), it fails differently: unexpected.
+    let rep = support::run_catalogue(server.addr(), &listed("closed"));
+    let open = rep.cases.iter().find(|c| c.case.id == OPEN).expect("open");
+    assert!(open.fails_differently(false), "{:?}", open.known);
+    let differs = open
+        .known
+        .as_ref()
+        .and_then(|k| k.differs.as_deref())
+        .unwrap_or("");
+    assert!(
+        differs.starts_with("expected {closed}, observed {"),
+        "{differs}"
+    );
+    assert!(differs.contains("closed did not hold"), "{differs}");
+    assert_eq!(rep.exit_code(), runner::EXIT_FAILURES);
 }
 
 /// Nothing listens: each case that runs is a harness error, not a failure of the server; exit 3.
@@ -603,6 +619,7 @@ fn a_stale_known_failing_entry_exits_2() {
         run: vec![Pattern::new("framing/one-byte-at-a-time", "test").expect("pattern")],
         known_failing: vec![Known {
             pattern: Pattern::new("framing/one-byte-*", "known-failing:1").expect("pattern"),
+            signature: Some(runner::Signature::parse("closed").expect("signature")),
             reason: "was broken once".into(),
         }],
         ..calm()

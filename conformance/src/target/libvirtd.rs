@@ -400,6 +400,12 @@ impl Libvirtd {
         })
     }
 
+    /// The daemon's exit status, once it ended.
+    pub fn exit_status(&self) -> Option<std::process::ExitStatus> {
+        self.is_alive();
+        lock(&self.running).as_ref().and_then(|r| r.exited)
+    }
+
     /// How the daemon ended, once it did: `exited with status 1`, `was killed by signal 11
     /// (SIGSEGV)`, `was stopped when its lifetime of 1 h ran out`.
     pub fn exit_description(&self) -> Option<String> {

@@ -120,6 +120,15 @@ pub const LOG_KEEP: usize = 256 << 10;
 /// Bursts are merged into one chunk up to this size (so no chunk's buffer grows large).
 const CHUNK_MERGE: usize = 64 << 10;
 
+/// How the other side ended a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ending {
+    /// End of file: it closed the connection.
+    Closed,
+    /// The connection failed (reset, broken pipe…).
+    Reset,
+}
+
 /// The traffic of one connection, shared between the [`Peer`] and whoever reports on it: the
 /// first [`LOG_KEEP`] bytes of each direction, and a count of the rest.
 #[derive(Clone, Debug, Default)]
@@ -128,6 +137,10 @@ pub struct WireLog(Arc<Mutex<LogInner>>);
 #[derive(Debug, Default)]
 struct LogInner {
     chunks: Vec<Chunk>,
+    /// How the connection ended from the other side, once it did.
+    ending: Option<Ending>,
+    /// The other side is the client (the log of a scripted server's connection).
+    theirs_is_client: bool,
     /// Bytes kept, and bytes seen but not kept: [sent, received].
     kept: [usize; 2],
     omitted: [usize; 2],
@@ -169,7 +182,34 @@ impl WireLog {
         }
     }
 
-    /// A copy of the chunks kept so far.
+    /// Add bytes as if a peer had moved them (for tests of what reads a log).
+    #[doc(hidden)]
+    pub fn push_for_test(&self, dir: Dir, bytes: &[u8]) {
+        self.push(dir, Duration::ZERO, bytes);
+    }
+
+    /// Note how the other side ended the connection (the first call counts).
+    pub fn note_ending(&self, how: Ending) {
+        if let Ok(mut l) = self.0.lock() {
+            l.ending.get_or_insert(how);
+        }
+    }
+
+    /// The direction the other side's bytes travel in: server-to-client for a client's connection,
+    /// client-to-server for a scripted server's.
+    pub fn theirs(&self) -> Dir {
+        match self.0.lock() {
+            Ok(l) if l.theirs_is_client => Dir::C2s,
+            _ => Dir::S2c,
+        }
+    }
+
+    /// How the other side ended the connection, if it did (the first ending seen).
+    pub fn ending(&self) -> Option<Ending> {
+        self.0.lock().ok().and_then(|l| l.ending)
+    }
+
+    /// A copy of the kept chunks, in order.
     pub fn chunks(&self) -> Vec<Chunk> {
         self.0
             .lock()
@@ -338,10 +378,14 @@ impl Peer {
     /// reads is judged as the client's. PINGs from the client are answered with PONGs, as libvirtd
     /// does, while [`Peer::auto_pong`] is set.
     pub fn server_side(io: Box<dyn Transport>, judge: Arc<Judge>) -> Self {
-        Peer {
+        let p = Peer {
             sends: Dir::S2c,
             ..Peer::new(io, judge)
+        };
+        if let Ok(mut l) = p.log.0.lock() {
+            l.theirs_is_client = true;
         }
+        p
     }
 
     /// The traffic so far (shared: it keeps growing as the peer is used).
@@ -466,6 +510,7 @@ impl Peer {
             match self.io.read(&mut self.rbuf) {
                 Ok(0) => {
                     self.readable = false;
+                    self.log.note_ending(Ending::Closed);
                     return Event::Closed {
                         unfinished: self.dec.buffered(),
                     };
@@ -488,6 +533,7 @@ impl Peer {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     self.readable = false;
+                    self.log.note_ending(Ending::Reset);
                     return Event::Reset(e.to_string());
                 }
             }
