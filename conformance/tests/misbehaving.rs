@@ -490,6 +490,35 @@ fn keepalive_feature_0_is_unsupported_and_its_cases_omitted() {
     }
     assert_eq!(verdict(&rep, OPEN), Verdict::Pass);
     assert_eq!(rep.exit_code(), runner::EXIT_OK, "{:?}", rep.counts());
+    // The family did not run, and the report says so by family, with the reason.
+    let not_run = virtwire_conformance::report::not_run(&rep);
+    let keepalive: Vec<_> = not_run.iter().filter(|r| r.family == "keepalive").collect();
+    assert!(
+        keepalive
+            .iter()
+            .any(|r| r.verdict == Verdict::Unsupported
+                && r.reason.contains("does not speak keepalive")),
+        "{not_run:?}"
+    );
+    assert!(
+        keepalive
+            .iter()
+            .any(|r| r.verdict == Verdict::Omitted && r.count >= 3),
+        "{not_run:?}"
+    );
+    // Required, the same family is a failure.
+    let cfg = Config {
+        require: vec![Pattern::new("keepalive/*", "--require").expect("pattern")],
+        ..calm()
+    };
+    let rep = support::run_catalogue(server.addr(), &cfg);
+    assert!(
+        rep.unexpected_failures()
+            .any(|c| c.case.id == "keepalive/ping-gets-pong"),
+        "{:?}",
+        rep.counts()
+    );
+    assert_eq!(rep.exit_code(), runner::EXIT_FAILURES);
 }
 
 /// CONNECT_OPEN refused: `dispatch/open` fails, and every case that needs it is omitted rather

@@ -341,8 +341,8 @@ fn terminal_shows_the_tree_details_decoded_wire_and_exit_meaning() {
     assert!(
         t.contains(
             "Not run, by family (`--require GLOB` makes them failures):\n  \
-             transport                              1 unsupported: the target is not TLS\n  \
-             streams                                1 omitted: needs handshake/x, which did not pass (fail)\n"
+             transport  1 unsupported: the target is not TLS\n  \
+             streams    1 omitted: needs handshake/x, which did not pass (fail)\n"
         ),
         "{t}"
     );

@@ -350,26 +350,41 @@ pub fn print(
             "{} (`--require GLOB` makes them failures):",
             paint.paint(Style::Bold, "Not run, by family")
         )?;
-        let mut last = "";
+        // One line per family and verdict: the count, the first reason, and how many others.
+        let fam_width = not_run
+            .iter()
+            .map(|r| r.family.chars().count())
+            .max()
+            .unwrap_or(0);
+        let mut rows: Vec<(&str, Verdict, usize, usize, &str, usize)> = Vec::new();
         for r in &not_run {
-            let fam = if r.family == last {
-                ""
-            } else {
-                r.family.as_str()
-            };
-            last = &r.family;
-            let req = if r.required > 0 {
-                paint.paint(Style::Bad, &format!(" ({} required)", r.required))
+            match rows
+                .iter_mut()
+                .find(|x| x.0 == r.family && x.1 == r.verdict)
+            {
+                Some(x) => {
+                    x.2 += r.count;
+                    x.3 += r.required;
+                    x.5 += 1;
+                }
+                None => rows.push((&r.family, r.verdict, r.count, r.required, &r.reason, 1)),
+            }
+        }
+        for (family, verdict, count, required, reason, reasons) in rows {
+            let req = if required > 0 {
+                paint.paint(Style::Bad, &format!(" ({required} required)"))
             } else {
                 String::new()
             };
+            let others = match reasons {
+                1 => String::new(),
+                n => format!(" (and {})", plural(n - 1, "other reason", "other reasons")),
+            };
             writeln!(
                 out,
-                "  {:<width$}  {} {}{req}: {}",
-                printable(fam),
-                r.count,
-                r.verdict,
-                cut(&r.reason)
+                "  {:<fam_width$}  {count} {verdict}{req}: {}{others}",
+                printable(family),
+                cut(reason)
             )?;
         }
     }
