@@ -827,7 +827,14 @@ fn judge(
         return Outcome::error(format!("the client {e}"));
     }
     if let Some(c) = crash {
-        return Outcome::fail(expected, format!("{}; {c}", run.ending));
+        // A bare signal says it all with the stderr tail; a runtime's crash names its line (for Go,
+        // the `panic:` line, not the goroutine frames that end stderr).
+        let actual = if c.kind == "signal" {
+            words(run)
+        } else {
+            format!("{}; {c}", run.ending)
+        };
+        return Outcome::fail(expected, actual);
     }
     // Keepalive cases for a client that never asked for keepalive.
     let keepalive_off = !obs.keepalive_enabled && obs.connections > 0;

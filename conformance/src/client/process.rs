@@ -102,9 +102,12 @@ pub fn shell_line(argv: &[String]) -> String {
         .join(" ")
 }
 
+/// What [`tail`] sends: the kept head, the kept tail, and how many bytes came in all.
+type Kept = (Vec<u8>, Vec<u8>, u64);
+
 /// Read `r` to its end, keeping the first [`HEAD`] and the last [`TAIL`] bytes (memory bounded by
 /// their sum whatever the client writes); sends them with the total byte count.
-fn tail(mut r: impl Read + Send + 'static) -> mpsc::Receiver<(Vec<u8>, Vec<u8>, u64)> {
+fn tail(mut r: impl Read + Send + 'static) -> mpsc::Receiver<Kept> {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let mut head = Vec::new();
@@ -216,7 +219,7 @@ pub fn run(argv: &[String], deadline: Instant) -> ClientRun {
     // A child the client left behind may hold the pipes open: the group gets one kill, and the
     // output is taken with a bounded wait.
     kill_group(&child);
-    let text = |rx: Option<mpsc::Receiver<(Vec<u8>, Vec<u8>, u64)>>| {
+    let text = |rx: Option<mpsc::Receiver<Kept>>| {
         rx.and_then(|rx| rx.recv_timeout(Duration::from_secs(2)).ok())
             .map(|(h, t, n)| (kept_text(&h, &t, n), n))
             .unwrap_or_default()
