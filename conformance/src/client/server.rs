@@ -30,7 +30,8 @@ use crate::wire::peer::{Event, Peer, Transport, WireLog};
 
 /// REMOTE_PROC_DOMAIN_EVENT_LIFECYCLE: the event the cases send.
 pub const DOMAIN_EVENT_LIFECYCLE: i32 = 107;
-/// VIR_DRV_FEATURE_PROGRAM_KEEPALIVE: the feature a client asks about to use keepalive.
+/// VIR_DRV_FEATURE_PROGRAM_KEEPALIVE (10 in libvirt's `src/libvirt_internal.h`, the first probe of
+/// libvirt's remote driver after CONNECT_OPEN): the feature a client asks about to use keepalive.
 pub const FEATURE_PROGRAM_KEEPALIVE: i64 = 10;
 /// How much of each frame [`Twist::OneByteAtATime`] sends one byte per write.
 const PIECES_PREFIX: usize = 512;
