@@ -216,6 +216,40 @@ fn the_table_is_the_daemons_releases() {
     assert!(what.contains("libvirt 9.0.0"), "{what}");
 }
 
+#[test]
+fn a_conditional_check_is_tried_with_its_condition_met() {
+    // virDomainGetXMLDesc refuses a read-only connection only with VIR_DOMAIN_XML_SECURE: a
+    // server that hands out the secure XML fails the case that sets the flag; without it the call
+    // is not refused.
+    let id = "security/readonly-domain-get-xml-desc-secure";
+    let plain = "security/readonly-domain-get-xml-desc";
+    let fake = FakeRo::start(V9, |_, _| Reply::Error(42, "Domain not found".into()));
+    let Some(report) = run(&fake, &[id, plain]) else {
+        return;
+    };
+    let (v, what) = verdict(&report, id);
+    assert_eq!(v, Verdict::Fail, "{what}");
+    assert!(
+        what.contains("operation forbidden: virDomainGetXMLDesc with secure flag"),
+        "{what}"
+    );
+    let (v, what) = verdict(&report, plain);
+    assert_eq!(v, Verdict::Pass, "{what}");
+    drop(fake);
+    let fake = FakeRo::start(V9, |_, _| {
+        Reply::Error(
+            29,
+            "operation forbidden: virDomainGetXMLDesc with secure flag".into(),
+        )
+    });
+    let report = run(&fake, &[id, plain]).unwrap();
+    let (v, what) = verdict(&report, id);
+    assert_eq!(v, Verdict::Pass, "{what}");
+    // The same refusal without the flag is wrong: libvirt refuses only with it.
+    let (v, what) = verdict(&report, plain);
+    assert_eq!(v, Verdict::Fail, "{what}");
+}
+
 /// Write `files` (path, text) under a fresh temp dir.
 fn tree(files: &[(&str, &str)]) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!(

@@ -12,7 +12,9 @@
 //! code and that exact text, the others must not get the read-only refusal. A call that the API's
 //! argument checks refuse before its read-only check (a zero pid, no new name, no CPU XML, no
 //! descriptor) is retried with arguments that pass them ([`retry_args`]; a descriptor is sent over
-//! the read-only unix socket) before the case says it cannot reach the check.
+//! the read-only unix socket) before the case says it cannot reach the check. A check that applies
+//! only under a condition (`flags & VIR_DOMAIN_XML_SECURE`, `source == …_SRC_AGENT`) has a second
+//! MUST case, `security/readonly-<proc>-<secure|guest|agent>`, that meets it ([`condition_args`]).
 //!
 //! The `@acl:` annotations of remote_protocol.x, with viraccessperm.h's `@anonymous` flags
 //! ([`ANONYMOUS`]; docs/acl.rst), feed a different mechanism: the access-control drivers. Where a
@@ -219,6 +221,30 @@ pub fn cases(schema: &Schema) -> Vec<Case> {
             )
             .needs(&[RO_OPEN]),
         );
+        // A conditional check (`if` in some release's table): the call that meets the condition.
+        let conditional = tables.iter().any(|t| {
+            t.row(&p.name)
+                .is_some_and(|r| matches!(r.refused, Refused::If(_)))
+        });
+        if let Some((suffix, args, what)) = conditional.then(|| condition_args(schema, p)).flatten()
+        {
+            let (name, number) = (p.name.clone(), p.number);
+            out.push(
+                Case::new(
+                    format!("security/readonly-{}-{suffix}", kebab(&p.name)),
+                    Level::Must,
+                    format!(
+                        "MUST (libvirt's own enforcement): {name} with {what} on the read-only \
+                         socket is refused with REPLY/ERROR code {OPERATION_DENIED} as libvirt's \
+                         conditional check says; {}",
+                        table_summary(&p.name, tables)
+                    ),
+                    SRC_RO,
+                    move |ctx| condition_case(ctx, &name, number, &args, what),
+                )
+                .needs(&[RO_OPEN]),
+            );
+        }
         // The annotation's own case, where it and some release's check disagree.
         let Ok(perm) = write_permission(p) else {
             continue;
@@ -766,6 +792,150 @@ fn must_case(ctx: &mut Ctx<'_>, plan: &Plan) -> Result<Outcome, Outcome> {
                 Outcome::pass(expected, actual)
             }
         }
+    })
+}
+
+/// A conditional check's case: the ID suffix, the encoded arguments (or why they do not encode),
+/// and the condition in words.
+type Condition = (&'static str, Result<Vec<u8>, String>, &'static str);
+
+/// Arguments that meet the condition of a conditional read-only check (the `if` rows of the
+/// table): the ID suffix, the arguments, and the condition in words. The flag values are libvirt's
+/// (include/libvirt/libvirt-domain.h: VIR_DOMAIN_XML_SECURE = 1, VIR_DOMAIN_VCPU_GUEST = 8,
+/// VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_AGENT = 1; VIR_DOMAIN_SAVE_IMAGE_XML_SECURE and
+/// VIR_DOMAIN_SNAPSHOT_XML_SECURE = VIR_DOMAIN_XML_SECURE; libvirt-domain-checkpoint.h:
+/// VIR_DOMAIN_CHECKPOINT_XML_SECURE = 1).
+fn condition_args(schema: &Schema, p: &Procedure) -> Option<Condition> {
+    let named = |what: &'static [u8]| {
+        Value::Struct(vec![("name", Value::String(what)), ("dom", any_domain())])
+    };
+    let (suffix, value, what) = match p.name.as_str() {
+        "DOMAIN_GET_XML_DESC" => (
+            "secure",
+            Value::Struct(vec![("dom", any_domain()), ("flags", Value::UInt(1))]),
+            "flags VIR_DOMAIN_XML_SECURE",
+        ),
+        "DOMAIN_MANAGED_SAVE_GET_XML_DESC" => (
+            "secure",
+            Value::Struct(vec![("dom", any_domain()), ("flags", Value::UInt(1))]),
+            "flags VIR_DOMAIN_SAVE_IMAGE_XML_SECURE",
+        ),
+        "DOMAIN_SNAPSHOT_GET_XML_DESC" => (
+            "secure",
+            Value::Struct(vec![
+                ("snap", named(b"virtwire-ro")),
+                ("flags", Value::UInt(1)),
+            ]),
+            "flags VIR_DOMAIN_SNAPSHOT_XML_SECURE",
+        ),
+        "DOMAIN_CHECKPOINT_GET_XML_DESC" => (
+            "secure",
+            Value::Struct(vec![
+                ("checkpoint", named(b"virtwire-ro")),
+                ("flags", Value::UInt(1)),
+            ]),
+            "flags VIR_DOMAIN_CHECKPOINT_XML_SECURE",
+        ),
+        "DOMAIN_GET_VCPUS_FLAGS" => (
+            "guest",
+            Value::Struct(vec![("dom", any_domain()), ("flags", Value::UInt(8))]),
+            "flags VIR_DOMAIN_VCPU_GUEST",
+        ),
+        "DOMAIN_INTERFACE_ADDRESSES" => (
+            "agent",
+            Value::Struct(vec![
+                ("dom", any_domain()),
+                ("source", Value::UInt(1)),
+                ("flags", Value::UInt(0)),
+            ]),
+            "source VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_AGENT",
+        ),
+        _ => return None,
+    };
+    let (_, ty) = p.args.as_ref()?;
+    let mut args = Vec::new();
+    let encoded = schema
+        .encode_type(*ty, &value, &mut args, &Limits::default())
+        .map(|()| args)
+        .map_err(|e| {
+            format!(
+                "the arguments for {} with {what} do not encode: {e}",
+                p.name
+            )
+        });
+    Some((suffix, encoded, what))
+}
+
+/// What libvirt answers a read-only call that meets `row`'s condition: a `virCheckReadOnlyGoto`
+/// under an `if` gives its usual text; the XML getters' own test of VIR_CONNECT_RO with the
+/// secure flag reports "operation forbidden: virDomainGetXMLDesc with secure flag"
+/// (src/libvirt-domain.c virDomainGetXMLDesc and its siblings).
+fn conditional_refusal_text(row: &Row) -> String {
+    match &row.refused {
+        Refused::If(c) if c.contains("VIR_CONNECT_RO") => {
+            format!("operation forbidden: {} with secure flag", row.api)
+        }
+        _ => row.refusal_text(),
+    }
+}
+
+/// `security/readonly-<proc>-<suffix>`: a call that meets a conditional check's condition is
+/// refused as libvirt's source says.
+fn condition_case(
+    ctx: &mut Ctx<'_>,
+    name: &str,
+    number: i32,
+    args: &Result<Vec<u8>, String>,
+    what: &str,
+) -> Result<Outcome, Outcome> {
+    let args = args.as_ref().map_err(|e| Outcome::error(e.clone()))?;
+    let (mut peer, ep) = ctx.connect_to(Endpoint::ReadOnly)?;
+    ctx.open_as(&mut peer, ep.open_name().as_deref())?;
+    let (table, why) = ro_table(ctx, &mut peer)?;
+    let s = ctx.call(&mut peer, REMOTE_PROGRAM, number, args)?;
+    let r = ctx.expect_reply(&mut peer, s)?;
+    let actual = with_notes(&r, &why.into_iter().collect::<Vec<_>>());
+    let Some(row) = table.row(name) else {
+        return Ok(Outcome::unsupported(format!(
+            "libvirt {}'s read-only table has no row for {name}; the server answered {actual}",
+            table.version
+        )));
+    };
+    if row.refused == Refused::No {
+        // This release has no check at all: the condition changes nothing.
+        let expected = format!(
+            "not refused for read-only access with {what} (libvirt {}: no read-only check in {}, \
+             {})",
+            table.version, row.api, row.at
+        );
+        return Ok(if is_ro_refusal(&r) {
+            Outcome::fail(expected, actual)
+        } else {
+            Outcome::pass(expected, actual)
+        });
+    }
+    let text = conditional_refusal_text(row);
+    let expected = format!(
+        "REPLY/ERROR code {OPERATION_DENIED} {text:?} (libvirt {}: {}{})",
+        table.version,
+        row.at,
+        match &row.refused {
+            Refused::If(c) => format!(", when {c}"),
+            _ => String::new(),
+        }
+    );
+    let exact = r.header.status == MessageStatus::Error
+        && r.error.as_ref().is_some_and(|e| {
+            e.code == OPERATION_DENIED && e.message.as_deref().map(str::trim) == Some(text.as_str())
+        });
+    Ok(if exact {
+        Outcome::pass(expected, actual)
+    } else if let Some(why) = argument_refusal(&r) {
+        Outcome::unsupported(format!(
+            "the API's argument checks refuse the call before its read-only check: {why}; {actual}"
+        ))
+    } else {
+        Outcome::fail(expected, actual)
     })
 }
 
