@@ -64,6 +64,9 @@ impl Transport for Connection {
     fn shutdown_write(&mut self) -> std::io::Result<()> {
         self.shutdown(std::net::Shutdown::Write)
     }
+    fn send_fd(&mut self, fd: std::os::fd::BorrowedFd<'_>) -> std::io::Result<()> {
+        Connection::send_fd(self, fd)
+    }
 }
 
 /// A target URI as the runner's [`Connector`]: the target itself (with the endpoints beside it) or

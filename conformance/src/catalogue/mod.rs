@@ -36,6 +36,7 @@ pub mod keepalive;
 pub mod limits;
 pub mod payload;
 pub mod programs;
+pub mod readonly_calls;
 pub mod reply;
 pub mod security;
 pub mod streams;

@@ -11,6 +11,7 @@
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -76,6 +77,37 @@ pub trait Transport: Read + Write + Send {
     fn set_write_timeout(&mut self, t: Option<Duration>) -> io::Result<()>;
     /// Close the sending half (the server reads end-of-file).
     fn shutdown_write(&mut self) -> io::Result<()>;
+    /// Pass one file descriptor as libvirt does (src/util/virsocket.c virSocketSendFD: one byte
+    /// of data carrying an SCM_RIGHTS message; the receiver's recvmsg consumes the byte, so it is
+    /// no part of the message stream). Only a unix socket can: the default refuses.
+    fn send_fd(&mut self, fd: BorrowedFd<'_>) -> io::Result<()> {
+        let _ = fd;
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this connection cannot carry file descriptors (only a unix socket can)",
+        ))
+    }
+}
+
+/// [`Transport::send_fd`] over the unix socket `sock`.
+pub fn send_fd_over(sock: BorrowedFd<'_>, fd: BorrowedFd<'_>) -> io::Result<()> {
+    use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
+    let fds = [fd.as_raw_fd()];
+    let byte = [0u8];
+    let iov = [io::IoSlice::new(&byte)];
+    let n = sendmsg::<()>(
+        sock.as_raw_fd(),
+        &iov,
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::MSG_NOSIGNAL,
+        None,
+    )
+    .map_err(io::Error::from)?;
+    if n == 1 {
+        Ok(())
+    } else {
+        Err(io::ErrorKind::WriteZero.into())
+    }
 }
 
 impl Transport for TcpStream {
@@ -99,6 +131,9 @@ impl Transport for UnixStream {
     }
     fn shutdown_write(&mut self) -> io::Result<()> {
         self.shutdown(Shutdown::Write)
+    }
+    fn send_fd(&mut self, fd: BorrowedFd<'_>) -> io::Result<()> {
+        send_fd_over(self.as_fd(), fd)
     }
 }
 
@@ -447,6 +482,15 @@ impl Peer {
             }
         }
         self.io.flush()
+    }
+
+    /// Pass one file descriptor after a `*_WITH_FDS` message ([`Transport::send_fd`]), within
+    /// `timeout`. The byte that carries it is consumed by the server's recvmsg and is no part of
+    /// the message stream, so the wire log does not show it.
+    pub fn send_fd(&mut self, fd: BorrowedFd<'_>, timeout: Duration) -> io::Result<()> {
+        self.io
+            .set_write_timeout(Some(timeout.max(Duration::from_millis(1))))?;
+        self.io.send_fd(fd)
     }
 
     /// Send bytes in pieces of `size`, each its own write (flushed), `pause` apart.
