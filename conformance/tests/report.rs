@@ -93,7 +93,7 @@ fn case(id: &'static str, level: Level) -> Case {
         id,
         level,
         format!("requirement of {id}"),
-        format!("PROTOCOL.md, for {id}"),
+        format!("docs/protocol.md, for {id}"),
         |_| Ok(Outcome::pass("", "")),
     )
 }
@@ -294,7 +294,7 @@ fn terminal_shows_the_tree_details_decoded_wire_and_exit_meaning() {
         .unwrap();
     for line in [
         "  Requirement:   requirement of dispatch/unknown-procedure\n",
-        "  Source:        PROTOCOL.md, for dispatch/unknown-procedure\n",
+        "  Source:        docs/protocol.md, for dispatch/unknown-procedure\n",
         "  Level:         MUST\n",
         &format!("  Expected:      {EXPECTED}\n"),
         &format!("  Actual:        {ACTUAL}\n"),

@@ -7,7 +7,7 @@
 //! Sources: src/admin/admin_protocol.x and src/admin/admin_server_dispatch.c (admin),
 //! src/logging/log_protocol.x and log_daemon_dispatch.c (log), src/locking/lock_protocol.x and
 //! lock_daemon_dispatch.c (lock), src/rpc/virnetserverprogram.c (unknown procedures and versions:
-//! VIR_ERR_RPC replies), PROTOCOL.md §4, §6.
+//! VIR_ERR_RPC replies), docs/protocol.md §4, §6.
 
 use std::sync::Arc;
 
@@ -60,10 +60,10 @@ type Setup = Arc<dyn Fn(&mut Ctx<'_>, &mut Peer) -> Result<(), Outcome> + Send +
 const RPC: i32 = 39;
 
 const SRC_ADMIN: &str =
-    "src/admin/admin_protocol.x; src/admin/admin_server_dispatch.c; PROTOCOL.md §6";
+    "src/admin/admin_protocol.x; src/admin/admin_server_dispatch.c; docs/protocol.md §6";
 const SRC_LOG: &str = "src/logging/log_protocol.x; src/logging/log_daemon_dispatch.c";
 const SRC_LOCK: &str = "src/locking/lock_protocol.x; src/locking/lock_daemon_dispatch.c";
-const SRC_RPC: &str = "src/rpc/virnetserverprogram.c; src/rpc/virnetserver.c; PROTOCOL.md §4";
+const SRC_RPC: &str = "src/rpc/virnetserverprogram.c; src/rpc/virnetserver.c; docs/protocol.md §4";
 
 /// The ID the admin cases need.
 pub const ADMIN_OPEN: &str = "admin/open";

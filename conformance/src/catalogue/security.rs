@@ -26,7 +26,7 @@
 //! authentication procedures (`AUTH_*`: AUTH_LIST, AUTH_SASL_INIT/START/STEP, AUTH_POLKIT) are
 //! dispatched; every other call is refused with VIR_ERR_RPC "authentication required"
 //! (src/rpc/gendispatch.pl marks every procedure but the AUTH ones as needing authentication;
-//! src/rpc/virnetserverprogram.c refuses them; PROTOCOL.md §11). A wrong password fails the
+//! src/rpc/virnetserverprogram.c refuses them; docs/protocol.md §4). A wrong password fails the
 //! SASL exchange. The mechanism is DIGEST-MD5 (RFC 2831, cyrus-sasl's `libdigestmd5`): over plain
 //! TCP libvirtd asks SASL for a security layer of at least 56 bits (remoteDispatchAuthSaslInit),
 //! which rules out PLAIN and SCRAM; DIGEST-MD5 with `qop=auth-conf` provides one, and its
@@ -148,7 +148,7 @@ const SRC_ACL: &str = "remote_protocol.x @acl; src/access/viraccessperm.h @anony
                        docs/acl.rst; the derived read-only table (docs/readonly.md)";
 const SRC_SASL: &str = "src/rpc/gendispatch.pl (needAuth: all but AUTH_*); \
                         src/rpc/virnetserverprogram.c (\"authentication required\"); \
-                        src/remote/remote_daemon_dispatch.c (SASL); RFC 2831; PROTOCOL.md §11";
+                        src/remote/remote_daemon_dispatch.c (SASL); RFC 2831; docs/protocol.md §4";
 
 /// The ID every read-only case needs.
 pub const RO_OPEN: &str = "security/readonly-open";
@@ -161,7 +161,7 @@ pub fn cases(schema: &Schema) -> Vec<Case> {
         RO_OPEN,
         Level::Must,
         "CONNECT_OPEN on the read-only socket is answered REPLY/OK",
-        "PROTOCOL.md §6; libvirtd.conf unix_sock_ro_perms",
+        "docs/protocol.md §6; libvirtd.conf unix_sock_ro_perms",
         |ctx| {
             let (mut peer, ep) = ctx.connect_to(Endpoint::ReadOnly)?;
             ctx.open_as(&mut peer, ep.open_name().as_deref())?;
@@ -312,7 +312,7 @@ fn stale_error_case(polkit: i32, lookup: i32) -> Case {
         "A refused AUTH_POLKIT carries its own error, never the error of another connection's call \
          (each reply's error is its call's; an error message can hold names, paths and XML)",
         "src/remote/remote_daemon_dispatch.c remoteDispatchAuthPolkit (authfail: VIR_ERROR, then \
-         virNetMessageSaveError of the thread's last error); CVE-2011-1486 (PROTOCOL.md §8)",
+         virNetMessageSaveError of the thread's last error); CVE-2011-1486 (docs/protocol.md §8)",
         move |ctx| {
             let mut a = ctx.opened()?;
             let mut last = None;
