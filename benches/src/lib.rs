@@ -4,8 +4,8 @@
 //! Benchmarks report, tests assert: nothing here is a pass/fail check.
 //!
 //! - `benches/decode.rs`: the issue-11 table: body decode (tape, tree, validate) against libvirt.so's
-//!   `virNetMessageDecodePayload` + `xdr_free`; frame + header per message against
-//!   `virNetMessageDecodeLength` + `DecodeHeader`; encode against libvirt's encoder; and the
+//!   `virNetMessageDecodePayload` + `xdr_free`; frame + header per message over 100,000 distinct
+//!   frames ([`mixed_frames`]) against libvirtd's receive path per message; encode against libvirt's encoder; and the
 //!   scaling of decode / validate / encode per typed param from 1 to 2000 domains. The libvirt
 //!   anchors need `--features libvirt` (libvirt0 9.0.0 installed). `cargo bench -p
 //!   virtwire-benches --bench decode`.
