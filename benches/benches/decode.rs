@@ -9,9 +9,13 @@
 //!   it), `tape` (frame, header, body into a reused [`TapeBuf`]), `tape_fresh` (a new tape each
 //!   time, dropped), `tree` (the [`Value`](virtwire_protocol::schema::Value) tree, dropped) and
 //!   `validate` (the check alone).
-//! - `header`: frame + header of one 28-byte message (`frame_header/ours` is `Frame::decode`) and of
-//!   1000 messages back to back (`frames`, the iterator a stream is split with), against
-//!   `virNetMessageDecodeLength` + `DecodeHeader` (`frame_header/libvirt`).
+//! - `header/mixed/*`: frame + header per message over 100,000 distinct frames back to back
+//!   (`virtwire_benches::mixed_frames`: programs, procedures, serials, types and payload lengths
+//!   varying), every header field summed into a checksum all sides must agree on: ours through the
+//!   `frames` iterator (borrowing, nothing copied) and through `FrameDecoder` fed 64 KiB reads (each
+//!   frame copied into its own allocation and dropped), against libvirtd's receive path per message
+//!   (`libvirt_daemon`: `virNetMessageNew`, `DecodeLength` with its realloc, the copy,
+//!   `DecodeHeader`, `virNetMessageFree`). Divide by 100,000 for per-message figures.
 //! - `encode/2000`: the reply's value encoded to a frame: ours from the tree (`tree`) against
 //!   libvirt's send path (`libvirt_message`: `EncodeHeader` + `EncodePayload`, which re-encodes into
 //!   a 4× larger buffer until the value fits) and its filter alone into a large enough buffer
@@ -23,9 +27,12 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use virtwire_benches::{PARAMS_PER_DOMAIN, schema, stats_frame, stats_header};
+use virtwire_benches::{
+    MIXED_FRAMES, PARAMS_PER_DOMAIN, mixed_frames, run_frame_decoder, run_frames, schema,
+    stats_frame, stats_header,
+};
 use virtwire_protocol::schema::{Schema, TapeBuf};
-use virtwire_protocol::{Compat, Frame, FrameBuilder, Header, KeepaliveProc, Limits, frames};
+use virtwire_protocol::{Compat, Frame, Limits};
 
 const COMPAT: Compat = Compat::Libvirt;
 
@@ -96,39 +103,31 @@ fn body(c: &mut Criterion) {
 
 fn header(c: &mut Criterion) {
     let l = Limits::default();
-    let ping = KeepaliveProc::Ping.frame();
+    // 100,000 distinct frames (programs, procedures, serials, types, lengths varying): the same
+    // bytes for every side, a checksum of every header field out, so that nothing is hoisted.
+    let stream = mixed_frames(MIXED_FRAMES);
+    let expect = run_frames(&stream, &l, COMPAT);
+    assert_eq!(expect.0, u64::from(MIXED_FRAMES));
+    assert_eq!(run_frame_decoder(&stream, &l, COMPAT), expect);
     let mut g = c.benchmark_group("header");
-    g.throughput(Throughput::Elements(1));
+    g.throughput(Throughput::Elements(u64::from(MIXED_FRAMES)));
+    g.sample_size(20).measurement_time(Duration::from_secs(4));
     #[cfg(feature = "libvirt")]
     {
         let mut a = virtwire_libvirt_oracle::anchor::Anchor::new();
-        assert_eq!(a.frame_header(&ping), Some(1));
-        g.bench_function("frame_header/libvirt", |b| {
-            b.iter(|| a.frame_header(black_box(&ping)))
+        assert_eq!(
+            virtwire_benches::run_libvirt_daemon(&mut a, &stream),
+            expect
+        );
+        g.bench_function("mixed/libvirt_daemon", |b| {
+            b.iter(|| virtwire_benches::run_libvirt_daemon(&mut a, black_box(&stream)))
         });
     }
-    g.bench_function("frame_header/ours", |b| {
-        b.iter(|| {
-            Frame::decode(black_box(&ping), &l, COMPAT)
-                .map(|f| f.header.procedure)
-                .ok()
-        })
+    g.bench_function("mixed/frames", |b| {
+        b.iter(|| run_frames(black_box(&stream), &l, COMPAT))
     });
-    // 1000 messages back to back: what splitting a stream costs per message.
-    let mut stream = Vec::new();
-    for i in 0..1000u32 {
-        let h = Header::call(0x2000_8086, 1 + (i % 400) as i32, i);
-        stream.extend(FrameBuilder::new(h).encode(&l).unwrap());
-    }
-    g.throughput(Throughput::Elements(1000));
-    g.bench_function("frames/ours/1000", |b| {
-        b.iter(|| {
-            let mut n = 0i64;
-            for f in frames(black_box(&stream), &l, COMPAT) {
-                n += f.unwrap().1.header.procedure as i64;
-            }
-            n
-        })
+    g.bench_function("mixed/frame_decoder_64k", |b| {
+        b.iter(|| run_frame_decoder(black_box(&stream), &l, COMPAT))
     });
     g.finish();
 }

@@ -6,10 +6,15 @@
 //!
 //! Operations: none, tape, tree, validate, encode, header, and with `--features libvirt`
 //! libvirt_none (libvirt's set-up only), libvirt_decode, libvirt_encode, libvirt_header (`header` runs are 1000 messages).
+//! The frame + header row: mixed_none (builds the 100,000 mixed frames only), mixed_frames,
+//! mixed_decoder (FrameDecoder, 64 KiB reads) and libvirt_mixed_daemon; subtract mixed_none and
+//! divide by 100,000.
 
 use std::hint::black_box;
 
-use virtwire_benches::{schema, stats_frame};
+use virtwire_benches::{
+    MIXED_FRAMES, mixed_frames, run_frame_decoder, run_frames, schema, stats_frame,
+};
 use virtwire_protocol::schema::TapeBuf;
 use virtwire_protocol::{Compat, Frame, KeepaliveProc, Limits};
 
@@ -44,6 +49,23 @@ fn main() {
             let mut out = Vec::with_capacity(frame.len());
             s.encode_body(&f.header, &v, &mut out, &l).unwrap();
             black_box(out.len());
+        }
+        // The frame + header row: 100,000 distinct frames (mixed_none builds them and stops).
+        "mixed_none" => {
+            black_box(mixed_frames(MIXED_FRAMES));
+        }
+        "mixed_frames" => {
+            let m = mixed_frames(MIXED_FRAMES);
+            black_box(run_frames(black_box(&m), &l, c));
+        }
+        "mixed_decoder" => {
+            let m = mixed_frames(MIXED_FRAMES);
+            black_box(run_frame_decoder(black_box(&m), &l, c));
+        }
+        #[cfg(feature = "libvirt")]
+        "libvirt_mixed_daemon" => {
+            let m = mixed_frames(MIXED_FRAMES);
+            black_box(virtwire_benches::run_libvirt_daemon(&mut a, black_box(&m)));
         }
         "header" => {
             for _ in 0..1000 {

@@ -4,8 +4,8 @@
 //! Benchmarks report, tests assert: nothing here is a pass/fail check.
 //!
 //! - `benches/decode.rs`: the issue-11 table: body decode (tape, tree, validate) against libvirt.so's
-//!   `virNetMessageDecodePayload` + `xdr_free`; frame + header per message against
-//!   `virNetMessageDecodeLength` + `DecodeHeader`; encode against libvirt's encoder; and the
+//!   `virNetMessageDecodePayload` + `xdr_free`; frame + header per message over 100,000 distinct
+//!   frames ([`mixed_frames`]) against libvirtd's receive path per message; encode against libvirt's encoder; and the
 //!   scaling of decode / validate / encode per typed param from 1 to 2000 domains. The libvirt
 //!   anchors need `--features libvirt` (libvirt0 9.0.0 installed). `cargo bench -p
 //!   virtwire-benches --bench decode`.
@@ -17,9 +17,12 @@
 
 use std::path::PathBuf;
 
+use virtwire_protocol::header::{KEEPALIVE_PROGRAM, QEMU_PROGRAM, REMOTE_PROGRAM};
 use virtwire_protocol::schema::Schema;
 use virtwire_protocol::xdr::Writer;
-use virtwire_protocol::{FrameBuilder, Header, Limits, MessageStatus, header::REMOTE_PROGRAM};
+use virtwire_protocol::{
+    Compat, FrameBuilder, FrameDecoder, Header, Limits, MessageStatus, MessageType, frames,
+};
 
 /// One mebibyte.
 pub const MIB: usize = 1 << 20;
@@ -166,5 +169,163 @@ mod tests {
         assert_eq!(super::data(13).len(), 13);
         assert_eq!(super::data(100), super::data(100));
         assert_ne!(super::data(16)[..8], super::data(16)[8..]);
+    }
+}
+
+/// Frames in the frame + header row's input ([`mixed_frames`]).
+pub const MIXED_FRAMES: u32 = 100_000;
+
+/// `n` distinct frames back to back, deterministic (xorshift64): the frame + header row's input.
+/// Programs remote, qemu and keepalive; procedures 1..=450 (keepalive 1..=2); serials random;
+/// (type, status) among CALL/OK, REPLY/OK, REPLY/ERROR, MESSAGE/OK, STREAM/CONTINUE, STREAM/OK,
+/// STREAM/ERROR; payloads of 0 to 252 bytes (a multiple of 4, random bytes). No `*_WITH_FDS`
+/// types: libvirt reads their FD count with a separate call, not in `DecodeHeader`. Every frame is
+/// a valid frame for both decoders (the bodies are not decoded).
+pub fn mixed_frames(n: u32) -> Vec<u8> {
+    const KINDS: [(MessageType, MessageStatus); 7] = [
+        (MessageType::Call, MessageStatus::Ok),
+        (MessageType::Reply, MessageStatus::Ok),
+        (MessageType::Reply, MessageStatus::Error),
+        (MessageType::Message, MessageStatus::Ok),
+        (MessageType::Stream, MessageStatus::Continue),
+        (MessageType::Stream, MessageStatus::Ok),
+        (MessageType::Stream, MessageStatus::Error),
+    ];
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let l = Limits::default();
+    let mut out = Vec::with_capacity(n as usize * 160);
+    for _ in 0..n {
+        let r = next();
+        let (prog, procedure) = match r % 8 {
+            0 => (KEEPALIVE_PROGRAM, 1 + (r >> 8) % 2),
+            1 => (QEMU_PROGRAM, 1 + (r >> 8) % 450),
+            _ => (REMOTE_PROGRAM, 1 + (r >> 8) % 450),
+        };
+        let (t, st) = KINDS[((r >> 24) % KINDS.len() as u64) as usize];
+        let len = ((r >> 32) % 64) as usize * 4;
+        let payload: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+        let h = Header::new(prog, 1, procedure as i32, t, (r >> 40) as u32, st);
+        out.extend(
+            FrameBuilder::new(h)
+                .payload(payload)
+                .encode(&l)
+                .expect("a valid frame"),
+        );
+    }
+    out
+}
+
+/// What one frame contributes to the row's checksum: its header's procedure, serial and type and
+/// its payload's length, so that every field of every frame is used (nothing can be hoisted out of
+/// the loop: the frames differ) and both sides compute the same sum.
+#[inline]
+fn mix(sum: u64, procedure: i32, serial: u32, msg_type: i32, payload: usize) -> u64 {
+    sum.wrapping_mul(31)
+        .wrapping_add(procedure as u32 as u64)
+        .wrapping_add(u64::from(serial) << 16)
+        .wrapping_add((msg_type as u32 as u64) << 48)
+        .wrapping_add(payload as u64)
+}
+
+/// The frame + header row, ours through [`frames`]: every frame of `stream` split off and its
+/// header decoded, borrowing from `stream` (nothing copied, nothing allocated). Returns the frame
+/// count and the checksum.
+pub fn run_frames(stream: &[u8], l: &Limits, c: Compat) -> (u64, u64) {
+    let (mut n, mut sum) = (0, 0);
+    for f in frames(stream, l, c) {
+        let (_, f) = f.expect("a valid frame");
+        let h = &f.header;
+        sum = mix(
+            sum,
+            h.procedure,
+            h.serial,
+            h.msg_type.raw(),
+            f.payload.len(),
+        );
+        n += 1;
+    }
+    (n, sum)
+}
+
+/// The frame + header row, ours through [`FrameDecoder`] fed `stream` in 64 KiB reads (as a
+/// socket's reads would come): every frame copied out into its own [`OwnedFrame`]
+/// (`virtwire_protocol::OwnedFrame`, one allocation) and dropped. Returns the frame count and the
+/// checksum.
+pub fn run_frame_decoder(stream: &[u8], l: &Limits, c: Compat) -> (u64, u64) {
+    let (mut n, mut sum) = (0, 0);
+    let mut d = FrameDecoder::new(l, c);
+    for read in stream.chunks(64 * 1024) {
+        d.feed(read);
+        while let Some(f) = d.next_frame().expect("a valid frame") {
+            let h = f.header();
+            sum = mix(
+                sum,
+                h.procedure,
+                h.serial,
+                h.msg_type.raw(),
+                f.payload().len(),
+            );
+            n += 1;
+        }
+    }
+    (n, sum)
+}
+
+/// The frame + header row's anchor: libvirtd's receive path per message over the same frames
+/// ([`Anchor::daemon_frame`](virtwire_libvirt_oracle::anchor::Anchor::daemon_frame): a new
+/// message, length, the buffer reallocated and the frame copied in, header, the message freed).
+/// Returns the frame count and the same checksum as [`run_frames`].
+#[cfg(feature = "libvirt")]
+pub fn run_libvirt_daemon(
+    a: &mut virtwire_libvirt_oracle::anchor::Anchor,
+    stream: &[u8],
+) -> (u64, u64) {
+    let (mut n, mut sum, mut at) = (0, 0, 0);
+    while at < stream.len() {
+        let (len, procedure, serial, msg_type) = a
+            .daemon_frame(&stream[at..])
+            .expect("libvirt accepts the frame");
+        sum = mix(sum, procedure, serial, msg_type, len - 28);
+        at += len;
+        n += 1;
+    }
+    (n, sum)
+}
+
+#[cfg(test)]
+mod mixed_tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    /// The row's input is what it says: whole frames that both of our decoders take alike, and
+    /// that vary in program, procedure, serial, type, status and length (a bench over one frame
+    /// repeated lets the compiler and the branch predictor learn it).
+    #[test]
+    fn mixed_frames_are_valid_and_distinct() {
+        let l = Limits::default();
+        let stream = mixed_frames(5000);
+        let out = run_frames(&stream, &l, Compat::Libvirt);
+        assert_eq!(out.0, 5000);
+        assert_eq!(run_frame_decoder(&stream, &l, Compat::Libvirt), out);
+        assert_eq!(run_frames(&stream, &l, Compat::Strict), out);
+        let mut kinds = HashSet::new();
+        let (mut lens, mut procs, mut serials) = (HashSet::new(), HashSet::new(), HashSet::new());
+        for f in frames(&stream, &l, Compat::Strict) {
+            let (_, f) = f.unwrap();
+            let h = f.header;
+            kinds.insert((h.prog, h.msg_type, h.status));
+            lens.insert(f.bytes.len());
+            procs.insert(h.procedure);
+            serials.insert(h.serial);
+        }
+        assert!(kinds.len() >= 15, "{kinds:?}");
+        assert_eq!(lens.len(), 64);
+        assert!(procs.len() > 400 && serials.len() > 4900);
     }
 }

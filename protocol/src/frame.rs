@@ -260,6 +260,33 @@ pub fn parse_frame<'a>(
     })
 }
 
+/// The fast path of [`parse_frame`]: the frame at the start of `buf` and its length when it is
+/// whole and decodes (what [`parse_frame`] returns as [`Parsed::Complete`]), `None` otherwise (and
+/// [`parse_frame`] says what it is: incomplete, or the error). No `Result`, no error built: the
+/// common path of [`Frames`] and [`FrameDecoder`]. Unit tests hold it to [`parse_frame`].
+#[inline]
+fn parse_frame_valid<'a>(
+    buf: &'a [u8],
+    limits: &Limits,
+    compat: Compat,
+) -> Option<(Frame<'a>, usize)> {
+    let len = Header::len_word(buf)? as usize;
+    if len < MIN_FRAME || len as u64 > limits.frame_max() {
+        return None;
+    }
+    let bytes = buf.get(..len)?;
+    let (header, nfds, payload_at) = decode_head_valid(bytes, limits, compat)?;
+    Some((
+        Frame {
+            header,
+            nfds,
+            payload: &bytes[payload_at..],
+            bytes,
+        },
+        len,
+    ))
+}
+
 /// Iterate over the frames of a buffer that holds whole frames back to back. Stops after the first
 /// error; a buffer that ends mid-frame yields a [`ErrorKind::Truncated`] error.
 pub fn frames<'a>(buf: &'a [u8], limits: &Limits, compat: Compat) -> Frames<'a> {
@@ -285,10 +312,26 @@ pub struct Frames<'a> {
 impl<'a> Iterator for Frames<'a> {
     type Item = Result<(usize, Frame<'a>)>;
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         if self.failed || self.pos == self.buf.len() {
             return None;
         }
+        let at = self.pos;
+        if let Some((frame, len)) = parse_frame_valid(&self.buf[at..], &self.limits, self.compat) {
+            self.pos += len;
+            return Some(Ok((at, frame)));
+        }
+        self.next_slow()
+    }
+}
+
+impl<'a> Frames<'a> {
+    /// [`Frames::next`] for what the fast path did not take: the last frame's truncation, or the
+    /// error.
+    #[cold]
+    #[inline(never)]
+    fn next_slow(&mut self) -> Option<Result<(usize, Frame<'a>)>> {
         let rest = &self.buf[self.pos..];
         let at = self.pos;
         match parse_frame(rest, &self.limits, self.compat) {
@@ -454,7 +497,11 @@ impl FrameDecoder {
             return Err(e.clone());
         }
         let rest = &self.buf[self.start..];
-        let (header, nfds, len, payload_at) = match parse_frame(rest, &self.limits, self.compat) {
+        let parsed = match parse_frame_valid(rest, &self.limits, self.compat) {
+            Some((value, consumed)) => Ok(Parsed::Complete { value, consumed }),
+            None => parse_frame(rest, &self.limits, self.compat),
+        };
+        let (header, nfds, len, payload_at) = match parsed {
             Ok(Parsed::Incomplete { .. }) => return Ok(None),
             Ok(Parsed::Complete { value, consumed }) => {
                 (value.header, value.nfds, consumed, value.payload_offset())
@@ -892,6 +939,23 @@ mod tests {
             let head = decode_head_slow(&f, &l, compat).unwrap();
             assert_eq!(head, (slow.header, slow.nfds, slow.payload_offset()));
             assert_eq!(decode_head_valid(&f, &l, compat), Some(head), "{slow:?}");
+            // parse_frame's fast path, on the frame alone and with more bytes after it.
+            let mut longer = f.clone();
+            longer.extend_from_slice(&[0, 0, 0, 28, 1]);
+            for buf in [&f[..], &longer[..]] {
+                assert_eq!(
+                    parse_frame_valid(buf, &l, compat),
+                    Some((slow, f.len())),
+                    "{slow:?}"
+                );
+                assert_eq!(
+                    parse_frame(buf, &l, compat),
+                    Ok(Parsed::Complete {
+                        value: slow,
+                        consumed: f.len()
+                    })
+                );
+            }
         }
     }
 
@@ -900,6 +964,10 @@ mod tests {
     fn fast_paths_refuse_what_does_not_decode() {
         for (why, f, l, compat) in frames_that_do_not_decode() {
             assert_eq!(Frame::decode_valid(&f, &l, compat), None, "{why}");
+            // parse_frame's fast path takes no frame parse_frame does not return whole.
+            if !matches!(parse_frame(&f, &l, compat), Ok(Parsed::Complete { .. })) {
+                assert_eq!(parse_frame_valid(&f, &l, compat), None, "{why}");
+            }
             let e = Frame::decode_slow(&f, &l, compat).expect_err(why);
             assert_eq!(Frame::decode(&f, &l, compat), Err(e), "{why}");
             if let Err(e) = decode_head_slow(&f, &l, compat) {

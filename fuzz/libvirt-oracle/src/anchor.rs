@@ -3,6 +3,8 @@
 //!
 //! - [`Anchor::frame_header`]: `virNetMessageDecodeLength` + `virNetMessageDecodeHeader` on one
 //!   frame, the message (and its buffer) reused as the daemon's client reuses its receive message.
+//! - [`Anchor::daemon_frame`]: the same per message as libvirtd runs it: a new message, length,
+//!   the buffer reallocated and the frame copied in, header, the message freed.
 //! - [`Anchor::decode_body`]: length, header, `virNetMessageDecodePayload` with the body's `xdr_*`
 //!   filter, then `xdr_free` (the whole receive path of one message, the C struct built and freed).
 //! - [`Anchor::encode_message`] / [`Anchor::encode_xdr`]: the same value encoded back, through
@@ -99,6 +101,50 @@ impl Anchor {
             }
             self.header = (*m).header;
             Some((*m).header.proc_)
+        }
+    }
+
+    /// The daemon's receive path for the frame at the start of `stream` (which may hold more), as
+    /// libvirtd's client code runs it per message (`src/rpc/virnetserverclient.c`,
+    /// `virNetServerClientNewInternal` / `virNetServerClientDispatchRead`): a new message
+    /// (`virNetMessageNew`) with a zeroed 4-byte buffer, the length word copied in,
+    /// `virNetMessageDecodeLength` (which reallocates the buffer to the frame's length), the rest
+    /// copied in, `virNetMessageDecodeHeader`, and the message freed (`virNetMessageFree`; the
+    /// daemon frees it once the call is dispatched). Returns the frame's length and its header's
+    /// procedure, serial and type, or `None` when libvirt rejects the frame or it is incomplete.
+    /// The anchor of the frame + header row.
+    pub fn daemon_frame(&mut self, stream: &[u8]) -> Option<(usize, i32, u32, i32)> {
+        if stream.len() < 4 {
+            return None;
+        }
+        // SAFETY: the message is libvirt's own, freed once below on every path; its buffer is
+        // glib-allocated (DecodeLength reallocates it, virNetMessageFree frees it) and every length
+        // used is the one libvirt set after its own checks.
+        unsafe {
+            let m = virNetMessageNew(true);
+            if m.is_null() {
+                return None;
+            }
+            (*m).buffer = g_malloc0(4) as *mut c_char;
+            (*m).buffer_length = 4;
+            std::ptr::copy_nonoverlapping(stream.as_ptr(), (*m).buffer as *mut u8, 4);
+            let mut out = None;
+            if virNetMessageDecodeLength(m) == 0 {
+                let total = (*m).buffer_length;
+                if stream.len() >= total {
+                    std::ptr::copy_nonoverlapping(
+                        stream.as_ptr().add(4),
+                        ((*m).buffer as *mut u8).add(4),
+                        total - 4,
+                    );
+                    if virNetMessageDecodeHeader(m) == 0 {
+                        let h = (*m).header;
+                        out = Some((total, h.proc_, h.serial, h.type_));
+                    }
+                }
+            }
+            virNetMessageFree(m);
+            out
         }
     }
 
