@@ -472,7 +472,8 @@ impl<'r> Ctx<'r> {
     /// alive and that the server read past the message), every frame the server sends is examined
     /// (a keepalive PING aside), and one that `allow` does not accept fails the case with its
     /// arrival time in ms since the message was sent. The server is given [`Env::silence`] before
-    /// the follow-up, but a frame that comes later, while the case waits for the follow-up's reply,
+    /// the follow-up (less when a frame `allow` accepts comes first: the message got its
+    /// answer), but a frame that comes later, while the case waits for the follow-up's reply,
     /// is caught too ([`Peer::watch`]). A close or reset in the window fails the case (the
     /// connection must stay open). Returns what `followup` returned and the frames `allow`
     /// accepted (described, with their arrival times).
@@ -511,7 +512,8 @@ impl<'r> Ctx<'r> {
     }
 
     /// Read `peer` until `until` under its watch: a frame the watch does not allow fails the case
-    /// (with its arrival time), as does a close or a reset; returns the allowed frames, described.
+    /// (with its arrival time), as does a close or a reset; the first allowed frame ends the
+    /// window. Returns the allowed frame, described.
     fn watch_window(&self, peer: &mut Peer, until: Instant) -> Result<Vec<String>, Outcome> {
         let mut allowed = Vec::new();
         loop {
@@ -523,8 +525,10 @@ impl<'r> Ctx<'r> {
                     let (since, _, ok) = peer.watched(&r).unwrap_or((peer.last_sent(), "", false));
                     let at = since.elapsed().as_millis();
                     if ok {
+                        // The message got the answer it may get: the follow-up now (frames
+                        // that come later are still examined until its reply).
                         allowed.push(format!("{r} ({at} ms after the message)"));
-                        continue;
+                        return Ok(allowed);
                     }
                     return Err(Outcome::fail(
                         peer.watching().unwrap_or("no answer").to_string(),
