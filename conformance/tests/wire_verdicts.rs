@@ -208,6 +208,37 @@ fn admin_unknown_procedure_with_internal_error_fails() {
     assert!(actual.contains("no such call"), "{actual}");
 }
 
+/// admin/remote-program-call: a remote-program CONNECT_OPEN may be refused or ignored, never
+/// served. A REPLY/OK 1.5 s later (after the 1 s the case used to wait) fails it, with its time.
+#[test]
+fn a_late_reply_ok_fails_remote_program_call() {
+    let _one = one_at_a_time();
+    let target = FakeServer::start(|c| Mini::new(|_| Answer::Default).serve(c));
+    let admin = FakeServer::start(|c| {
+        Mini::new(|f| {
+            let h = *f.header();
+            if h.msg_type.is_call() && h.prog == REMOTE_PROGRAM && h.procedure == 1 {
+                return Answer::After(Duration::from_millis(1500), fake_wire::ok(&h, Vec::new()));
+            }
+            Answer::Default
+        })
+        .serve(c)
+    });
+    let connector = WithAdmin {
+        target: Tcp {
+            addr: target.addr(),
+            send_buffer: None,
+        },
+        admin: admin.addr(),
+    };
+    let id = "admin/remote-program-call";
+    let report = run(Box::new(connector), None, &[id], config());
+    let (v, actual) = verdict(&report, id);
+    assert_eq!(v, Verdict::Fail, "{actual}");
+    assert!(actual.contains("REPLY/OK"), "{actual}");
+    assert!(actual.contains("ms after the message was sent"), "{actual}");
+}
+
 /// limits/…/max: a server that refuses the value at its bound in words of its own (code 1, not
 /// "Unable to decode") while it answers the same call with one item otherwise does not pass.
 #[test]
