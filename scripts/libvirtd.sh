@@ -8,7 +8,7 @@
 #   scripts/libvirtd.sh start RUNDIR [PORT]   start one in RUNDIR (created), print its port
 #   scripts/libvirtd.sh stop RUNDIR           stop the one started in RUNDIR
 #
-# How (see shared/LIBVIRTD.md): its own config with listen_tcp on 127.0.0.1 and no auth,
+# How: its own config with listen_tcp on 127.0.0.1 and no auth,
 # LIBVIRT_DRIVER_DIR pointing at an empty directory so no stateful driver (QEMU…) loads: only the
 # test driver, which is built into libvirt.so. Ready = a real RPC round trip answers. Never listens
 # anywhere but 127.0.0.1.

@@ -124,7 +124,7 @@ def main():
                     # Chunk sizes up to 1 + 37 * (conn % 8): byte-wise for conn 0, up to 260 bytes.
                     fh.write(bytes([0x06 | (conn % 8) << 3, conn & 0xff, 0x5a]) + data[:end])
                 nstreams += 1
-    # Hostile frames seen in the field or built to sit on an edge (PROTOCOL.md §2, §11).
+    # Hostile frames seen in the field or built to sit on an edge (docs/protocol.md §2, §11).
     hdr = lambda prog, proc, t, serial, st: struct.pack(">IIiiIi", prog, 1, proc, t, serial, st)
     frame = lambda body: struct.pack(">I", 4 + len(body)) + body
     synthetic = {

@@ -26,8 +26,8 @@ use virtwire_protocol::{Compat, FrameBuilder, Limits, MessageStatus};
 use crate::catalogue;
 use crate::runner::ctx::{connect_open_args, proc};
 use crate::runner::{
-    self, Case, Config, Connector, Credentials, Endpoint, ListError, LocalServer, Progress,
-    RunReport, ServerHooks, Unavailable,
+    self, Case, Config, Connector, Credentials, Endpoint, Fact, ListError, LocalServer, Progress,
+    RunReport, ServerEvent, ServerHooks, Unavailable,
 };
 use crate::target::{
     self, ConnectOptions, Connection, Libvirtd, LibvirtdOptions, Sidecar, SidecarKind, TargetError,
@@ -63,6 +63,9 @@ impl Transport for Connection {
     }
     fn shutdown_write(&mut self) -> std::io::Result<()> {
         self.shutdown(std::net::Shutdown::Write)
+    }
+    fn send_fd(&mut self, fd: std::os::fd::BorrowedFd<'_>) -> std::io::Result<()> {
+        Connection::send_fd(self, fd)
     }
 }
 
@@ -388,11 +391,29 @@ impl DaemonHooks {
     }
 }
 
+/// How a process that ended is named in a known-failing signature: `signal SIGSEGV` (also for a
+/// status 128 + N, which `timeout` and shells report for a death by signal N), else `exit N`.
+fn death_fact(st: std::process::ExitStatus) -> Option<Fact> {
+    use std::os::unix::process::ExitStatusExt;
+    let sig = st
+        .signal()
+        .or_else(|| st.code().filter(|c| *c > 128 && *c < 160).map(|c| c - 128));
+    match (sig, st.code()) {
+        (Some(n), _) => Some(Fact::Signal {
+            name: nix::sys::signal::Signal::try_from(n)
+                .map_or_else(|_| format!("SIG{n}"), |s| s.as_str().to_owned()),
+        }),
+        (None, Some(c)) => Some(Fact::Exit { status: c }),
+        (None, None) => None,
+    }
+}
+
 impl DaemonHooks {
     /// A private virtlogd / virtlockd that died: said, with the end of its log, and restarted.
-    fn sidecars_after_case(&self) -> Option<String> {
+    fn sidecars_after_case(&self) -> Option<ServerEvent> {
         let list = self.sidecars.lock().ok()?.clone();
         let mut said = Vec::new();
+        let mut facts = Vec::new();
         for s in list {
             let mut s = s.lock().unwrap_or_else(|p| p.into_inner());
             if s.is_alive() {
@@ -400,6 +421,7 @@ impl DaemonHooks {
             }
             let name = s.kind().name();
             let how = s.exit_description().unwrap_or_else(|| "ended".into());
+            facts.extend(s.exit_status().and_then(death_fact));
             let log = s.output();
             let last: Vec<&str> = log.lines().rev().take(3).collect();
             let last = last.into_iter().rev().collect::<Vec<_>>().join(" | ");
@@ -415,7 +437,10 @@ impl DaemonHooks {
                 ),
             });
         }
-        (!said.is_empty()).then(|| said.join("; "))
+        (!said.is_empty()).then(|| ServerEvent {
+            what: said.join("; "),
+            facts,
+        })
     }
 }
 
@@ -428,15 +453,13 @@ impl ServerHooks for DaemonHooks {
             .lock()
             .map_or_else(|_| String::new(), |d| d.log_since(mark))
     }
-    fn after_case(&self) -> Option<String> {
-        let mut said = Vec::new();
-        if let Some(s) = self.sidecars_after_case() {
-            said.push(s);
-        }
+    fn after_case(&self) -> Option<ServerEvent> {
+        let mut ev = self.sidecars_after_case().unwrap_or_default();
         let mut d = self.daemon.lock().ok()?;
         if !d.is_alive() {
             let how = d.exit_description().unwrap_or_else(|| "exited".to_string());
-            said.push(match d.restart() {
+            ev.facts.extend(d.exit_status().and_then(death_fact));
+            let what = match d.restart() {
                 Ok(()) => format!(
                     "libvirtd died during this case ({how}); restarted it for the next case (restart {})",
                     d.restarts()
@@ -444,9 +467,14 @@ impl ServerHooks for DaemonHooks {
                 Err(e) => {
                     format!("libvirtd died during this case ({how}); restarting it failed: {e}")
                 }
-            });
+            };
+            ev.what = if ev.what.is_empty() {
+                what
+            } else {
+                format!("{}; {what}", ev.what)
+            };
         }
-        (!said.is_empty()).then(|| said.join("; "))
+        (!ev.what.is_empty()).then_some(ev)
     }
     fn after_failure(&self) -> Option<String> {
         let mut d = self.daemon.lock().ok()?;

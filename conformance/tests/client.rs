@@ -111,6 +111,12 @@ fn common(report: &Value, client: &str) {
     ] {
         assert_eq!(verdict(report, id)["verdict"], "pass", "{client}: {id}");
     }
+    // libvirt's own encoder writes strict XDR.
+    assert_eq!(
+        verdict(report, "client/strict-xdr")["verdict"],
+        "pass",
+        "{client}"
+    );
     // Replies come one at a time from a libvirt client: it never pipelines.
     assert_eq!(
         verdict(report, "client/order/replies-out-of-order")["verdict"],

@@ -297,6 +297,16 @@ const NEEDS_LOCAL_OR_DOMAIN: &[&str] = &[
     "streams/upload",
     "events/lifecycle-received",
 ];
+/// CVE cases whose vulnerable code the look-alike cannot reach: it has no running domain, its
+/// driver is the test driver (no udev interface backend) and it has no NODE_GET_FREE_PAGES.
+const CVE_UNREACHABLE: &[&str] = &[
+    "cve/2011-2511-get-vcpus-overflow",
+    "cve/2012-3445-typed-params-nparams-0",
+    "cve/2013-4296-memory-stats-over-max",
+    "cve/2024-1441-list-interfaces-maxnames",
+    "cve/2024-2494-negative-nparams",
+    "cve/2026-18917-free-pages-overflow",
+];
 /// Cases that need one of those, hence omitted.
 const NEEDS_UNSUPPORTED: &[&str] = &[
     "streams/data-after-finish",
@@ -315,7 +325,9 @@ fn check_expect(rep: &RunReport, expect: Expect, problems: &mut Vec<String>) {
                     "payload/trailing-bytes" | "payload/nonzero-padding" | "payload/bool-2" => {
                         Verdict::NonStrict
                     }
-                    id if NEEDS_LOCAL_OR_DOMAIN.contains(&id) => Verdict::Unsupported,
+                    id if NEEDS_LOCAL_OR_DOMAIN.contains(&id) || CVE_UNREACHABLE.contains(&id) => {
+                        Verdict::Unsupported
+                    }
                     id if NEEDS_UNSUPPORTED.contains(&id) => Verdict::Omitted,
                     _ => Verdict::Pass,
                 };
@@ -490,6 +502,35 @@ fn keepalive_feature_0_is_unsupported_and_its_cases_omitted() {
     }
     assert_eq!(verdict(&rep, OPEN), Verdict::Pass);
     assert_eq!(rep.exit_code(), runner::EXIT_OK, "{:?}", rep.counts());
+    // The family did not run, and the report says so by family, with the reason.
+    let not_run = virtwire_conformance::report::not_run(&rep);
+    let keepalive: Vec<_> = not_run.iter().filter(|r| r.family == "keepalive").collect();
+    assert!(
+        keepalive
+            .iter()
+            .any(|r| r.verdict == Verdict::Unsupported
+                && r.reason.contains("does not speak keepalive")),
+        "{not_run:?}"
+    );
+    assert!(
+        keepalive
+            .iter()
+            .any(|r| r.verdict == Verdict::Omitted && r.count >= 3),
+        "{not_run:?}"
+    );
+    // Required, the same family is a failure.
+    let cfg = Config {
+        require: vec![Pattern::new("keepalive/*", "--require").expect("pattern")],
+        ..calm()
+    };
+    let rep = support::run_catalogue(server.addr(), &cfg);
+    assert!(
+        rep.unexpected_failures()
+            .any(|c| c.case.id == "keepalive/ping-gets-pong"),
+        "{:?}",
+        rep.counts()
+    );
+    assert_eq!(rep.exit_code(), runner::EXIT_FAILURES);
 }
 
 /// CONNECT_OPEN refused: `dispatch/open` fails, and every case that needs it is omitted rather
@@ -515,16 +556,32 @@ fn a_failing_open_omits_its_dependents() {
     }
     assert_eq!(rep.exit_code(), runner::EXIT_FAILURES);
 
-    // Listed as known-failing, the same run is as expected.
-    let cfg = Config {
+    // Listed as known-failing with the failure it shows, the same run is as expected.
+    let listed = |sig: &str| Config {
         known_failing: vec![Known {
             pattern: Pattern::new(OPEN, "test").expect("pattern"),
+            signature: Some(runner::Signature::parse(sig).expect("signature")),
             reason: "the fake has no driver".into(),
         }],
         ..calm()
     };
-    let rep = support::run_catalogue(server.addr(), &cfg);
+    let rep = support::run_catalogue(server.addr(), &listed("actual ~ /no connection driver/"));
     assert_eq!(rep.exit_code(), runner::EXIT_OK);
+    // Listed with another failure (the connection closed), it fails differently: unexpected.
+    let rep = support::run_catalogue(server.addr(), &listed("closed"));
+    let open = rep.cases.iter().find(|c| c.case.id == OPEN).expect("open");
+    assert!(open.fails_differently(false), "{:?}", open.known);
+    let differs = open
+        .known
+        .as_ref()
+        .and_then(|k| k.differs.as_deref())
+        .unwrap_or("");
+    assert!(
+        differs.starts_with("expected {closed}, observed {"),
+        "{differs}"
+    );
+    assert!(differs.contains("closed did not hold"), "{differs}");
+    assert_eq!(rep.exit_code(), runner::EXIT_FAILURES);
 }
 
 /// Nothing listens: each case that runs is a harness error, not a failure of the server; exit 3.
@@ -603,6 +660,7 @@ fn a_stale_known_failing_entry_exits_2() {
         run: vec![Pattern::new("framing/one-byte-at-a-time", "test").expect("pattern")],
         known_failing: vec![Known {
             pattern: Pattern::new("framing/one-byte-*", "known-failing:1").expect("pattern"),
+            signature: Some(runner::Signature::parse("closed").expect("signature")),
             reason: "was broken once".into(),
         }],
         ..calm()

@@ -13,7 +13,7 @@ use virtwire_conformance::capture::tcp::Dir;
 use virtwire_conformance::report::{self, Standing, json, junit, terminal};
 use virtwire_conformance::runner::ctx::connect_open_args;
 use virtwire_conformance::runner::{
-    Case, CaseReport, KnownAs, Level, Outcome, Progress, RunReport, Verdict, Wire,
+    Case, CaseReport, KnownAs, KnownList, Level, Outcome, Progress, RunReport, Verdict, Wire,
 };
 use virtwire_conformance::wire::peer::Chunk;
 use virtwire_conformance::wire::{Decoder, Options, Record};
@@ -93,9 +93,20 @@ fn case(id: &'static str, level: Level) -> Case {
         id,
         level,
         format!("requirement of {id}"),
-        format!("PROTOCOL.md, for {id}"),
+        format!("docs/protocol.md, for {id}"),
         |_| Ok(Outcome::pass("", "")),
     )
+}
+
+/// A known-list entry that applies (its failure fits).
+fn known(list: KnownList, reason: &str) -> KnownAs {
+    KnownAs {
+        list,
+        reason: reason.into(),
+        at: "known-failing.txt:3".into(),
+        signature: Some("code 1".into()),
+        differs: None,
+    }
 }
 
 fn result(
@@ -120,6 +131,8 @@ fn result(
         notes: Vec::new(),
         duration: Duration::from_millis(7),
         known,
+        required: false,
+        facts: Vec::new(),
         wire: Vec::new(),
         server_log: None,
         rerun: format!("virtwire check --run '{id}'"),
@@ -170,7 +183,7 @@ fn run_report(strict: bool) -> RunReport {
                 "dispatch/unknown-program",
                 Level::Must,
                 Verdict::Fail,
-                Some(KnownAs::Failing(KNOWN_REASON.into())),
+                Some(known(KnownList::Failing, KNOWN_REASON)),
                 "REPLY/ERROR code 1",
             ),
             result(
@@ -199,14 +212,14 @@ fn run_report(strict: bool) -> RunReport {
                 "framing/length-below-4",
                 Level::Must,
                 Verdict::Pass,
-                Some(KnownAs::Failing("was fixed in 9.1".into())),
+                Some(known(KnownList::Failing, "was fixed in 9.1")),
                 "the connection closed",
             ),
             result(
                 "keepalive/ping",
                 Level::Must,
                 Verdict::Fail,
-                Some(KnownAs::Flaky("timing".into())),
+                Some(known(KnownList::Flaky, "timing")),
                 "nothing within 1.0 s",
             ),
         ],
@@ -281,7 +294,7 @@ fn terminal_shows_the_tree_details_decoded_wire_and_exit_meaning() {
         .unwrap();
     for line in [
         "  Requirement:   requirement of dispatch/unknown-procedure\n",
-        "  Source:        PROTOCOL.md, for dispatch/unknown-procedure\n",
+        "  Source:        docs/protocol.md, for dispatch/unknown-procedure\n",
         "  Level:         MUST\n",
         &format!("  Expected:      {EXPECTED}\n"),
         &format!("  Actual:        {ACTUAL}\n"),
@@ -318,7 +331,21 @@ fn terminal_shows_the_tree_details_decoded_wire_and_exit_meaning() {
         t.contains("\nSTALE KNOWN-FAILING framing/length-below-4\n"),
         "{t}"
     );
-    assert!(t.contains("  Known failing: was fixed in 9.1\n"), "{t}");
+    assert!(
+        t.contains(
+            "  Known failing: was fixed in 9.1 (known-failing.txt:3)\n  Expects:       {code 1}\n"
+        ),
+        "{t}"
+    );
+    // What did not run, by family and reason, before the closing lines.
+    assert!(
+        t.contains(
+            "Not run, by family (`--require GLOB` makes them failures):\n  \
+             transport  1 unsupported: the target is not TLS\n  \
+             streams    1 omitted: needs handshake/x, which did not pass (fail)\n"
+        ),
+        "{t}"
+    );
     assert!(!t.contains("\nFAIL dispatch/unknown-program\n"), "{t}");
     assert!(!t.contains("\nNON-STRICT payload/"), "{t}");
     // The closing lines.
@@ -327,7 +354,7 @@ fn terminal_shows_the_tree_details_decoded_wire_and_exit_meaning() {
             "9 cases in 3.12 s: 2 pass (1 listed as known-failing), 3 fail (1 known, 1 flaky), \
              1 non-strict, 1 unsupported, 1 omitted, 1 error\n\
              exit 3: 1 case could not be run (harness error); 1 unexpected failure; \
-             1 known-failing case now passes: remove it from known-failing.txt\n"
+             1 known-failing case no longer fails (it passes or did not run): update known-failing.txt\n"
         ),
         "{t}"
     );
@@ -355,7 +382,7 @@ fn exit_meaning_names_the_list_and_all_as_expected() {
     assert_eq!(r.exit_code(), 2);
     assert_eq!(
         report::exit_meaning(&r, "k.txt"),
-        "1 known-failing case now passes: remove it from k.txt"
+        "1 known-failing case no longer fails (it passes or did not run): update k.txt"
     );
     r.cases.retain(|c| c.case.id != "framing/length-below-4");
     assert_eq!(r.exit_code(), 0);
@@ -572,6 +599,7 @@ fn json_follows_its_schema_and_carries_the_wire_records_verbatim() {
             "counts",
             "unexpected_failures",
             "stale_known",
+            "not_run",
             "exit_code",
             "exit_meaning",
             "cases"
@@ -626,6 +654,8 @@ fn json_follows_its_schema_and_carries_the_wire_records_verbatim() {
                 "notes",
                 "duration_ms",
                 "known",
+                "required",
+                "facts",
                 "rerun",
                 "server_log",
                 "wire"
@@ -692,11 +722,13 @@ fn json_follows_its_schema_and_carries_the_wire_records_verbatim() {
     );
     assert_eq!(
         cases[2]["known"],
-        serde_json::json!({"list": "failing", "reason": KNOWN_REASON})
+        serde_json::json!({"list": "failing", "reason": KNOWN_REASON,
+            "at": "known-failing.txt:3", "signature": "code 1", "differs": null})
     );
     assert_eq!(
         cases[8]["known"],
-        serde_json::json!({"list": "flaky", "reason": "timing"})
+        serde_json::json!({"list": "flaky", "reason": "timing",
+            "at": "known-failing.txt:3", "signature": "code 1", "differs": null})
     );
     assert_eq!(cases[3]["level"], "should");
     assert_eq!(cases[5]["needs"], serde_json::json!(["handshake/x"]));

@@ -36,7 +36,8 @@ fn the_catalogue_against_a_self_started_libvirtd() {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus/known-failing/libvirtd-9.0.txt");
     let config = Config {
         jobs: 2,
-        known_failing: lists::known_file(&known).expect("the committed known-failing list parses"),
+        known_failing: lists::known_file(&known, lists::ListKind::Failing)
+            .expect("the committed known-failing list parses"),
         ..Config::default()
     };
     let mut suite = Suite::self_started().config(config);

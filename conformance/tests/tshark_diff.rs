@@ -6,7 +6,7 @@
 //! for every message both sides decode; union discriminants are not compared (the dissector does not
 //! show them, only the arm).
 //!
-//! Known dissector faults (PROTOCOL.md §9 and found here), accepted and counted separately:
+//! Known dissector faults (docs/protocol.md §9 and found here), accepted and counted separately:
 //! - stream data (STREAM/CONTINUE) is shown 28 bytes short: the dissector subtracts the header twice;
 //! - every field named `type` is registered as an unsigned int whatever its XDR type, so a `string`
 //!   named `type` (CONNECT_GET_TYPE, DOMAIN_GET_OS_TYPE, DOMAIN_GET_SCHEDULER_TYPE… replies) is shown

@@ -8,7 +8,7 @@ use virtwire_protocol::fuzzing::{
 };
 use virtwire_protocol::{Header, MessageStatus, MessageType};
 
-/// CONNECT_OPEN("qemu:///system", 0), serial 1 (PROTOCOL.md §6).
+/// CONNECT_OPEN("qemu:///system", 0), serial 1 (docs/protocol.md §6).
 const CONNECT_OPEN: [u8; 56] = [
     0x00, 0x00, 0x00, 0x38, 0x20, 0x00, 0x80, 0x86, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1,
     0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0x0e, b'q', b'e', b'm', b'u', b':', b'/', b'/', b'/', b's',

@@ -20,7 +20,7 @@ pub enum Compat {
     /// RFC 4506 exactly; what round-trips byte for byte.
     #[default]
     Strict,
-    /// Accept what libvirt 9.0 accepts (PROTOCOL.md §7).
+    /// Accept what libvirt 9.0 accepts (docs/protocol.md §7).
     Libvirt,
 }
 

@@ -53,7 +53,7 @@ fn decode<'a>(
 #[test]
 fn worked_connect_open_call_decodes() {
     let s = schema_or_skip!();
-    // PROTOCOL.md §6: CONNECT_OPEN("qemu:///system", 0), serial 1.
+    // docs/protocol.md §6: CONNECT_OPEN("qemu:///system", 0), serial 1.
     let bytes = hex(
         "00000038 20008086 00000001 00000001 00000000 00000001 00000000 \
          00000001 0000000e 71656d75 3a2f2f2f 73797374 656d0000 00000000",

@@ -14,7 +14,7 @@ use virtwire_protocol::{Compat, Header, Limits, MessageStatus};
 
 /// The payload of a GET_ALL_DOMAIN_STATS reply: `domains` records of `per_domain` typed params
 /// named like libvirt's iothread stats (`iothread.<n>.poll-max-ns` …), with unsigned values and
-/// some strings, ints and doubles mixed in. 2000 × 195 mirrors the reply PROTOCOL.md §11 measured
+/// some strings, ints and doubles mixed in. 2000 × 195 mirrors the reply docs/protocol.md §11 measured
 /// from a real libvirtd 9.0.0 (2000 domains × 64 iothreads: 390,000 params, 14,488,032 bytes).
 fn stats_reply(domains: u32, per_domain: u32) -> Vec<u8> {
     let mut out = Vec::new();

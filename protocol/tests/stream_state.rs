@@ -1,4 +1,4 @@
-//! The stream state machine, rule by rule: each test is one sentence of PROTOCOL.md §5 (or one thing
+//! The stream state machine, rule by rule: each test is one sentence of docs/protocol.md §5 (or one thing
 //! libvirt refuses) and checks both the accepted and the refused case.
 
 use virtwire_protocol::body::codes;

@@ -1,4 +1,4 @@
-//! Real bytes from PROTOCOL.md: the worked CONNECT_OPEN call and reply, keepalive frames, error
+//! Real bytes from docs/protocol.md: the worked CONNECT_OPEN call and reply, keepalive frames, error
 //! replies as libvirtd 9.0 sends them, FD-carrying frames.
 
 use virtwire_protocol::body::codes;
@@ -92,7 +92,7 @@ fn keepalive_ping_pong() {
     assert_eq!(m.frame.payload, &[0, 0, 0, 0]);
 }
 
-/// libvirtd 9.0's answer to procedure 9999 (PROTOCOL.md §11): REPLY/ERROR, code 39, domain 7,
+/// libvirtd 9.0's answer to procedure 9999 (docs/protocol.md §11): REPLY/ERROR, code 39, domain 7,
 /// "unknown procedure: 9999", level ERROR, all pointers absent.
 #[test]
 fn error_reply_unknown_procedure() {
@@ -276,7 +276,7 @@ fn stream_end_abort_and_error() {
     assert_eq!(m.body, Body::StreamData(&[]));
 }
 
-/// What libvirtd does with frames it cannot take (PROTOCOL.md §11), as decode errors.
+/// What libvirtd does with frames it cannot take (docs/protocol.md §11), as decode errors.
 #[test]
 fn hostile_length_words_from_the_field() {
     // Length words seen in libvirt issue #69: HTTP and SunRPC traffic on the libvirt port.

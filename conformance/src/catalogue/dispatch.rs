@@ -1,5 +1,5 @@
 //! The connection's life: CONNECT_OPEN first, once; calls answered exactly once, in any order;
-//! CONNECT_CLOSE last (PROTOCOL.md §4, §6; libvirt `remote_daemon_dispatch.c`).
+//! CONNECT_CLOSE last (docs/protocol.md §4, §6; libvirt `remote_daemon_dispatch.c`).
 
 use std::collections::BTreeMap;
 
@@ -18,7 +18,7 @@ pub fn base() -> Vec<Case> {
         OPEN,
         Level::Must,
         "CONNECT_OPEN with the target's name is answered REPLY/OK with an empty body",
-        "PROTOCOL.md §6 (worked bytes: a 28-byte reply)",
+        "docs/protocol.md §6 (worked bytes: a 28-byte reply)",
         |ctx| {
             let prog = ctx.env().connector.program();
             if prog != REMOTE_PROGRAM {
@@ -162,7 +162,7 @@ pub fn cases() -> Vec<Case> {
             "dispatch/auth-list-before-open",
             Level::Must,
             "AUTH_LIST is answered before CONNECT_OPEN (it is how a client learns how to log in)",
-            "PROTOCOL.md §6, §11",
+            "docs/protocol.md §6, §11",
             |ctx| {
                 let mut peer = ctx.connect()?;
                 let s = ctx.call(&mut peer, REMOTE_PROGRAM, proc::AUTH_LIST, &[])?;
@@ -175,7 +175,7 @@ pub fn cases() -> Vec<Case> {
             "dispatch/call-before-open",
             Level::Must,
             "A driver call before CONNECT_OPEN gets REPLY/ERROR \"connection not open\"",
-            "PROTOCOL.md §4, §11",
+            "docs/protocol.md §4, §11",
             |ctx| {
                 let mut peer = ctx.connect()?;
                 let args = [0, 0, 0, 1, 0, 0, 0, 0];
@@ -190,7 +190,7 @@ pub fn cases() -> Vec<Case> {
             Level::Must,
             "A second CONNECT_OPEN on a connection gets REPLY/ERROR \"already open\" and changes \
              nothing: the hypervisor connection opened first keeps serving calls",
-            "PROTOCOL.md §4 (a second CONNECT_OPEN fails with \"connection already open\"), §6 (a \
+            "docs/protocol.md §4 (a second CONNECT_OPEN fails with \"connection already open\"), §6 (a \
              connection is open from CONNECT_OPEN until CONNECT_CLOSE); \
              src/remote/remote_daemon_dispatch.c",
             |ctx| {
@@ -230,7 +230,7 @@ pub fn cases() -> Vec<Case> {
             "dispatch/pipelined-answered-once",
             Level::Must,
             "Calls sent without waiting are each answered exactly once, in any order",
-            "PROTOCOL.md §1 (calls may be pipelined; replies may come back out of order)",
+            "docs/protocol.md §1 (calls may be pipelined; replies may come back out of order)",
             |ctx| {
                 let mut peer = ctx.opened()?;
                 let first = peer.serial();
@@ -278,7 +278,7 @@ pub fn cases() -> Vec<Case> {
             "dispatch/call-after-close",
             Level::Must,
             "CONNECT_CLOSE is answered REPLY/OK; a call after it is refused or the connection closes",
-            "PROTOCOL.md §6 (CONNECT_CLOSE: delayed close of the socket)",
+            "docs/protocol.md §6 (CONNECT_CLOSE: delayed close of the socket)",
             |ctx| {
                 let mut peer = ctx.opened()?;
                 let s = ctx.call(&mut peer, REMOTE_PROGRAM, proc::CONNECT_CLOSE, &[])?;

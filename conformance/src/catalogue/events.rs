@@ -1,4 +1,4 @@
-//! Events (PROTOCOL.md §1, §6; libvirt `remote_daemon_dispatch.c`): a client registers a callback
+//! Events (docs/protocol.md §1, §6; libvirt `remote_daemon_dispatch.c`): a client registers a callback
 //! (CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY → callbackID), the server sends a MESSAGE for each
 //! event with that id, and after CONNECT_DOMAIN_EVENT_CALLBACK_DEREGISTER_ANY sends none. The cases
 //! that cause events suspend and resume a running domain of the shared world, so they run alone
@@ -14,7 +14,7 @@ use crate::runner::ctx::{code, no_frame, proc};
 use crate::runner::{Case, CaseResult, Ctx, Level, Outcome};
 use crate::wire::peer::{Event, Peer, Reply};
 
-const SRC: &str = "PROTOCOL.md §1 (MESSAGE), §6 (DOMAIN_EVENT_CALLBACK_LIFECYCLE 318); src/remote/remote_daemon_dispatch.c";
+const SRC: &str = "docs/protocol.md §1 (MESSAGE), §6 (DOMAIN_EVENT_CALLBACK_LIFECYCLE 318); src/remote/remote_daemon_dispatch.c";
 /// Where libvirt 9.0.0 refuses an unknown callbackID.
 const SRC_DEREGISTER_UNKNOWN: &str = "src/remote/remote_daemon_dispatch.c \
     remoteDispatchConnectDomainEventCallbackDeregisterAny (no callback with that id: \

@@ -1,4 +1,4 @@
-//! CALL_WITH_FDS (PROTOCOL.md §1): after the header, a 4-byte count of file descriptors, which
+//! CALL_WITH_FDS (docs/protocol.md §1): after the header, a 4-byte count of file descriptors, which
 //! travel out of band (SCM_RIGHTS, unix sockets only); at most VIR_NET_MESSAGE_NUM_FDS_MAX = 32.
 //! Over TCP no descriptor can come, so a server must not wait for one: libvirtd 9.0 closes the
 //! connection. A count over the maximum is refused on any transport.
@@ -11,7 +11,7 @@ use crate::runner::ctx::proc;
 use crate::runner::{Case, CaseResult, Ctx, Level, Outcome};
 use crate::wire::peer::Event;
 
-const SRC: &str = "PROTOCOL.md §1 (FD passing, VIR_NET_MESSAGE_NUM_FDS_MAX = 32); src/rpc/virnetmessage.c virNetMessageDecodeNumFDs";
+const SRC: &str = "docs/protocol.md §1 (FD passing, VIR_NET_MESSAGE_NUM_FDS_MAX = 32); src/rpc/virnetmessage.c virNetMessageDecodeNumFDs";
 
 /// CONNECT_GET_TYPE as CALL_WITH_FDS announcing `n` descriptors (none is sent).
 fn with_fds(serial: u32, n: u32) -> Vec<u8> {

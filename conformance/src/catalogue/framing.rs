@@ -1,4 +1,4 @@
-//! Framing: the length word (PROTOCOL.md §1; libvirt `virNetMessageDecodeLength`) and how a
+//! Framing: the length word (docs/protocol.md §1; libvirt `virNetMessageDecodeLength`) and how a
 //! peer's bytes may be split across writes.
 
 use std::time::Duration;
@@ -10,7 +10,7 @@ use super::{OPEN, call};
 use crate::runner::ctx::{code, connect_open_args, proc};
 use crate::runner::{Case, CaseResult, Ctx, Level, Outcome};
 
-const SRC_LEN: &str = "PROTOCOL.md §1, §11; src/rpc/virnetmessage.c virNetMessageDecodeLength";
+const SRC_LEN: &str = "docs/protocol.md §1, §11; src/rpc/virnetmessage.c virNetMessageDecodeLength";
 
 /// A connection that sends `bytes` (then, with `close`, ends its side) must be closed by the server
 /// with nothing sent, and the server must go on serving others.
@@ -96,7 +96,7 @@ pub fn cases() -> Vec<Case> {
             "framing/header-only-frame",
             Level::Must,
             "A 28-byte frame (length word and header, no payload) is read and dispatched: REPLY/OK for a void-args call, \"Unable to decode\" for one with args; the connection stays usable",
-            "PROTOCOL.md §1 (minimum frame 28), §4 (decode failure keeps the connection)",
+            "docs/protocol.md §1 (minimum frame 28), §4 (decode failure keeps the connection)",
             |ctx| {
                 let mut peer = ctx.opened()?;
                 let s = peer.serial();
@@ -122,7 +122,7 @@ pub fn cases() -> Vec<Case> {
             "framing/largest-legal-frame",
             Level::Must,
             "A frame of the largest legal length (32 MiB + 4) is read whole and its args decode: GET_ALL_DOMAIN_STATS of domains that do not exist is answered REPLY/OK with no record, and the connection stays usable",
-            "PROTOCOL.md §2 (VIR_NET_MESSAGE_MAX + VIR_NET_MESSAGE_LEN_MAX = 33554436); \
+            "docs/protocol.md §2 (VIR_NET_MESSAGE_MAX + VIR_NET_MESSAGE_LEN_MAX = 33554436); \
              src/test/test_driver.c testConnectGetAllDomainStats (missing domains skipped: REPLY/OK, no record)",
             |ctx| {
                 let max = ctx.env().judge.limits().frame_max() as usize;
@@ -195,7 +195,7 @@ pub fn cases() -> Vec<Case> {
             "framing/length-over-limit",
             Level::Must,
             "A length word one over the largest legal one (32 MiB + 4) closes the connection without reading the body",
-            "PROTOCOL.md §2, §11 (0x02000005 closes); VIR_NET_MESSAGE_MAX",
+            "docs/protocol.md §2, §11 (0x02000005 closes); VIR_NET_MESSAGE_MAX",
             |ctx| {
                 let len = u32::try_from(ctx.env().judge.limits().frame_max() + 1).unwrap_or(u32::MAX);
                 let mut b = len.to_be_bytes().to_vec();
@@ -208,7 +208,7 @@ pub fn cases() -> Vec<Case> {
             "framing/length-u32-max",
             Level::Must,
             "A length word of 0xFFFFFFFF closes the connection at once (CVE-class: never sized from a peer)",
-            "PROTOCOL.md §1, §8",
+            "docs/protocol.md §1, §8",
             |ctx| closes_then_serves(ctx, &[0xff, 0xff, 0xff, 0xff]),
         )
         .needs(&[OPEN]),
@@ -216,7 +216,7 @@ pub fn cases() -> Vec<Case> {
             "framing/length-split-across-writes",
             Level::Must,
             "A frame whose length word arrives in two writes is read as one frame",
-            "PROTOCOL.md §1 (a byte stream: no write boundaries)",
+            "docs/protocol.md §1 (a byte stream: no write boundaries)",
             |ctx| open_in_pieces(ctx, 1 << 20, Some(2)),
         )
         .needs(&[OPEN]),
@@ -224,7 +224,7 @@ pub fn cases() -> Vec<Case> {
             "framing/one-byte-at-a-time",
             Level::Must,
             "A frame sent one byte per write is read as one frame",
-            "PROTOCOL.md §1",
+            "docs/protocol.md §1",
             |ctx| open_in_pieces(ctx, 1, None),
         )
         .needs(&[OPEN]),
@@ -232,7 +232,7 @@ pub fn cases() -> Vec<Case> {
             "framing/many-frames-in-one-write",
             Level::Must,
             "Several frames in one write are each read and answered",
-            "PROTOCOL.md §1; rpc.rst (pipelined calls)",
+            "docs/protocol.md §1; rpc.rst (pipelined calls)",
             |ctx| {
                 // CONNECT_OPEN first, on its own: libvirtd runs pipelined calls on a pool of
                 // workers, so calls sent in the same write as CONNECT_OPEN may run before it.
@@ -265,7 +265,7 @@ pub fn cases() -> Vec<Case> {
             "framing/close-mid-frame",
             Level::Must,
             "A client that closes in the middle of a frame does not disturb the server",
-            "PROTOCOL.md §1",
+            "docs/protocol.md §1",
             |ctx| {
                 let mut peer = ctx.connect()?;
                 let frame = call(proc::CONNECT_GET_TYPE, 1, &[0; 64]);

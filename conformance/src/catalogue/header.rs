@@ -1,5 +1,5 @@
 //! The header: message types a client may not send, programs, versions, procedures, statuses and
-//! serials (PROTOCOL.md §1, §4; libvirt `virNetServerProcessMsg`, `virNetServerProgramDispatch`).
+//! serials (docs/protocol.md §1, §4; libvirt `virNetServerProcessMsg`, `virNetServerProgramDispatch`).
 
 use virtwire_protocol::header::REMOTE_PROGRAM;
 use virtwire_protocol::{FrameBuilder, MessageStatus, MessageType};
@@ -9,7 +9,7 @@ use crate::runner::ctx::{code, proc};
 use crate::runner::{Case, CaseResult, Ctx, Level, Outcome};
 
 const SRC_DISPATCH: &str =
-    "PROTOCOL.md §4; src/rpc/virnetserverprogram.c virNetServerProgramDispatch";
+    "docs/protocol.md §4; src/rpc/virnetserverprogram.c virNetServerProgramDispatch";
 
 /// On an open connection, a message of type `t` from the client gets no answer, and the connection
 /// keeps working.
@@ -118,7 +118,7 @@ pub fn cases() -> Vec<Case> {
             "header/unknown-program",
             Level::Must,
             "A CALL to a program the server does not serve gets REPLY/ERROR \"Cannot find program\" (VIR_ERR_RPC)",
-            "PROTOCOL.md §4, §11; src/rpc/virnetserver.c",
+            "docs/protocol.md §4, §11; src/rpc/virnetserver.c",
             |ctx| {
                 let f = FrameBuilder::call(0x1234_5678, 1, 7);
                 rejected(ctx, f, code::RPC, "Cannot find program")
@@ -129,7 +129,7 @@ pub fn cases() -> Vec<Case> {
             "header/wrong-version",
             Level::Must,
             "A CALL to the remote program with version 2 gets REPLY/ERROR \"Cannot find program … version 2\"",
-            "PROTOCOL.md §4, §11",
+            "docs/protocol.md §4, §11",
             |ctx| {
                 let f = FrameBuilder::call(REMOTE_PROGRAM, proc::CONNECT_GET_TYPE, 8).vers(2);
                 rejected(ctx, f, code::RPC, "version 2")
@@ -151,7 +151,7 @@ pub fn cases() -> Vec<Case> {
             "header/negative-procedure",
             Level::Must,
             "A negative procedure number gets REPLY/ERROR \"unknown procedure\" (never an index)",
-            "PROTOCOL.md §4, §8 (CVE-2012-4423)",
+            "docs/protocol.md §4, §8 (CVE-2012-4423)",
             |ctx| {
                 let f = FrameBuilder::call(REMOTE_PROGRAM, -1, 10);
                 rejected(ctx, f, code::RPC, "unknown procedure: -1")
@@ -197,7 +197,7 @@ pub fn cases() -> Vec<Case> {
             "header/procedure-in-gap",
             Level::Must,
             "A procedure number inside the table with no handler (a number the .x skips; else an event procedure, server-to-client only) gets REPLY/ERROR \"unknown procedure\"",
-            "PROTOCOL.md §4, §8 (CVE-2012-4423: holes in the dispatch table)",
+            "docs/protocol.md §4, §8 (CVE-2012-4423: holes in the dispatch table)",
             |ctx| {
                 let Some((number, what)) = hole_in_table(ctx) else {
                     return Ok(Outcome::error(
@@ -214,7 +214,7 @@ pub fn cases() -> Vec<Case> {
             "header/serial-echoed",
             Level::Must,
             "A reply carries its call's serial, 0 and 0xFFFFFFFF included",
-            "PROTOCOL.md §1 (serial rules)",
+            "docs/protocol.md §1 (serial rules)",
             |ctx| {
                 let mut peer = ctx.opened()?;
                 let mut seen = Vec::new();

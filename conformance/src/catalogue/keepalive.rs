@@ -1,4 +1,4 @@
-//! Keepalive (PROTOCOL.md §4; libvirt `virkeepaliveprotocol.x`, `virkeepalive.c`): PING is answered
+//! Keepalive (docs/protocol.md §4; libvirt `virkeepaliveprotocol.x`, `virkeepalive.c`): PING is answered
 //! with PONG, also while a call is being worked on; anything else on the keepalive program is
 //! ignored; a client that asked for keepalive and then leaves the server's PINGs unanswered is
 //! dropped after `keepalive_interval × (keepalive_count + 1)` seconds of silence (libvirtd.conf).
@@ -15,7 +15,7 @@ use crate::runner::ctx::proc;
 use crate::runner::{Case, CaseResult, Ctx, Level, Outcome};
 use crate::wire::peer::Event;
 
-const SRC: &str = "PROTOCOL.md §4 (keepalive); src/rpc/virkeepalive.c";
+const SRC: &str = "docs/protocol.md §4 (keepalive); src/rpc/virkeepalive.c";
 /// VIR_DRV_FEATURE_PROGRAM_KEEPALIVE.
 const FEATURE_KEEPALIVE: i32 = 10;
 
@@ -160,7 +160,7 @@ pub fn cases() -> Vec<Case> {
             "keepalive/feature-supported",
             Level::Must,
             "CONNECT_SUPPORTS_FEATURE(10, keepalive) answers 1 on a server that speaks keepalive",
-            "PROTOCOL.md §4, §6 (the client asks before CONNECT_OPEN)",
+            "docs/protocol.md §4, §6 (the client asks before CONNECT_OPEN)",
             |ctx| {
                 let mut peer = ctx.connect()?;
                 let s = ctx.call(
@@ -219,7 +219,7 @@ pub fn cases() -> Vec<Case> {
             "keepalive/unanswered-ping-drops-client",
             Level::Must,
             "A client that asked for keepalive and leaves the server's PINGs unanswered gets keepalive_count PINGs, then is dropped after interval × (count + 1) s of silence",
-            "PROTOCOL.md §4 (keepalive); libvirtd.conf keepalive_interval, keepalive_count; src/rpc/virkeepalive.c",
+            "docs/protocol.md §4 (keepalive); libvirtd.conf keepalive_interval, keepalive_count; src/rpc/virkeepalive.c",
             unanswered_ping,
         )
         .needs(&["keepalive/feature-supported"]),
@@ -227,7 +227,7 @@ pub fn cases() -> Vec<Case> {
             "keepalive/ping-during-long-call",
             Level::Must,
             "A PING sent while a long call is being worked on is answered with PONG before that call's reply",
-            "PROTOCOL.md §4 (keepalive is answered by the connection, not by the call's worker)",
+            "docs/protocol.md §4 (keepalive is answered by the connection, not by the call's worker)",
             ping_during_long_call,
         )
         .needs(&["keepalive/ping-gets-pong"]),

@@ -1,5 +1,5 @@
 //! `limits/`: every declared maximum of every procedure's arguments, at the bound and one over,
-//! generated from the schema (PROTOCOL.md §2 "Per-field limits", §7 "Maxima ARE enforced on
+//! generated from the schema (docs/protocol.md §2 "Per-field limits", §7 "Maxima ARE enforced on
 //! decode").
 //!
 //! For each program libvirtd serves on its main socket ([`MAIN_SOCKET_PROGRAMS`]), each procedure
@@ -37,7 +37,7 @@ use crate::wire::peer::Peer;
 /// have their own daemons or sockets.
 pub const MAIN_SOCKET_PROGRAMS: [u32; 3] = [REMOTE_PROGRAM, QEMU_PROGRAM, LXC_PROGRAM];
 
-const SRC: &str = "PROTOCOL.md §2 (per-field limits), §7 (maxima enforced on decode), \
+const SRC: &str = "docs/protocol.md §2 (per-field limits), §7 (maxima enforced on decode), \
                    §11; src/rpc/virnetserverprogram.c virNetServerProgramDispatchCall";
 
 /// The fill byte of bounded strings and opaques.
@@ -154,8 +154,7 @@ fn describe(w: &World) -> String {
 /// `limits/world-before` records the world; `limits/world-after` must find it unchanged. Both run
 /// alone (exclusive), so every case of the family runs between them.
 fn world_case(world: Arc<Mutex<Option<World>>>, before: bool) -> Case {
-    let src =
-        "PROTOCOL.md §11 (the test driver's shared world); the limits family's minimal arguments";
+    let src = "docs/protocol.md §11 (the test driver's shared world); the limits family's minimal arguments";
     if before {
         Case::new(
             WORLD_BEFORE,

@@ -1,5 +1,5 @@
 //! The built-in cases, by family. Each case has a stable ID (`family/what`), a one-line requirement
-//! and a source pointer (PROTOCOL.md of this repository's shared notes, libvirt's files). Cases ask
+//! and a source pointer (docs/protocol.md, libvirt's files). Cases ask
 //! the runner's [`Ctx`](crate::runner::Ctx) for connections; they never open sockets themselves and
 //! never read libvirt bytes (the wire layer judges what comes back).
 //!
@@ -36,6 +36,7 @@ pub mod keepalive;
 pub mod limits;
 pub mod payload;
 pub mod programs;
+pub mod readonly_calls;
 pub mod reply;
 pub mod security;
 pub mod streams;

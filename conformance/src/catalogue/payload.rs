@@ -1,4 +1,4 @@
-//! Bodies that do not decode (PROTOCOL.md §4, §7): a body that cannot be decoded is refused with
+//! Bodies that do not decode (docs/protocol.md §4, §7): a body that cannot be decoded is refused with
 //! "Unable to decode message payload" and the connection is kept; leniency that RFC 4506 forbids but
 //! libvirt allows is reported as non-strict.
 
@@ -42,7 +42,7 @@ pub fn cases() -> Vec<Case> {
             "payload/bool-2",
             Level::Should,
             "An XDR bool of 2 is refused (RFC 4506 §4.4: 0 or 1); libvirt's .x files declare no bool, so the probe is the optional-data flag (an XDR bool) of CONNECT_OPEN's name",
-            "PROTOCOL.md §7 (bool accepts any non-zero)",
+            "docs/protocol.md §7 (bool accepts any non-zero)",
             |ctx| {
                 let mut peer = ctx.connect()?;
                 let serial = peer.serial();
@@ -63,7 +63,7 @@ pub fn cases() -> Vec<Case> {
             "payload/bad-union-discriminant",
             Level::Must,
             "A typed parameter of type 8 (no such union arm) is refused with \"Unable to decode message payload\"",
-            "PROTOCOL.md §7 (unions: default: return FALSE); remote_protocol.x remote_typed_param_value",
+            "docs/protocol.md §7 (unions: default: return FALSE); remote_protocol.x remote_typed_param_value",
             |ctx| {
                 // params<1> = [{ field "x", value { type 8, … } }], flags 0.
                 // 0x7800_0000: the string "x" and its three pad bytes.
@@ -76,7 +76,7 @@ pub fn cases() -> Vec<Case> {
             "payload/negative-count",
             Level::Must,
             "An array count of 0x80000000 (negative as a C int) is refused, not used as a size",
-            "PROTOCOL.md §7, §8 (CVE-2024-2494: negative lengths)",
+            "docs/protocol.md §7, §8 (CVE-2024-2494: negative lengths)",
             |ctx| undecodable(ctx, NODE_SET_MEMORY_PARAMETERS, &words(&[0x8000_0000, 0]), "count 0x80000000"),
         )
         .needs(&[OPEN]),
@@ -84,7 +84,7 @@ pub fn cases() -> Vec<Case> {
             "payload/huge-count",
             Level::Must,
             "An array count of 2³²−1 with no elements after it is refused before anything is allocated",
-            "PROTOCOL.md §7, §8 (CVE-2013-4292)",
+            "docs/protocol.md §7, §8 (CVE-2013-4292)",
             |ctx| {
                 undecodable(
                     ctx,
@@ -99,7 +99,7 @@ pub fn cases() -> Vec<Case> {
             "payload/truncated-args",
             Level::Must,
             "Arguments cut short are refused with \"Unable to decode message payload\"; the connection is kept",
-            "PROTOCOL.md §4, §11; src/rpc/virnetmessage.c virNetMessageDecodePayload",
+            "docs/protocol.md §4, §11; src/rpc/virnetmessage.c virNetMessageDecodePayload",
             |ctx| {
                 let mut peer = ctx.opened()?;
                 let s = ctx.call(&mut peer, REMOTE_PROGRAM, proc::CONNECT_SUPPORTS_FEATURE, &[0, 0])?;
@@ -114,7 +114,7 @@ pub fn cases() -> Vec<Case> {
             "payload/trailing-bytes",
             Level::Should,
             "Bytes after a complete argument body are refused (RFC 4506: a body is exactly its type)",
-            "PROTOCOL.md §4 (libvirt does not check), §7",
+            "docs/protocol.md §4 (libvirt does not check), §7",
             |ctx| {
                 let mut peer = ctx.opened()?;
                 let serial = peer.serial();
@@ -129,7 +129,7 @@ pub fn cases() -> Vec<Case> {
             "payload/nonzero-padding",
             Level::Should,
             "A string whose padding bytes are not zero is refused (RFC 4506 §3: pad bytes are zero)",
-            "PROTOCOL.md §7",
+            "docs/protocol.md §7",
             |ctx| {
                 let mut peer = ctx.connect()?;
                 let serial = peer.serial();

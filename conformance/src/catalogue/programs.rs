@@ -7,7 +7,7 @@
 //! Sources: src/admin/admin_protocol.x and src/admin/admin_server_dispatch.c (admin),
 //! src/logging/log_protocol.x and log_daemon_dispatch.c (log), src/locking/lock_protocol.x and
 //! lock_daemon_dispatch.c (lock), src/rpc/virnetserverprogram.c (unknown procedures and versions:
-//! VIR_ERR_RPC replies), PROTOCOL.md §4, §6.
+//! VIR_ERR_RPC replies), docs/protocol.md §4, §6.
 
 use std::sync::Arc;
 
@@ -62,10 +62,10 @@ const RPC: i32 = 39;
 const FROM_RPC: i32 = 7;
 
 const SRC_ADMIN: &str =
-    "src/admin/admin_protocol.x; src/admin/admin_server_dispatch.c; PROTOCOL.md §6";
+    "src/admin/admin_protocol.x; src/admin/admin_server_dispatch.c; docs/protocol.md §6";
 const SRC_LOG: &str = "src/logging/log_protocol.x; src/logging/log_daemon_dispatch.c";
 const SRC_LOCK: &str = "src/locking/lock_protocol.x; src/locking/lock_daemon_dispatch.c";
-const SRC_RPC: &str = "src/rpc/virnetserverprogram.c; src/rpc/virnetserver.c; PROTOCOL.md §4";
+const SRC_RPC: &str = "src/rpc/virnetserverprogram.c; src/rpc/virnetserver.c; docs/protocol.md §4";
 /// The unknown-procedure case's source: where libvirt 9.0.0 refuses a number with no dispatcher.
 const SRC_UNKNOWN_PROC: &str = "src/rpc/virnetserverprogram.c virNetServerProgramDispatchCall \
                                 (virNetServerProgramGetProc finds no dispatcher: \

@@ -1,5 +1,5 @@
 //! Replies the server cannot send: a reply over the message limit must become an error reply, not a
-//! crash, a cut connection or a frame the client must refuse (PROTOCOL.md §2: libvirt's
+//! crash, a cut connection or a frame the client must refuse (docs/protocol.md §2: libvirt's
 //! `virNetMessageEncodePayload` gives up with "Unable to encode message payload"; seed 000's
 //! problem, seen from the wire).
 
@@ -21,7 +21,7 @@ pub fn cases() -> Vec<Case> {
             "reply/over-limit-is-error",
             Level::Must,
             "A GET_ALL_DOMAIN_STATS reply over 32 MiB is answered REPLY/ERROR; the connection stays usable",
-            "PROTOCOL.md §2 (encode side, the 2017 \"Raising limits\" thread), §11 (5000 × 64 world); \
+            "docs/protocol.md §2 (encode side, the 2017 \"Raising limits\" thread), §11 (5000 × 64 world); \
              src/rpc/virnetmessage.c virNetMessageEncodePayload (the buffer would pass VIR_NET_MESSAGE_MAX: \
              virReportError(VIR_ERR_RPC, \"Unable to encode message payload\")), sent by \
              src/rpc/virnetserverprogram.c virNetServerProgramDispatchCall's error path",

@@ -1,37 +1,49 @@
 //! Who may call what: the read-only socket and SASL authentication, both generated from the
-//! schema's `@acl:` annotations and procedure names (never hand-listed).
+//! schema (never hand-listed).
 //!
-//! **Read-only.** libvirt's access-control page (docs/acl.rst, "Access control introduction"):
-//! after authentication a connection "either has full, unrestricted access to all libvirt API
-//! calls, or is locked down to only 'read only' (see 'Anonymous' in the table below) operations,
-//! according to what socket a client connection originated on". The anonymous permissions are
-//! those marked `@anonymous: 1` in src/access/viraccessperm.h ([`ANONYMOUS`]); every procedure
-//! of remote_protocol.x names its permissions in `@acl:` lines (`object:permission`, optionally
-//! `:FLAG|FLAG`, `:!FLAG` or `::param:value` for rules that apply only with those flags or
-//! values). Called with minimal arguments (flags 0, empty names that match nothing), a procedure
-//! is a *write* when a rule that applies then names a permission that is not anonymous: on the
-//! read-only socket libvirt must refuse it with VIR_ERR_OPERATION_DENIED ("read only access
-//! prevents …", virCheckReadOnlyGoto in src/libvirt-*.c), and must not refuse the others for that
-//! reason.
+//! **Read-only.** libvirtd marks a connection that arrives on its read-only socket VIR_CONNECT_RO
+//! (src/remote/remote_daemon_dispatch.c remoteDispatchConnectOpen), and every public API that
+//! changes state begins with `virCheckReadOnlyGoto(conn->flags, error)` (src/internal.h), which
+//! refuses with VIR_ERR_OPERATION_DENIED, "operation forbidden: read only access prevents
+//! <the API>". Which procedures reach such a check is derived from libvirt's sources
+//! (`scripts/derive-readonly.py`, [`super::readonly_calls`], docs/readonly.md), one table per
+//! release; a case asks the daemon its version (CONNECT_GET_LIB_VERSION) and uses that release's
+//! table. `security/readonly-<proc>` (MUST) follows the table: a refused procedure must get that
+//! code and that exact text, the others must not get the read-only refusal. A call that the API's
+//! argument checks refuse before its read-only check (a zero pid, no new name, no CPU XML, no
+//! descriptor) is retried with arguments that pass them ([`retry_args`]; a descriptor is sent over
+//! the read-only unix socket) before the case says it cannot reach the check. A check that applies
+//! only under a condition (`flags & VIR_DOMAIN_XML_SECURE`, `source == …_SRC_AGENT`) has a second
+//! MUST case, `security/readonly-<proc>-<secure|guest|agent>`, that meets it ([`condition_args`]).
+//!
+//! The `@acl:` annotations of remote_protocol.x, with viraccessperm.h's `@anonymous` flags
+//! ([`ANONYMOUS`]; docs/acl.rst), feed a different mechanism: the access-control drivers. Where a
+//! procedure's annotation says otherwise than libvirt's check, `security/readonly-acl-<proc>`
+//! (SHOULD) compares the annotation with what the server did: a disagreement is libvirt's own
+//! annotation being inconsistent with its enforcement, reported as non-strict.
 //!
 //! **SASL.** Before a client on a listener with `auth_tcp = "sasl"` authenticates, only the
 //! authentication procedures (`AUTH_*`: AUTH_LIST, AUTH_SASL_INIT/START/STEP, AUTH_POLKIT) are
 //! dispatched; every other call is refused with VIR_ERR_RPC "authentication required"
 //! (src/rpc/gendispatch.pl marks every procedure but the AUTH ones as needing authentication;
-//! src/rpc/virnetserverprogram.c refuses them; PROTOCOL.md §11). A wrong password fails the
+//! src/rpc/virnetserverprogram.c refuses them; docs/protocol.md §4). A wrong password fails the
 //! SASL exchange. The mechanism is DIGEST-MD5 (RFC 2831, cyrus-sasl's `libdigestmd5`): over plain
 //! TCP libvirtd asks SASL for a security layer of at least 56 bits (remoteDispatchAuthSaslInit),
 //! which rules out PLAIN and SCRAM; DIGEST-MD5 with `qop=auth-conf` provides one, and its
 //! exchange is two MD5 computations (the `md-5` crate).
 
+use std::os::fd::AsFd;
+use std::sync::Arc;
+
 use md5::{Digest, Md5};
 use virtwire_protocol::header::REMOTE_PROGRAM;
-use virtwire_protocol::schema::{Procedure, Schema, bounds};
-use virtwire_protocol::{MessageStatus, Writer};
+use virtwire_protocol::schema::{Procedure, Schema, Value, bounds};
+use virtwire_protocol::{Limits, MessageStatus, Writer};
 
+use super::readonly_calls::{self, Refused, Row, Table};
 use crate::runner::ctx::{Endpoint, proc};
-use crate::runner::{Case, Ctx, Level, Outcome};
-use crate::wire::peer::Reply;
+use crate::runner::{Case, Ctx, Level, Outcome, Verdict};
+use crate::wire::peer::{Peer, Reply};
 
 /// VIR_ERR_OPERATION_DENIED (virerror.h): what virCheckReadOnlyGoto reports.
 pub const OPERATION_DENIED: i32 = 29;
@@ -77,7 +89,9 @@ pub const ANONYMOUS: &[&str] = &[
 ];
 
 /// The first `@acl:` permission of `p` that applies to a call with minimal arguments and is not
-/// anonymous: `Some` makes `p` a write procedure. `Err` when `p` has no `@acl:` line at all.
+/// anonymous: `Some` when the annotation says a read-only connection may not make that call (what
+/// `security/readonly-acl-<proc>` compares with libvirt's check). `Err` when `p` has no `@acl:`
+/// line at all.
 pub fn write_permission(p: &Procedure) -> Result<Option<String>, String> {
     let rules: Vec<&str> = p.annotation("acl").collect();
     if rules.is_empty() {
@@ -126,12 +140,15 @@ fn minimal_args(schema: &Schema, p: &Procedure) -> Vec<u8> {
         .map_or_else(Vec::new, |(_, ty)| bounds::zero_bytes(schema, *ty))
 }
 
-const SRC_RO: &str = "libvirt docs/acl.rst (read-only = 'Anonymous' permissions); \
-                      src/access/viraccessperm.h @anonymous; remote_protocol.x @acl; \
-                      virCheckReadOnlyGoto in src/libvirt-*.c";
+const SRC_RO: &str = "src/internal.h virCheckReadOnlyGoto (VIR_ERR_OPERATION_DENIED \"read only \
+                      access prevents %s\"); each API's check in src/libvirt-*.c, derived by \
+                      scripts/derive-readonly.py (docs/readonly.md); \
+                      src/remote/remote_daemon_dispatch.c remoteDispatchConnectOpen (VIR_CONNECT_RO)";
+const SRC_ACL: &str = "remote_protocol.x @acl; src/access/viraccessperm.h @anonymous; libvirt \
+                       docs/acl.rst; the derived read-only table (docs/readonly.md)";
 const SRC_SASL: &str = "src/rpc/gendispatch.pl (needAuth: all but AUTH_*); \
                         src/rpc/virnetserverprogram.c (\"authentication required\"); \
-                        src/remote/remote_daemon_dispatch.c (SASL); RFC 2831; PROTOCOL.md §11";
+                        src/remote/remote_daemon_dispatch.c (SASL); RFC 2831; docs/protocol.md §4";
 
 /// The ID every read-only case needs.
 pub const RO_OPEN: &str = "security/readonly-open";
@@ -144,7 +161,7 @@ pub fn cases(schema: &Schema) -> Vec<Case> {
         RO_OPEN,
         Level::Must,
         "CONNECT_OPEN on the read-only socket is answered REPLY/OK",
-        "PROTOCOL.md §6; libvirtd.conf unix_sock_ro_perms",
+        "docs/protocol.md §6; libvirtd.conf unix_sock_ro_perms",
         |ctx| {
             let (mut peer, ep) = ctx.connect_to(Endpoint::ReadOnly)?;
             ctx.open_as(&mut peer, ep.open_name().as_deref())?;
@@ -156,6 +173,23 @@ pub fn cases(schema: &Schema) -> Vec<Case> {
     )];
     let Some(remote) = schema.program(REMOTE_PROGRAM, 1) else {
         return out;
+    };
+    let tables = match readonly_calls::tables() {
+        Ok(t) => t,
+        Err(e) => {
+            out.push(Case::new(
+                "security/readonly-table",
+                Level::Must,
+                "The committed read-only tables parse",
+                SRC_RO,
+                move |_| {
+                    Ok(Outcome::error(format!(
+                        "the read-only table is broken: {e}"
+                    )))
+                },
+            ));
+            &[]
+        }
     };
     for p in remote.procedure_list() {
         if !callable(p) || p.number == proc::CONNECT_OPEN {
@@ -170,64 +204,84 @@ pub fn cases(schema: &Schema) -> Vec<Case> {
         if p.name.starts_with("AUTH_") && p.number != proc::AUTH_LIST {
             continue;
         }
-        let Ok(write) = write_permission(p) else {
+        let plan = Arc::new(Plan {
+            number: p.number,
+            name: p.name.clone(),
+            args: minimal_args(schema, p),
+            retry: retry_args(schema, p),
+        });
+        let plan2 = plan.clone();
+        out.push(
+            Case::new(
+                format!("security/readonly-{}", kebab(&p.name)),
+                Level::Must,
+                must_requirement(&p.name, tables),
+                SRC_RO,
+                move |ctx| must_case(ctx, &plan),
+            )
+            .needs(&[RO_OPEN]),
+        );
+        // A conditional check (`if` in some release's table): the call that meets the condition.
+        let conditional = tables.iter().any(|t| {
+            t.row(&p.name)
+                .is_some_and(|r| matches!(r.refused, Refused::If(_)))
+        });
+        if let Some((suffix, args, what)) = conditional.then(|| condition_args(schema, p)).flatten()
+        {
+            let (name, number) = (p.name.clone(), p.number);
+            out.push(
+                Case::new(
+                    format!("security/readonly-{}-{suffix}", kebab(&p.name)),
+                    Level::Must,
+                    format!(
+                        "MUST (libvirt's own enforcement): {name} with {what} on the read-only \
+                         socket is refused with REPLY/ERROR code {OPERATION_DENIED} as libvirt's \
+                         conditional check says; {}",
+                        table_summary(&p.name, tables)
+                    ),
+                    SRC_RO,
+                    move |ctx| condition_case(ctx, &name, number, &args, what),
+                )
+                .needs(&[RO_OPEN]),
+            );
+        }
+        // The annotation's own case, where it and some release's check disagree.
+        let Ok(perm) = write_permission(p) else {
             continue;
         };
+        let disagrees = tables.iter().any(|t| {
+            t.row(&p.name)
+                .is_some_and(|r| (r.refused == Refused::Yes) != perm.is_some())
+        });
+        if !disagrees {
+            continue;
+        }
         let acl = p.annotation("acl").collect::<Vec<_>>().join(", ");
-        let args = minimal_args(schema, p);
-        let (number, name) = (p.number, p.name.clone());
-        let id = format!("security/readonly-{}", kebab(&p.name));
-        let case = match write {
-            Some(perm) => Case::new(
-                id,
-                Level::Must,
-                format!(
-                    "{name} (needs {perm}) is refused on the read-only socket with \
-                     VIR_ERR_OPERATION_DENIED \"{READ_ONLY_TEXT} …\"; ACL {acl}"
-                ),
-                SRC_RO,
-                move |ctx| {
-                    let r = ro_call(ctx, number, &args)?;
-                    if is_ro_refusal(&r) {
-                        Ok(Outcome::pass("the read-only refusal", r.to_string()))
-                    } else if let Some(why) = argument_refusal(&r) {
-                        Ok(Outcome::unsupported(format!(
-                            "minimal arguments are refused by the API's argument checks, which \
-                             come before its read-only check, so this call cannot reach it: {why}"
-                        )))
-                    } else {
-                        Ok(Outcome::fail(
-                            format!("REPLY/ERROR code {OPERATION_DENIED} \"{READ_ONLY_TEXT} …\""),
-                            r.to_string(),
-                        ))
-                    }
-                },
-            ),
-            None => Case::new(
-                id,
-                Level::Must,
-                format!(
-                    "{name} is not refused for read-only access on the read-only socket \
-                     (its ACL is read-only-safe: {acl})"
-                ),
-                SRC_RO,
-                move |ctx| {
-                    let r = ro_call(ctx, number, &args)?;
-                    if is_ro_refusal(&r) {
-                        Ok(Outcome::fail(
-                            "a reply that is not the read-only refusal",
-                            r.to_string(),
-                        ))
-                    } else {
-                        Ok(Outcome::pass(
-                            "not refused for read-only access",
-                            r.to_string(),
-                        ))
-                    }
-                },
-            ),
+        let says = match &perm {
+            Some(x) => {
+                format!("needs {x}, which is not anonymous: refused on a read-only connection")
+            }
+            None => "needs only anonymous permissions: allowed on a read-only connection".into(),
         };
-        out.push(case.needs(&[RO_OPEN]));
+        let requirement = format!(
+            "SHOULD: {name}'s @acl annotation ({acl}) {says}; what the server does on the read-only \
+             socket agrees with it. libvirt enforces read-only with virCheckReadOnlyGoto, not with \
+             the annotations, so a disagreement is libvirt's annotation being inconsistent with its \
+             own check (non-strict), never a MUST failure; {table}",
+            name = p.name,
+            table = table_summary(&p.name, tables),
+        );
+        let annotation_refuses = perm.is_some();
+        out.push(
+            Case::new(
+                format!("{ACL_PREFIX}{}", kebab(&p.name)),
+                Level::Should,
+                requirement,
+                SRC_ACL,
+                move |ctx| acl_case(ctx, &plan2, annotation_refuses, &acl),
+            )
+            .needs(&[RO_OPEN]),
+        );
     }
     if let (Some(polkit), Some(lookup)) = (
         remote.procedure_by_name("AUTH_POLKIT"),
@@ -258,7 +312,7 @@ fn stale_error_case(polkit: i32, lookup: i32) -> Case {
         "A refused AUTH_POLKIT carries its own error, never the error of another connection's call \
          (each reply's error is its call's; an error message can hold names, paths and XML)",
         "src/remote/remote_daemon_dispatch.c remoteDispatchAuthPolkit (authfail: VIR_ERROR, then \
-         virNetMessageSaveError of the thread's last error); CVE-2011-1486 (PROTOCOL.md §8)",
+         virNetMessageSaveError of the thread's last error); CVE-2011-1486 (docs/protocol.md §8)",
         move |ctx| {
             let mut a = ctx.opened()?;
             let mut last = None;
@@ -309,22 +363,294 @@ fn stale_error_case(polkit: i32, lookup: i32) -> Case {
     .exclusive()
 }
 
+/// The ID prefix of the annotation cases (`security/readonly-acl-domain-set-scheduler-parameters`).
+pub const ACL_PREFIX: &str = "security/readonly-acl-";
+
+/// What a read-only case sends: the minimal arguments, and what to retry with when the API's
+/// argument checks refuse those before its read-only check.
+struct Plan {
+    number: i32,
+    name: String,
+    args: Vec<u8>,
+    retry: Option<Result<Retry, String>>,
+}
+
+/// Arguments that pass an API's argument checks.
+struct Retry {
+    args: Vec<u8>,
+    /// How many descriptors to pass (CALL_WITH_FDS; each one end of a fresh socket pair).
+    fds: usize,
+    /// In words, for the report.
+    what: &'static str,
+}
+
 /// VIR_ERR_INVALID_ARG.
 const INVALID_ARG: i32 = 8;
 
-/// A refusal of the call's arguments themselves before anything ran: VIR_ERR_INVALID_ARG ("… must
-/// not be zero/NULL"), or a file-descriptor slot the call expects and a TCP or plain unix call
-/// cannot carry.
+/// A `remote_nonnull_domain` naming nothing (the read-only check comes before any lookup).
+fn any_domain() -> Value<'static> {
+    Value::Struct(vec![
+        ("name", Value::String(b"")),
+        ("uuid", Value::Opaque(&[0; 16])),
+        ("id", Value::Int(0)),
+    ])
+}
+
+/// Arguments that pass the argument checks some APIs make before `virCheckReadOnlyGoto` (libvirt
+/// 9.0.0 src/libvirt-domain.c virDomainSendProcessSignal: virCheckNonZeroArgGoto(pid_value);
+/// virDomainRename: virCheckNonEmptyStringArgGoto(new_name); virDomainSetLaunchSecurityState:
+/// virCheckNonNullArgGoto(params), virCheckPositiveArgGoto(nparams); virDomainOpenGraphics: a
+/// descriptor that is a socket; virDomainFDAssociate: virCheckNonZeroArgGoto(nfds);
+/// src/libvirt-host.c virConnectBaselineHypervisorCPU: virCheckNonNullArgGoto(xmlCPUs)), encoded
+/// through the schema (`Err` when its layout is not the one these are written for).
+fn retry_args(schema: &Schema, p: &Procedure) -> Option<Result<Retry, String>> {
+    let flags = || ("flags", Value::UInt(0));
+    let (value, fds, what) = match p.name.as_str() {
+        "DOMAIN_SEND_PROCESS_SIGNAL" => (
+            Value::Struct(vec![
+                ("dom", any_domain()),
+                ("pid_value", Value::Hyper(1)),
+                ("signum", Value::UInt(0)),
+                flags(),
+            ]),
+            0,
+            "pid_value 1 (a non-zero pid), signal 0",
+        ),
+        "DOMAIN_RENAME" => (
+            Value::Struct(vec![
+                ("dom", any_domain()),
+                (
+                    "new_name",
+                    Value::Optional(Some(Box::new(Value::String(b"virtwire-ro-new-name")))),
+                ),
+                flags(),
+            ]),
+            0,
+            "new_name \"virtwire-ro-new-name\"",
+        ),
+        "CONNECT_BASELINE_HYPERVISOR_CPU" => (
+            Value::Struct(vec![
+                ("emulator", Value::Optional(None)),
+                ("arch", Value::Optional(None)),
+                ("machine", Value::Optional(None)),
+                ("virttype", Value::Optional(None)),
+                (
+                    "xmlCPUs",
+                    Value::Array(vec![Value::String(
+                        b"<cpu><arch>x86_64</arch><model>qemu64</model></cpu>",
+                    )]),
+                ),
+                flags(),
+            ]),
+            0,
+            "one CPU XML",
+        ),
+        "DOMAIN_SET_LAUNCH_SECURITY_STATE" => (
+            Value::Struct(vec![
+                ("dom", any_domain()),
+                (
+                    "params",
+                    Value::Array(vec![Value::Struct(vec![
+                        ("field", Value::String(b"sev-secret")),
+                        (
+                            "value",
+                            Value::Union {
+                                discriminant: Box::new(Value::Int(7)), // VIR_TYPED_PARAM_STRING
+                                arm: Some("s"),
+                                value: Box::new(Value::String(b"virtwire")),
+                            },
+                        ),
+                    ])]),
+                ),
+                flags(),
+            ]),
+            0,
+            "one typed parameter (sev-secret)",
+        ),
+        "DOMAIN_OPEN_GRAPHICS" => (
+            Value::Struct(vec![
+                ("dom", any_domain()),
+                ("idx", Value::UInt(0)),
+                flags(),
+            ]),
+            1,
+            "a socket descriptor passed with the call (CALL_WITH_FDS)",
+        ),
+        "DOMAIN_FD_ASSOCIATE" => (
+            Value::Struct(vec![
+                ("dom", any_domain()),
+                ("name", Value::String(b"virtwire-ro")),
+                flags(),
+            ]),
+            1,
+            "name \"virtwire-ro\" and one descriptor passed with the call (CALL_WITH_FDS)",
+        ),
+        // Getters whose argument checks come first: with these they reach the driver, so a reply
+        // shows whether anything on the way refused the read-only connection.
+        "DOMAIN_GET_VCPUS" => (
+            Value::Struct(vec![
+                ("dom", any_domain()),
+                ("maxinfo", Value::Int(1)),
+                ("maplen", Value::Int(1)),
+            ]),
+            0,
+            "maxinfo 1, maplen 1",
+        ),
+        "DOMAIN_GET_SCHEDULER_PARAMETERS" => (
+            Value::Struct(vec![("dom", any_domain()), ("nparams", Value::Int(1))]),
+            0,
+            "nparams 1",
+        ),
+        "DOMAIN_GET_SCHEDULER_PARAMETERS_FLAGS" => (
+            Value::Struct(vec![
+                ("dom", any_domain()),
+                ("nparams", Value::Int(1)),
+                flags(),
+            ]),
+            0,
+            "nparams 1",
+        ),
+        "NODE_GET_CELLS_FREE_MEMORY" => (
+            Value::Struct(vec![
+                ("startCell", Value::Int(0)),
+                ("maxcells", Value::Int(1)),
+            ]),
+            0,
+            "maxcells 1",
+        ),
+        "CONNECT_BASELINE_CPU" => (
+            Value::Struct(vec![
+                (
+                    "xmlCPUs",
+                    Value::Array(vec![Value::String(
+                        b"<cpu><arch>x86_64</arch><model>qemu64</model></cpu>",
+                    )]),
+                ),
+                flags(),
+            ]),
+            0,
+            "one CPU XML",
+        ),
+        "DOMAIN_GET_BLOCK_INFO" => (
+            Value::Struct(vec![
+                ("dom", any_domain()),
+                ("path", Value::String(b"vda")),
+                flags(),
+            ]),
+            0,
+            "path \"vda\"",
+        ),
+        "DOMAIN_GET_VCPU_PIN_INFO" => (
+            Value::Struct(vec![
+                ("dom", any_domain()),
+                ("ncpumaps", Value::Int(1)),
+                ("maplen", Value::Int(1)),
+                flags(),
+            ]),
+            0,
+            "ncpumaps 1, maplen 1",
+        ),
+        "DOMAIN_GET_EMULATOR_PIN_INFO" => (
+            Value::Struct(vec![
+                ("dom", any_domain()),
+                ("maplen", Value::Int(1)),
+                flags(),
+            ]),
+            0,
+            "maplen 1",
+        ),
+        "CONNECT_GET_CPU_MODEL_NAMES" => (
+            Value::Struct(vec![
+                ("arch", Value::String(b"x86_64")),
+                ("need_results", Value::Int(0)),
+                flags(),
+            ]),
+            0,
+            "arch \"x86_64\"",
+        ),
+        "NODE_GET_FREE_PAGES" => (
+            Value::Struct(vec![
+                ("pages", Value::Array(vec![Value::UInt(4)])),
+                ("startCell", Value::Int(0)),
+                ("cellCount", Value::UInt(1)),
+                flags(),
+            ]),
+            0,
+            "one page size (4 KiB), one cell",
+        ),
+        "DOMAIN_DEL_THROTTLE_GROUP" => (
+            Value::Struct(vec![
+                ("dom", any_domain()),
+                (
+                    "group",
+                    Value::Optional(Some(Box::new(Value::String(b"virtwire-ro")))),
+                ),
+                flags(),
+            ]),
+            0,
+            "group \"virtwire-ro\"",
+        ),
+        _ => return None,
+    };
+    let (_, ty) = p.args.as_ref()?;
+    let mut args = Vec::new();
+    Some(
+        schema
+            .encode_type(*ty, &value, &mut args, &Limits::default())
+            .map(|()| Retry { args, fds, what })
+            .map_err(|e| format!("the retry arguments for {} do not encode: {e}", p.name)),
+    )
+}
+
+/// What each table says about `name`, in words.
+fn table_summary(name: &str, tables: &[Table]) -> String {
+    let one = |t: &Table| match t.row(name) {
+        None => format!("libvirt {}: no row", t.version),
+        Some(r) => match &r.refused {
+            Refused::Yes => format!("libvirt {}: refused by {} ({})", t.version, r.api, r.at),
+            Refused::No => format!(
+                "libvirt {}: no read-only check in {} ({})",
+                t.version, r.api, r.at
+            ),
+            Refused::If(c) => format!(
+                "libvirt {}: refused by {} only when {c} ({}), which a call with zero flags is not",
+                t.version, r.api, r.at
+            ),
+        },
+    };
+    tables.iter().map(one).collect::<Vec<_>>().join("; ")
+}
+
+/// The MUST requirement for `name`, from the tables.
+fn must_requirement(name: &str, tables: &[Table]) -> String {
+    format!(
+        "MUST (libvirt's own enforcement): {name} on the read-only socket follows libvirt's \
+         read-only check (the table of the daemon's release): a refused procedure gets REPLY/ERROR \
+         code {OPERATION_DENIED} \
+         \"operation forbidden: read only access prevents <API>\", any other is not refused for \
+         read-only access. {}",
+        table_summary(name, tables)
+    )
+}
+
+/// A refusal by the public API's own argument checks, before anything else ran: VIR_ERR_INVALID_ARG
+/// from the virCheck*Arg macros (src/util/virerror.h virReportInvalid*Arg: "<arg> in <virXxx> must
+/// not be zero/NULL", "string <arg> in <virXxx> must not be empty",
+/// "… must be greater than zero"), or the file-descriptor slot the daemon's handler expects and a
+/// plain call cannot fill (src/rpc/virnetmessage.c virNetMessageDupFD: "No FD available at slot
+/// 0"). An INVALID_ARG from a driver ("unsupported flags … in function testDomain…") comes after
+/// the API's checks and is not one.
 fn argument_refusal(r: &Reply) -> Option<String> {
     let e = r
         .error
         .as_ref()
         .filter(|_| r.header.status == MessageStatus::Error)?;
     let msg = e.message.as_deref().unwrap_or("");
-    (e.code == INVALID_ARG || msg.contains("No FD available"))
-        .then(|| format!("error code {} {msg:?}", e.code))
+    let api_check = e.code == INVALID_ARG && msg.contains(" in vir") && msg.contains(" must ");
+    (api_check || msg.contains("No FD available")).then(|| format!("error code {} {msg:?}", e.code))
 }
 
+/// Any read-only refusal: code 29 with libvirt's read-only wording.
 fn is_ro_refusal(r: &Reply) -> bool {
     r.header.status == MessageStatus::Error
         && r.error.as_ref().is_some_and(|e| {
@@ -333,12 +659,336 @@ fn is_ro_refusal(r: &Reply) -> bool {
         })
 }
 
-/// Open the read-only socket, call `procedure` with `args`, return the reply.
-fn ro_call(ctx: &mut Ctx<'_>, procedure: i32, args: &[u8]) -> Result<Reply, Outcome> {
+/// The read-only refusal of `row`'s API, code and text exactly.
+fn is_refusal_of(r: &Reply, row: &Row) -> bool {
+    r.header.status == MessageStatus::Error
+        && r.error.as_ref().is_some_and(|e| {
+            e.code == OPERATION_DENIED
+                && e.message.as_deref().map(str::trim) == Some(row.refusal_text().as_str())
+        })
+}
+
+/// The table for the daemon behind `peer` (asked with CONNECT_GET_LIB_VERSION, which no release
+/// refuses on a read-only connection), and a note when it is not the daemon's own release's.
+fn ro_table(
+    ctx: &mut Ctx<'_>,
+    peer: &mut Peer,
+) -> Result<(&'static Table, Option<String>), Outcome> {
+    let tables = readonly_calls::tables().map_err(Outcome::error)?;
+    let s = ctx.call(peer, REMOTE_PROGRAM, proc::CONNECT_GET_LIB_VERSION, &[])?;
+    let r = ctx.expect_reply(peer, s)?;
+    let v = (r.header.status == MessageStatus::Ok)
+        .then(|| r.body["lib_ver"].as_u64())
+        .flatten();
+    readonly_calls::table_for(tables, v)
+        .ok_or_else(|| Outcome::error("no read-only table is committed"))
+}
+
+/// Open the read-only socket, pick the table, call the plan's procedure (retrying with arguments
+/// that pass the argument checks when the minimal ones do not): the table, the reply, and notes.
+fn ro_call(
+    ctx: &mut Ctx<'_>,
+    plan: &Plan,
+) -> Result<(&'static Table, Reply, Vec<String>), Outcome> {
     let (mut peer, ep) = ctx.connect_to(Endpoint::ReadOnly)?;
     ctx.open_as(&mut peer, ep.open_name().as_deref())?;
-    let s = ctx.call(&mut peer, REMOTE_PROGRAM, procedure, args)?;
-    ctx.expect_reply(&mut peer, s)
+    let (table, why) = ro_table(ctx, &mut peer)?;
+    let mut notes: Vec<String> = why.into_iter().collect();
+    let s = ctx.call(&mut peer, REMOTE_PROGRAM, plan.number, &plan.args)?;
+    let r = ctx.expect_reply(&mut peer, s)?;
+    let Some(refusal) = argument_refusal(&r) else {
+        return Ok((table, r, notes));
+    };
+    let retry = match &plan.retry {
+        None => return Ok((table, r, notes)),
+        Some(Err(e)) => return Err(Outcome::error(e.clone())),
+        Some(Ok(retry)) => retry,
+    };
+    notes.push(format!(
+        "minimal arguments were refused by the argument checks ({refusal}); retried with {}",
+        retry.what
+    ));
+    let pairs = (0..retry.fds)
+        .map(|_| std::os::unix::net::UnixStream::pair())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Outcome::error(format!("cannot make a socket pair to pass: {e}")))?;
+    let fds: Vec<_> = pairs.iter().map(|(a, _)| a.as_fd()).collect();
+    let s = if fds.is_empty() {
+        ctx.call(&mut peer, REMOTE_PROGRAM, plan.number, &retry.args)?
+    } else {
+        ctx.call_with_fds(&mut peer, REMOTE_PROGRAM, plan.number, &retry.args, &fds)
+            .map_err(|o| match o.verdict {
+                Verdict::Unsupported => Outcome::unsupported(format!(
+                    "{}; minimal arguments were refused by the argument checks before the \
+                     read-only check ({refusal}), and the retry needs a descriptor: {}",
+                    plan.name, o.actual
+                )),
+                _ => o,
+            })?
+    };
+    let r = ctx.expect_reply(&mut peer, s)?;
+    drop(pairs);
+    Ok((table, r, notes))
+}
+
+fn with_notes(reply: &Reply, notes: &[String]) -> String {
+    if notes.is_empty() {
+        reply.to_string()
+    } else {
+        format!("{reply} ({})", notes.join("; "))
+    }
+}
+
+/// `security/readonly-<proc>`: the server follows libvirt's read-only check.
+fn must_case(ctx: &mut Ctx<'_>, plan: &Plan) -> Result<Outcome, Outcome> {
+    let (table, r, notes) = ro_call(ctx, plan)?;
+    let Some(row) = table.row(&plan.name) else {
+        return Ok(Outcome::unsupported(format!(
+            "libvirt {}'s read-only table has no row for {} (derive it again: docs/readonly.md); \
+             the server answered {}",
+            table.version,
+            plan.name,
+            with_notes(&r, &notes)
+        )));
+    };
+    let actual = with_notes(&r, &notes);
+    Ok(match &row.refused {
+        Refused::Yes => {
+            let expected = format!(
+                "REPLY/ERROR code {OPERATION_DENIED} {:?} (libvirt {}: {})",
+                row.refusal_text(),
+                table.version,
+                row.at
+            );
+            if is_refusal_of(&r, row) {
+                Outcome::pass(expected, actual)
+            } else if let Some(why) = argument_refusal(&r) {
+                Outcome::unsupported(format!(
+                    "the API's argument checks, which come before its read-only check, refuse \
+                     every argument tried, so this call cannot reach it: {why}; {actual}"
+                ))
+            } else {
+                Outcome::fail(expected, actual)
+            }
+        }
+        Refused::No | Refused::If(_) => {
+            let expected = format!(
+                "not refused for read-only access (libvirt {}: no read-only check for this call in \
+                 {}, {})",
+                table.version, row.api, row.at
+            );
+            let denied = r.header.status == MessageStatus::Error
+                && r.error.as_ref().is_some_and(|e| e.code == OPERATION_DENIED);
+            if is_ro_refusal(&r) || denied {
+                Outcome::fail(expected, actual)
+            } else if let Some(why) = argument_refusal(&r) {
+                // Refused before anything else ran: a read-only check after the argument checks
+                // would not show, so this is no evidence either way.
+                Outcome::unsupported(format!(
+                    "the API's argument checks refuse every argument tried, so whether anything \
+                     after them refuses a read-only connection cannot be seen: {why}; {actual}"
+                ))
+            } else {
+                Outcome::pass(expected, actual)
+            }
+        }
+    })
+}
+
+/// A conditional check's case: the ID suffix, the encoded arguments (or why they do not encode),
+/// and the condition in words.
+type Condition = (&'static str, Result<Vec<u8>, String>, &'static str);
+
+/// Arguments that meet the condition of a conditional read-only check (the `if` rows of the
+/// table): the ID suffix, the arguments, and the condition in words. The flag values are libvirt's
+/// (include/libvirt/libvirt-domain.h: VIR_DOMAIN_XML_SECURE = 1, VIR_DOMAIN_VCPU_GUEST = 8,
+/// VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_AGENT = 1; VIR_DOMAIN_SAVE_IMAGE_XML_SECURE and
+/// VIR_DOMAIN_SNAPSHOT_XML_SECURE = VIR_DOMAIN_XML_SECURE; libvirt-domain-checkpoint.h:
+/// VIR_DOMAIN_CHECKPOINT_XML_SECURE = 1).
+fn condition_args(schema: &Schema, p: &Procedure) -> Option<Condition> {
+    let named = |what: &'static [u8]| {
+        Value::Struct(vec![("name", Value::String(what)), ("dom", any_domain())])
+    };
+    let (suffix, value, what) = match p.name.as_str() {
+        "DOMAIN_GET_XML_DESC" => (
+            "secure",
+            Value::Struct(vec![("dom", any_domain()), ("flags", Value::UInt(1))]),
+            "flags VIR_DOMAIN_XML_SECURE",
+        ),
+        "DOMAIN_MANAGED_SAVE_GET_XML_DESC" => (
+            "secure",
+            Value::Struct(vec![("dom", any_domain()), ("flags", Value::UInt(1))]),
+            "flags VIR_DOMAIN_SAVE_IMAGE_XML_SECURE",
+        ),
+        "DOMAIN_SNAPSHOT_GET_XML_DESC" => (
+            "secure",
+            Value::Struct(vec![
+                ("snap", named(b"virtwire-ro")),
+                ("flags", Value::UInt(1)),
+            ]),
+            "flags VIR_DOMAIN_SNAPSHOT_XML_SECURE",
+        ),
+        "DOMAIN_CHECKPOINT_GET_XML_DESC" => (
+            "secure",
+            Value::Struct(vec![
+                ("checkpoint", named(b"virtwire-ro")),
+                ("flags", Value::UInt(1)),
+            ]),
+            "flags VIR_DOMAIN_CHECKPOINT_XML_SECURE",
+        ),
+        "DOMAIN_GET_VCPUS_FLAGS" => (
+            "guest",
+            Value::Struct(vec![("dom", any_domain()), ("flags", Value::UInt(8))]),
+            "flags VIR_DOMAIN_VCPU_GUEST",
+        ),
+        "DOMAIN_INTERFACE_ADDRESSES" => (
+            "agent",
+            Value::Struct(vec![
+                ("dom", any_domain()),
+                ("source", Value::UInt(1)),
+                ("flags", Value::UInt(0)),
+            ]),
+            "source VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_AGENT",
+        ),
+        _ => return None,
+    };
+    let (_, ty) = p.args.as_ref()?;
+    let mut args = Vec::new();
+    let encoded = schema
+        .encode_type(*ty, &value, &mut args, &Limits::default())
+        .map(|()| args)
+        .map_err(|e| {
+            format!(
+                "the arguments for {} with {what} do not encode: {e}",
+                p.name
+            )
+        });
+    Some((suffix, encoded, what))
+}
+
+/// What libvirt answers a read-only call that meets `row`'s condition: a `virCheckReadOnlyGoto`
+/// under an `if` gives its usual text; the XML getters' own test of VIR_CONNECT_RO with the
+/// secure flag reports "operation forbidden: virDomainGetXMLDesc with secure flag"
+/// (src/libvirt-domain.c virDomainGetXMLDesc and its siblings).
+fn conditional_refusal_text(row: &Row) -> String {
+    match &row.refused {
+        Refused::If(c) if c.contains("VIR_CONNECT_RO") => {
+            format!("operation forbidden: {} with secure flag", row.api)
+        }
+        _ => row.refusal_text(),
+    }
+}
+
+/// `security/readonly-<proc>-<suffix>`: a call that meets a conditional check's condition is
+/// refused as libvirt's source says.
+fn condition_case(
+    ctx: &mut Ctx<'_>,
+    name: &str,
+    number: i32,
+    args: &Result<Vec<u8>, String>,
+    what: &str,
+) -> Result<Outcome, Outcome> {
+    let args = args.as_ref().map_err(|e| Outcome::error(e.clone()))?;
+    let (mut peer, ep) = ctx.connect_to(Endpoint::ReadOnly)?;
+    ctx.open_as(&mut peer, ep.open_name().as_deref())?;
+    let (table, why) = ro_table(ctx, &mut peer)?;
+    let s = ctx.call(&mut peer, REMOTE_PROGRAM, number, args)?;
+    let r = ctx.expect_reply(&mut peer, s)?;
+    let actual = with_notes(&r, &why.into_iter().collect::<Vec<_>>());
+    let Some(row) = table.row(name) else {
+        return Ok(Outcome::unsupported(format!(
+            "libvirt {}'s read-only table has no row for {name}; the server answered {actual}",
+            table.version
+        )));
+    };
+    if row.refused == Refused::No {
+        // This release has no check at all: the condition changes nothing.
+        let expected = format!(
+            "not refused for read-only access with {what} (libvirt {}: no read-only check in {}, \
+             {})",
+            table.version, row.api, row.at
+        );
+        return Ok(if is_ro_refusal(&r) {
+            Outcome::fail(expected, actual)
+        } else {
+            Outcome::pass(expected, actual)
+        });
+    }
+    let text = conditional_refusal_text(row);
+    let expected = format!(
+        "REPLY/ERROR code {OPERATION_DENIED} {text:?} (libvirt {}: {}{})",
+        table.version,
+        row.at,
+        match &row.refused {
+            Refused::If(c) => format!(", when {c}"),
+            _ => String::new(),
+        }
+    );
+    let exact = r.header.status == MessageStatus::Error
+        && r.error.as_ref().is_some_and(|e| {
+            e.code == OPERATION_DENIED && e.message.as_deref().map(str::trim) == Some(text.as_str())
+        });
+    Ok(if exact {
+        Outcome::pass(expected, actual)
+    } else if let Some(why) = argument_refusal(&r) {
+        Outcome::unsupported(format!(
+            "the API's argument checks refuse the call before its read-only check: {why}; {actual}"
+        ))
+    } else {
+        Outcome::fail(expected, actual)
+    })
+}
+
+/// `security/readonly-acl-<proc>`: what the server did agrees with the `@acl` annotation.
+fn acl_case(
+    ctx: &mut Ctx<'_>,
+    plan: &Plan,
+    annotation_refuses: bool,
+    acl: &str,
+) -> Result<Outcome, Outcome> {
+    let (table, r, notes) = ro_call(ctx, plan)?;
+    let actual = with_notes(&r, &notes);
+    let refused = if is_ro_refusal(&r) {
+        true
+    } else if let Some(why) = argument_refusal(&r) {
+        return Ok(Outcome::unsupported(format!(
+            "the argument checks refuse every argument tried before any read-only check, so \
+             neither the annotation nor the check can be seen: {why}; {actual}"
+        )));
+    } else {
+        false
+    };
+    let says = |x: bool| if x { "refused" } else { "not refused" };
+    let expected = format!(
+        "{} on a read-only connection, as @acl {acl} says",
+        says(annotation_refuses)
+    );
+    let check = match table.row(&plan.name) {
+        Some(row) => match row.refused {
+            Refused::Yes => format!("{} refuses it ({})", row.api, row.at),
+            _ => format!("{} has no read-only check for it ({})", row.api, row.at),
+        },
+        None => format!("libvirt {}'s table has no row for it", table.version),
+    };
+    if refused == annotation_refuses {
+        return Ok(Outcome::pass(expected, actual));
+    }
+    let kind = if annotation_refuses {
+        "the annotation names a permission a read-only connection lacks, but libvirt does not \
+         refuse the call: a getter annotated too strictly, or a call that changes state without \
+         its read-only check (FINDINGS.md S5)"
+    } else {
+        "the annotation allows read-only connections, but libvirt refuses the call: the \
+         annotation is wrong (FINDINGS.md S5)"
+    };
+    Ok(Outcome::non_strict(
+        expected,
+        format!(
+            "{} in libvirt {} ({check}): {actual}; {kind}",
+            says(refused),
+            table.version
+        ),
+    ))
 }
 
 /// `remote_auth_type` REMOTE_AUTH_SASL.

@@ -1,4 +1,4 @@
-//! Streams (PROTOCOL.md §5; libvirt `virnetserverprogram.c`, `remote_daemon_stream.c`): a stream
+//! Streams (docs/protocol.md §5; libvirt `virnetserverprogram.c`, `remote_daemon_stream.c`): a stream
 //! is opened by a CALL and its REPLY; its packets then carry the call's program, procedure and
 //! serial with type STREAM (data: CONTINUE; finish: OK; abort: ERROR) or STREAM_HOLE. Packets for no
 //! open stream are dropped without an answer.
@@ -14,7 +14,7 @@ use crate::runner::{Case, CaseResult, Ctx, Level, Outcome};
 use crate::wire::peer::{Event, Peer, Reply};
 
 const SRC: &str =
-    "PROTOCOL.md §5; src/rpc/virnetserverprogram.c, src/remote/remote_daemon_stream.c";
+    "docs/protocol.md §5; src/rpc/virnetserverprogram.c, src/remote/remote_daemon_stream.c";
 
 /// A stream packet of the remote program's `procedure`, for the stream opened by call `serial`.
 fn packet(
@@ -393,7 +393,7 @@ pub fn cases() -> Vec<Case> {
             "streams/data-for-no-stream",
             Level::Must,
             "STREAM data for a serial that opened no stream is dropped without an answer; the connection stays usable",
-            "PROTOCOL.md §4 (\"Ignoring unexpected stream data\")",
+            "docs/protocol.md §4 (\"Ignoring unexpected stream data\")",
             |ctx| {
                 let mut peer = ctx.opened()?;
                 send(ctx, &mut peer, &packet(proc::DOMAIN_SCREENSHOT, 0x7777, MessageType::Stream, MessageStatus::Continue, b"virtwire"))?;
@@ -434,7 +434,7 @@ pub fn cases() -> Vec<Case> {
             "streams/abort",
             Level::Must,
             "An abort (empty STREAM/ERROR from the client) is confirmed with STREAM/OK; the connection stays usable",
-            "PROTOCOL.md §5 (client abort); src/rpc/virnetserverprogram.c",
+            "docs/protocol.md §5 (client abort); src/rpc/virnetserverprogram.c",
             |ctx| {
                 let mut peer = ctx.opened()?;
                 let (s, _) = screenshot(ctx, &mut peer)?;
@@ -454,7 +454,7 @@ pub fn cases() -> Vec<Case> {
             "streams/hole-on-non-sparse-stream",
             Level::Must,
             "A STREAM_HOLE on a stream not opened sparse is refused: the stream ends in STREAM/ERROR (or the connection closes), never a hole accepted",
-            "PROTOCOL.md §5 (holes only with the sparse flag; \"Unexpected stream hole\")",
+            "docs/protocol.md §5 (holes only with the sparse flag; \"Unexpected stream hole\")",
             |ctx| {
                 let mut peer = ctx.opened()?;
                 let (s, _) = screenshot(ctx, &mut peer)?;
@@ -481,7 +481,7 @@ pub fn cases() -> Vec<Case> {
             "streams/upload",
             Level::Must,
             "A client-to-server stream (STORAGE_VOL_UPLOAD, else DOMAIN_OPEN_CONSOLE): data packets and a finish confirmed with STREAM/OK",
-            "PROTOCOL.md §5; CVE-2014-8135 (VOL_UPLOAD); src/remote/remote_daemon_stream.c",
+            "docs/protocol.md §5; CVE-2014-8135 (VOL_UPLOAD); src/remote/remote_daemon_stream.c",
             upload,
         )
         .needs(&[OPEN])

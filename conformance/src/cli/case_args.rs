@@ -24,10 +24,16 @@ pub struct CaseArgs {
     /// Skip the cases matching this glob (repeatable; @FILE for a list).
     #[arg(long = "skip", value_name = "GLOB")]
     pub skip: Vec<String>,
-    /// Cases expected to fail: lines of `PATTERN REASON`. A listed case that passes exits 2.
+    /// Cases that must run: matching cases that are unsupported or omitted count as unexpected
+    /// failures (repeatable; @FILE for a list), e.g. `--require 'keepalive/*'`.
+    #[arg(long = "require", value_name = "GLOB")]
+    pub require: Vec<String>,
+    /// Cases expected to fail: lines of `PATTERN {SIGNATURE} REASON` (docs/known-failing.md). A
+    /// listed case that fails otherwise counts as unexpected (exit 1); one that passes or does not
+    /// run makes the run exit 2.
     #[arg(long, value_name = "FILE")]
     pub known_failing: Option<PathBuf>,
-    /// Cases whose failures are not counted: lines of `PATTERN REASON`.
+    /// Cases whose failures are not counted: lines of `PATTERN [{SIGNATURE}] REASON`.
     #[arg(long, value_name = "FILE")]
     pub known_flaky: Option<PathBuf>,
     /// Count SHOULD-level lenience (verdict non-strict) as failure.
@@ -48,15 +54,19 @@ pub struct CaseArgs {
 impl CaseArgs {
     /// `cfg` with these patterns, lists and strictness (the lists read and checked).
     pub fn config(&self, cfg: Config) -> Result<Config, lists::ListError> {
-        let known = |p: &Option<PathBuf>| -> Result<Vec<runner::Known>, lists::ListError> {
-            p.as_deref().map_or(Ok(Vec::new()), lists::known_file)
+        let known = |p: &Option<PathBuf>,
+                     kind: lists::ListKind|
+         -> Result<Vec<runner::Known>, lists::ListError> {
+            p.as_deref()
+                .map_or(Ok(Vec::new()), |p| lists::known_file(p, kind))
         };
         Ok(Config {
             strict: self.strict,
             run: lists::patterns(&self.run, "--run")?,
             skip: lists::patterns(&self.skip, "--skip")?,
-            known_failing: known(&self.known_failing)?,
-            known_flaky: known(&self.known_flaky)?,
+            require: lists::patterns(&self.require, "--require")?,
+            known_failing: known(&self.known_failing, lists::ListKind::Failing)?,
+            known_flaky: known(&self.known_flaky, lists::ListKind::Flaky)?,
             // The JSON report shows every case's traffic; the other reports only those that did
             // not pass.
             keep_passing_wire: self.json.is_some(),

@@ -35,8 +35,15 @@ driver) through virtwire record's proxy. --trace FILE replays a recorded trace i
 changes one thing in that conversation (an event before CONNECT_OPEN's reply, a reply with a wrong \
 serial, a bad length word, a body over a declared maximum, …); `--list` shows them.
 
-A client that crashes (signal) or hangs fails; one that exits is judged by its exit status and by \
-what it sent. Patterns and known-failing files as for `check`.
+A client that crashes or hangs fails. A crash is a signal, or a runtime's crash report on stderr: Go \
+(`panic:` / `fatal error:` with exit 2; the client runs with GOTRACEBACK=crash), Python (an uncaught \
+exception's traceback), Rust (exit 101, `panicked at`), Java (`Exception in thread`), sanitizers \
+(`ERROR: AddressSanitizer`, UBSan's `runtime error:`), or a line matching --crash-pattern; the verdict \
+shows the crash line. A client that exits is judged by its exit status (with --error-exit, any other \
+non-zero status is an abnormal end: fail) and by what it sent; every message it sends is also decoded \
+as strict XDR (client/strict-xdr). --repeat N runs each case N times: a case whose verdict differs \
+between runs is flaky, reported with its counts and the worst verdict (a failure in any run fails). \
+Patterns and known-failing files as for `check`.
 
 Exit status: 0 as expected; 1 a case failed that is not listed as known-failing; 2 a known-failing \
 case passed (remove it from the list); 3 harness error.";
@@ -75,6 +82,19 @@ pub struct Args {
     /// The libvirtd binary to record against (default: libvirtd on PATH, else /usr/sbin/libvirtd).
     #[arg(long, value_name = "PATH")]
     pub libvirtd: Option<PathBuf>,
+    /// A stderr line matching this regular expression is a crash, whatever the exit status
+    /// (repeatable; on top of the built-in runtimes' crash reports).
+    #[arg(long, value_name = "REGEX", value_parser = crash_pattern)]
+    pub crash_pattern: Vec<regex::Regex>,
+    /// The exit statuses the client uses for a graceful refusal (comma list, e.g. `1,3`): any
+    /// other non-zero status (not the recording's) is an abnormal end and fails. Without it, any
+    /// non-zero exit that is not a crash counts as a refusal.
+    #[arg(long, value_name = "CODES", value_delimiter = ',')]
+    pub error_exit: Option<Vec<i32>>,
+    /// Run the client this many times per case (each run with the case timeout); a case whose
+    /// verdict differs between runs is reported as flaky with its counts.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub repeat: u32,
     /// Directory with libvirt's .x protocol files.
     #[arg(long, value_name = "DIR")]
     pub protocol_dir: Option<PathBuf>,
@@ -106,11 +126,17 @@ fn config(args: &Args) -> Result<Config, lists::ListError> {
     rerun.push_str(" --run {id} -- ");
     rerun.push_str(&process::shell_line(&args.command));
     args.cases.config(Config {
-        case_timeout: args.case_timeout,
+        // Each of the --repeat runs has the case timeout of its own.
+        case_timeout: args.case_timeout.saturating_mul(args.repeat.max(1)),
         jobs: args.jobs.max(1),
         rerun,
         ..Config::default()
     })
+}
+
+/// `--crash-pattern`'s value: a regular expression.
+fn crash_pattern(s: &str) -> Result<regex::Regex, String> {
+    regex::Regex::new(s).map_err(|e| format!("not a regular expression: {e}"))
 }
 
 fn check_client(args: Args) -> Result<u8, String> {
@@ -145,7 +171,15 @@ fn check_client(args: Args) -> Result<u8, String> {
     };
     // Listing needs the session too (which cases apply depends on it): it is recorded first.
     let (setup, banner) = suite::client_setup(&spec, &judge).map_err(|e| e.to_string())?;
-    let catalogue = client::cases::cases(Arc::new(setup));
+    let options = client::cases::Options {
+        crash: client::crash::CrashRules {
+            patterns: args.crash_pattern.clone(),
+            error_exit: args.error_exit.clone(),
+        },
+        repeat: args.repeat,
+        run_timeout: args.case_timeout,
+    };
+    let catalogue = client::cases::cases(Arc::new(setup), options);
     let cases = runner::select(&catalogue, &cfg).map_err(|e| e.to_string())?;
     if args.cases.list {
         let _ = print_list(&mut io::stdout().lock(), &cases);

@@ -102,7 +102,8 @@ fn matrix(args: Args) -> Result<u8, String> {
                 versions.join(", ")
             ));
         }
-        let known = lists::known_file(file.as_ref()).map_err(|e| e.to_string())?;
+        let known = lists::known_file(file.as_ref(), lists::ListKind::Failing)
+            .map_err(|e| e.to_string())?;
         lists_by_version.push((v.to_string(), known));
     }
     if let Some(dir) = &args.known_failing_dir {
@@ -110,7 +111,8 @@ fn matrix(args: Args) -> Result<u8, String> {
             let mm: Vec<&str> = v.split('.').take(2).collect();
             let file = dir.join(format!("libvirtd-{}.txt", mm.join(".")));
             if file.is_file() && !lists_by_version.iter().any(|(x, _)| x == v) {
-                let known = lists::known_file(&file).map_err(|e| e.to_string())?;
+                let known = lists::known_file(&file, lists::ListKind::Failing)
+                    .map_err(|e| e.to_string())?;
                 lists_by_version.push((v.clone(), known));
             }
         }
@@ -121,7 +123,8 @@ fn matrix(args: Args) -> Result<u8, String> {
             let mm: Vec<&str> = v.split('.').take(2).collect();
             let file = dir.join(format!("libvirtd-{}.txt", mm.join(".")));
             if file.is_file() {
-                let known = lists::known_file(&file).map_err(|e| e.to_string())?;
+                let known =
+                    lists::known_file(&file, lists::ListKind::Flaky).map_err(|e| e.to_string())?;
                 flaky_by_version.push((v.clone(), known));
             }
         }

@@ -11,12 +11,16 @@
 //!   the deadline, the tail of its output kept.
 //! - [`record`]: the session recorded on the fly: the client command run once through `virtwire
 //!   record`'s proxy against a real server.
-//! - [`cases`]: the client cases and their verdicts, as runner cases.
+//! - [`crash`]: whether the client crashed, in any common runtime (signal, Go, Python, Rust, Java,
+//!   sanitizers, the user's patterns), and the line that says so.
+//! - [`cases`]: the client cases and their verdicts, as runner cases (run `--repeat` times; a
+//!   verdict that differs between runs is flaky).
 //!
 //! It imports `runner`, `wire`, `trace` and `proxy`; never `target` (the composition root,
 //! [`crate::suite`], starts the libvirtd a recording needs).
 
 pub mod cases;
+pub mod crash;
 pub mod process;
 pub mod record;
 pub mod script;

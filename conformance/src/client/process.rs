@@ -1,6 +1,9 @@
 //! The client under test as a process: run once with a bounded time, its stdin closed, in a process
 //! group of its own (killed as a group when it overstays: a client is never left running), its
-//! output kept (the last [`TAIL`] bytes of each stream).
+//! output kept within a bound (the first [`HEAD`] and the last [`TAIL`] bytes of each stream: a Go
+//! panic's first line comes before pages of goroutine frames, a Python exception's after them).
+//! `GOTRACEBACK=crash` is set in its environment, so that a Go client's fatal panic ends in SIGABRT
+//! (a crash by signal) after printing its `panic:` line.
 
 use std::io::Read;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -11,8 +14,10 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
-/// How much of each of the client's output streams is kept.
-pub const TAIL: usize = 4096;
+/// How much of the start of each of the client's output streams is kept.
+pub const HEAD: usize = 16 * 1024;
+/// How much of the end of each of the client's output streams is kept.
+pub const TAIL: usize = 16 * 1024;
 
 /// How the client ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -66,11 +71,12 @@ pub struct ClientRun {
     pub ending: Ending,
     /// How long it ran.
     pub duration: Duration,
-    /// The end of its standard output.
+    /// Its standard output: the first [`HEAD`] and the last [`TAIL`] bytes (with a line saying how
+    /// much was left out between them).
     pub stdout: String,
     /// How many bytes it wrote to standard output in all.
     pub stdout_bytes: u64,
-    /// The end of its standard error.
+    /// Its standard error, kept as [`ClientRun::stdout`] is.
     pub stderr: String,
 }
 
@@ -96,9 +102,15 @@ pub fn shell_line(argv: &[String]) -> String {
         .join(" ")
 }
 
-fn tail(mut r: impl Read + Send + 'static) -> mpsc::Receiver<(Vec<u8>, u64)> {
+/// What [`tail`] sends: the kept head, the kept tail, and how many bytes came in all.
+type Kept = (Vec<u8>, Vec<u8>, u64);
+
+/// Read `r` to its end, keeping the first [`HEAD`] and the last [`TAIL`] bytes (memory bounded by
+/// their sum whatever the client writes); sends them with the total byte count.
+fn tail(mut r: impl Read + Send + 'static) -> mpsc::Receiver<Kept> {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
+        let mut head = Vec::new();
         let mut keep = Vec::new();
         let mut total = 0u64;
         let mut buf = [0u8; 8192];
@@ -107,7 +119,13 @@ fn tail(mut r: impl Read + Send + 'static) -> mpsc::Receiver<(Vec<u8>, u64)> {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
                     total += n as u64;
-                    keep.extend_from_slice(&buf[..n]);
+                    let mut b = &buf[..n];
+                    if head.len() < HEAD {
+                        let k = b.len().min(HEAD - head.len());
+                        head.extend_from_slice(&b[..k]);
+                        b = &b[k..];
+                    }
+                    keep.extend_from_slice(b);
                     if keep.len() > 2 * TAIL {
                         keep.drain(..keep.len() - TAIL);
                     }
@@ -117,9 +135,23 @@ fn tail(mut r: impl Read + Send + 'static) -> mpsc::Receiver<(Vec<u8>, u64)> {
         if keep.len() > TAIL {
             keep.drain(..keep.len() - TAIL);
         }
-        let _ = tx.send((keep, total));
+        let _ = tx.send((head, keep, total));
     });
     rx
+}
+
+/// The kept head and tail of a stream as text, with a line where bytes were left out.
+fn kept_text(head: &[u8], tail: &[u8], total: u64) -> String {
+    let mut s = String::from_utf8_lossy(head).into_owned();
+    let left_out = total.saturating_sub((head.len() + tail.len()) as u64);
+    if left_out > 0 {
+        if !s.ends_with('\n') {
+            s.push('\n');
+        }
+        s.push_str(&format!("[virtwire: {left_out} bytes not kept]\n"));
+    }
+    s.push_str(&String::from_utf8_lossy(tail));
+    s
 }
 
 fn kill_group(child: &Child) {
@@ -149,6 +181,7 @@ pub fn run(argv: &[String], deadline: Instant) -> ClientRun {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        .env("GOTRACEBACK", "crash")
         .process_group(0)
         .spawn()
     {
@@ -186,9 +219,9 @@ pub fn run(argv: &[String], deadline: Instant) -> ClientRun {
     // A child the client left behind may hold the pipes open: the group gets one kill, and the
     // output is taken with a bounded wait.
     kill_group(&child);
-    let text = |rx: Option<mpsc::Receiver<(Vec<u8>, u64)>>| {
+    let text = |rx: Option<mpsc::Receiver<Kept>>| {
         rx.and_then(|rx| rx.recv_timeout(Duration::from_secs(2)).ok())
-            .map(|(b, n)| (String::from_utf8_lossy(&b).into_owned(), n))
+            .map(|(h, t, n)| (kept_text(&h, &t, n), n))
             .unwrap_or_default()
     };
     let (stdout, stdout_bytes) = text(out);
@@ -228,6 +261,24 @@ mod tests {
         let r = sh("sleep 30 & sleep 30", 0.5);
         assert!(matches!(r.ending, Ending::Hung(_)), "{:?}", r.ending);
         assert!(r.duration < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn output_keeps_its_head_and_tail_within_a_bound_and_gotraceback_is_crash() {
+        // A Go panic's line first, then far more frames than are kept, then the last line.
+        let r = sh(
+            "echo \"panic: boom $GOTRACEBACK\" >&2; i=0; while [ $i -lt 4000 ]; do echo 'goroutine 1 [running]: main.f()' >&2; i=$((i+1)); done; echo last >&2; exit 2",
+            20.0,
+        );
+        assert_eq!(r.ending, Ending::Exited(2));
+        assert!(
+            r.stderr.starts_with("panic: boom crash\n"),
+            "{}",
+            &r.stderr[..80]
+        );
+        assert!(r.stderr.ends_with("last\n"));
+        assert!(r.stderr.contains("bytes not kept]"));
+        assert!(r.stderr.len() <= HEAD + TAIL + 64, "{}", r.stderr.len());
     }
 
     #[test]

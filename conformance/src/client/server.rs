@@ -24,12 +24,14 @@ use virtwire_protocol::{
 use super::script::{Matcher, Script};
 use crate::runner::ctx::proc;
 use crate::wire::Judge;
-use crate::wire::frames::{frame_header, frame_parts};
+use crate::wire::Origin;
+use crate::wire::frames::{frame_header, frame_json, frame_parts};
 use crate::wire::peer::{Event, Peer, Transport, WireLog};
 
 /// REMOTE_PROC_DOMAIN_EVENT_LIFECYCLE: the event the cases send.
 pub const DOMAIN_EVENT_LIFECYCLE: i32 = 107;
-/// VIR_DRV_FEATURE_PROGRAM_KEEPALIVE: the feature a client asks about to use keepalive.
+/// VIR_DRV_FEATURE_PROGRAM_KEEPALIVE (10 in libvirt's `src/libvirt_internal.h`, the first probe of
+/// libvirt's remote driver after CONNECT_OPEN): the feature a client asks about to use keepalive.
 pub const FEATURE_PROGRAM_KEEPALIVE: i64 = 10;
 /// How much of each frame [`Twist::OneByteAtATime`] sends one byte per write.
 const PIECES_PREFIX: usize = 512;
@@ -105,6 +107,23 @@ pub enum Twist {
     StreamError,
 }
 
+impl Twist {
+    /// What the twist changes, for "the session has no … to change".
+    pub fn what(&self) -> &'static str {
+        match self {
+            Twist::Count(_) => "reply with an array count (to this call)",
+            Twist::StreamNoEnd => "final STREAM/OK from the server (to remove)",
+            Twist::StreamDataAfterEnd | Twist::StreamError => {
+                "STREAM data packet from the server (after this call)"
+            }
+            Twist::StreamHole => "STREAM packet from the server (after this call)",
+            Twist::OutOfOrder => "second call outstanding (to answer first)",
+            Twist::Replay => "message",
+            _ => "reply (to this call)",
+        }
+    }
+}
+
 /// Which client message a twist applies to: the first matched to this recorded exchange.
 pub type Target = Option<usize>;
 
@@ -131,8 +150,19 @@ pub struct UriForm {
 pub struct Observed {
     /// Faults of the client's own traffic (framing, serials, bodies that do not decode).
     pub violations: Vec<String>,
-    /// The twist was applied (the target message came).
+    /// The target message came (the twist was tried).
     pub applied: bool,
+    /// The twist changed something: the conversation had what it changes (a reply to alter, a
+    /// STREAM/OK to remove, a stream data packet to repeat, …).
+    pub changed: bool,
+    /// The client asked for keepalive (CONNECT_SUPPORTS_FEATURE with
+    /// VIR_DRV_FEATURE_PROGRAM_KEEPALIVE) and was told yes: the only clients libvirtd PINGs
+    /// (remoteDispatchConnectSupportsFeature starts the server's keepalive there).
+    pub keepalive_enabled: bool,
+    /// What of the client's own messages strict XDR (RFC 4506) refuses and libvirt's decoder takes
+    /// (a bool encoded 0x01000000, non-zero padding, …): each message's header, and in words the
+    /// message, offset and field.
+    pub strict: Vec<(Header, String)>,
     /// The twist needed the client to have two calls outstanding, and it did.
     pub pipelined: bool,
     /// Keepalive PINGs and PONGs from the client.
@@ -204,6 +234,8 @@ struct Job {
     twist: Twist,
     target: Target,
     judge: Arc<Judge>,
+    /// The same schema in strict mode: every client message is judged by it too.
+    strict: Option<Arc<Judge>>,
     observed: Arc<Mutex<Observed>>,
     logs: Arc<Mutex<Vec<WireLog>>>,
     stop: Arc<AtomicBool>,
@@ -212,7 +244,9 @@ struct Job {
 
 impl Server {
     /// Listen and serve every connection from `script` with `twist` at `target` until
-    /// [`Server::finish`] or `deadline`.
+    /// [`Server::finish`] or `deadline`. With `strict`, every client message is also judged in
+    /// strict mode ([`Observed::strict`]).
+    #[allow(clippy::too_many_arguments)]
     pub fn start(
         script: Arc<Script>,
         twist: Twist,
@@ -220,6 +254,7 @@ impl Server {
         listen: &Listen,
         form: &UriForm,
         judge: Arc<Judge>,
+        strict: Option<Arc<Judge>>,
         deadline: Instant,
     ) -> io::Result<Server> {
         let stop = Arc::new(AtomicBool::new(false));
@@ -230,6 +265,7 @@ impl Server {
             twist,
             target,
             judge,
+            strict,
             observed: observed.clone(),
             logs: logs.clone(),
             stop: stop.clone(),
@@ -413,8 +449,45 @@ fn is_stream_frame(f: &[u8]) -> Option<Header> {
     frame_header(f).filter(|h| matches!(h.msg_type, MessageType::Stream | MessageType::StreamHole))
 }
 
-/// The actions for the target message, given its recorded answers (serials rewritten).
-fn twisted(job: &Job, call: &Header, answers: Vec<Vec<u8>>, limits: &Limits) -> Vec<Act> {
+/// The actions for the target message, given its recorded answers (serials rewritten), and whether
+/// the twist found what it changes (a reply, a stream packet); `false`: the answers went out as
+/// recorded.
+fn twisted(job: &Job, call: &Header, answers: Vec<Vec<u8>>, limits: &Limits) -> (Vec<Act>, bool) {
+    let has_reply = reply_index(&answers).is_some();
+    let stream_ok = |a: &Vec<u8>| is_stream_frame(a).is_some_and(|h| h.status == MessageStatus::Ok);
+    let stream_data =
+        |a: &Vec<u8>| is_stream_frame(a).is_some_and(|h| h.status == MessageStatus::Continue);
+    let changed = match &job.twist {
+        Twist::Replay | Twist::OutOfOrder => false,
+        Twist::UnusedSerial
+        | Twist::DuplicateReply
+        | Twist::WrongProcedure
+        | Twist::Trailing(_)
+        | Twist::Payload(_) => has_reply,
+        Twist::Count(_) => reply_index(&answers)
+            .and_then(|i| frame_parts(&answers[i]))
+            .is_some_and(|(_, _, p)| p.len() >= 4),
+        Twist::Bound { .. } => has_reply && job.judge.schema().is_some(),
+        Twist::StreamNoEnd => answers.iter().any(stream_ok),
+        Twist::StreamDataAfterEnd | Twist::StreamError => answers.iter().any(stream_data),
+        Twist::StreamHole => answers.iter().any(|a| is_stream_frame(a).is_some()),
+        // The rest change the conversation whatever the answers are.
+        Twist::EventBefore
+        | Twist::EventFlood(_)
+        | Twist::ServerPing
+        | Twist::Silence { .. }
+        | Twist::LengthWord(_)
+        | Twist::LargestThenNothing
+        | Twist::OneByteAtATime
+        | Twist::CloseMidFrame
+        | Twist::Reset
+        | Twist::ErrorAllAbsent
+        | Twist::ErrorMessage(_) => true,
+    };
+    (twisted_acts(job, call, answers, limits), changed)
+}
+
+fn twisted_acts(job: &Job, call: &Header, answers: Vec<Vec<u8>>, limits: &Limits) -> Vec<Act> {
     let ri = reply_index(&answers);
     let reply = ri.map(|i| answers[i].clone());
     let send_all = |a: Vec<Vec<u8>>| a.into_iter().map(Act::Send).collect::<Vec<_>>();
@@ -630,6 +703,22 @@ fn twisted(job: &Job, call: &Header, answers: Vec<Vec<u8>>, limits: &Limits) -> 
     }
 }
 
+/// [`twisted`], noting in [`Observed::changed`] whether it changed anything.
+fn apply(job: &Job, call: &Header, answers: Vec<Vec<u8>>, limits: &Limits) -> Vec<Act> {
+    let (acts, changed) = twisted(job, call, answers, limits);
+    if changed {
+        with(&job.observed, |o| o.changed = true);
+    }
+    acts
+}
+
+/// The procedure's name for reports (`CONNECT_OPEN`), or its number.
+fn judge_name(judge: &Judge, h: &Header) -> String {
+    judge
+        .procedure_name(h)
+        .map_or_else(|| format!("procedure {}", h.procedure), str::to_string)
+}
+
 /// A frame of just `h` (no payload).
 fn header_frame(h: &Header) -> Vec<u8> {
     FrameBuilder::new(*h).build_unchecked()
@@ -739,6 +828,32 @@ fn serve(conn: Conn, job: &Job) {
         };
         let h = *f.header();
         let judged = peer.judge_frame(&f);
+        if judged.decode_error.is_none()
+            && let Some(strict) = &job.strict
+        {
+            let origin = Origin {
+                file: "",
+                pkt: None,
+                ts_ns: None,
+                conn: None,
+                dir: None,
+                offset: f.stream_offset(),
+            };
+            if let Some(e) = strict.message(origin, f.frame()).error {
+                with(&job.observed, |o| {
+                    if o.strict.len() < 20 {
+                        o.strict.push((
+                            h,
+                            format!(
+                                "the client's {} {} is not strict XDR: {e}",
+                                judge_name(&job.judge, &h),
+                                words(&h)
+                            ),
+                        ))
+                    }
+                });
+            }
+        }
         match &judged.decode_error {
             // A procedure newer than the schema (a newer client) is not the client's fault.
             Some(e) if e.category() == virtwire_protocol::Category::Unknown => note(
@@ -811,13 +926,32 @@ fn serve(conn: Conn, job: &Job) {
         {
             answers[i] = rebuild(&answers[i], |_, p| *p = 0u32.to_be_bytes().to_vec());
         }
+        // The client asked for keepalive and is told yes.
+        if h.prog == REMOTE_PROGRAM
+            && h.procedure == proc::CONNECT_SUPPORTS_FEATURE
+            && judged.body.get("feature").and_then(|v| v.as_i64())
+                == Some(FEATURE_PROGRAM_KEEPALIVE)
+            && reply_index(&answers)
+                .and_then(|i| frame_json(&job.judge, &answers[i]).ok())
+                .and_then(|j| j["body"]["supported"].as_i64())
+                .is_some_and(|v| v != 0)
+        {
+            with(&job.observed, |o| o.keepalive_enabled = true);
+        }
         // CONTINUE without end: once the target's stream has begun, no STREAM/OK from the server.
         if job.twist == Twist::StreamNoEnd && target_done {
+            let before = answers.len();
             answers.retain(|a| is_stream_frame(a).is_none_or(|h| h.status != MessageStatus::Ok));
+            if answers.len() < before {
+                with(&job.observed, |o| o.changed = true);
+            }
         }
         // A call while the target's reply is held: this one's answers first.
         if let Some((a, _)) = held.take() {
-            with(&job.observed, |o| o.pipelined = true);
+            with(&job.observed, |o| {
+                o.pipelined = true;
+                o.changed = true;
+            });
             for f in answers.into_iter().chain(a) {
                 if !send(&mut peer, &f) {
                     break 'conn;
@@ -842,9 +976,9 @@ fn serve(conn: Conn, job: &Job) {
                 Twist::ServerPing => {
                     ping_sent = Some(Instant::now());
                     hold_next = true;
-                    twisted(job, &h, answers, &limits)
+                    apply(job, &h, answers, &limits)
                 }
-                _ => twisted(job, &h, answers, &limits),
+                _ => apply(job, &h, answers, &limits),
             }
         } else {
             answers.into_iter().map(Act::Send).collect()
@@ -927,6 +1061,7 @@ mod tests {
             &Listen::Tcp,
             &form,
             judge(),
+            None,
             deadline,
         )
         .unwrap();
@@ -1041,6 +1176,7 @@ mod tests {
             &Listen::Unix,
             &form,
             judge(),
+            None,
             deadline,
         )
         .unwrap();

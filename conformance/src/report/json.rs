@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use super::{Standing, exit_meaning, millis, wire_log};
-use crate::runner::{CaseReport, KnownAs, Level, RunReport, Verdict};
+use crate::runner::{CaseReport, Fact, KnownAs, Level, RunReport, Verdict};
 use crate::wire::Decoder;
 
 /// The schema's name, the document's first field.
@@ -71,6 +71,8 @@ struct CaseJson<'r> {
     notes: &'r [String],
     duration_ms: u64,
     known: Option<&'r KnownAs>,
+    required: bool,
+    facts: &'r [Fact],
     rerun: &'r str,
     server_log: Option<&'r str>,
     wire: Vec<ConnJson<'r>>,
@@ -87,6 +89,7 @@ struct CheckJson<'r> {
     counts: CountsJson,
     unexpected_failures: usize,
     stale_known: usize,
+    not_run: Vec<super::NotRun>,
     exit_code: u8,
     exit_meaning: String,
     cases: Vec<CaseJson<'r>>,
@@ -122,6 +125,8 @@ fn case_json<'r>(
         notes: &c.notes,
         duration_ms: millis(c.duration),
         known: c.known.as_ref(),
+        required: c.required,
+        facts: &c.facts,
         rerun: &c.rerun,
         server_log: c.server_log.as_deref(),
         wire,
@@ -159,6 +164,7 @@ fn document<'r>(
         },
         unexpected_failures: report.unexpected_failures().count(),
         stale_known: report.stale_known().count(),
+        not_run: super::not_run(report),
         exit_code: report.exit_code(),
         exit_meaning: exit_meaning(report, "the known-failing list"),
         cases,

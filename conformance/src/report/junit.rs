@@ -9,7 +9,7 @@ use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, Te
 
 use super::terminal::{Paint, write_details};
 use super::{Details, Standing};
-use crate::runner::{CaseReport, KnownAs, Level, RunReport};
+use crate::runner::{CaseReport, KnownList, Level, RunReport};
 use crate::wire::Decoder;
 
 /// What goes into the XML beyond the run itself.
@@ -48,10 +48,7 @@ fn status(
     decoder: &Decoder,
     opts: &Options,
 ) -> io::Result<TestCaseStatus> {
-    let reason = match &case.known {
-        Some(KnownAs::Failing(r) | KnownAs::Flaky(r)) => r.as_str(),
-        None => "",
-    };
+    let reason = case.known.as_ref().map_or("", |k| k.reason.as_str());
     let (mut st, message, ty) = match Standing::of(case, strict) {
         Standing::Pass | Standing::NonStrict => return Ok(TestCaseStatus::success()),
         Standing::Failure => (
@@ -61,8 +58,27 @@ fn status(
         ),
         Standing::StaleKnown => (
             TestCaseStatus::non_success(NonSuccessKind::Failure),
-            format!("listed as known-failing ({reason}) but it passed: remove it from the list"),
+            format!(
+                "listed as known-failing ({reason}) but the verdict is {}: update the list",
+                case.verdict
+            ),
             "stale-known-failing",
+        ),
+        Standing::FailsDifferently => (
+            TestCaseStatus::non_success(NonSuccessKind::Failure),
+            format!(
+                "fails otherwise than its known-failing entry expects: {}",
+                case.known
+                    .as_ref()
+                    .and_then(|k| k.differs.as_deref())
+                    .unwrap_or("")
+            ),
+            "fails-differently",
+        ),
+        Standing::MissingRequired => (
+            TestCaseStatus::non_success(NonSuccessKind::Failure),
+            format!("required (--require) but {}: {}", case.verdict, case.actual),
+            "required-not-run",
         ),
         Standing::Error => (
             TestCaseStatus::non_success(NonSuccessKind::Error),
@@ -127,11 +143,16 @@ pub fn to_report(report: &RunReport, decoder: &Decoder, opts: &Options) -> io::R
             },
         ));
         tc.add_property(Property::new("source", c.case.source.as_ref()));
-        match &c.known {
-            Some(KnownAs::Failing(r)) => tc.add_property(Property::new("known-failing", r)),
-            Some(KnownAs::Flaky(r)) => tc.add_property(Property::new("known-flaky", r)),
-            None => &mut tc,
-        };
+        if let Some(k) = &c.known {
+            let name = match k.list {
+                KnownList::Failing => "known-failing",
+                KnownList::Flaky => "known-flaky",
+            };
+            tc.add_property(Property::new(name, &k.reason));
+            if let Some(sig) = &k.signature {
+                tc.add_property(Property::new("known-signature", sig));
+            }
+        }
         let s = &mut suites[i];
         s.time = Some(s.time.unwrap_or_default() + c.duration);
         s.add_test_case(tc);

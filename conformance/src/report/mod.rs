@@ -12,10 +12,12 @@
 //!
 //! # How a case counts ([`Standing`])
 //!
-//! A verdict is read with `--strict` and the known lists: a failure (`fail`, or `non-strict` under
-//! `--strict`) is *unexpected* unless the case is known-failing or known-flaky; a known-failing case
-//! that passes is *stale* (the list must be updated: exit status 2); `error` is the harness's, whatever
-//! the lists say (exit status 3).
+//! A verdict is read with `--strict`, `--require` and the known lists: a failure (`fail`, or
+//! `non-strict` under `--strict`) is *unexpected* unless the case is known-failing or known-flaky
+//! *and* fails as the entry's signature says (otherwise it *fails differently*, which is
+//! unexpected); a case `--require` names that is unsupported or omitted is unexpected too; a
+//! known-failing case that passes, or becomes unsupported, omitted or an error, is *stale* (the list
+//! must be updated: exit status 2); `error` is the harness's, whatever the lists say (exit status 3).
 //!
 //! # JUnit mapping ([`junit`])
 //!
@@ -29,7 +31,9 @@
 //! |---|---|---|---|
 //! | pass, non-strict (lenient) | none (success) | | |
 //! | unexpected failure | `<failure>` | Actual | `fail` / `non-strict` |
-//! | stale known-failing | `<failure>` | `listed as known-failing (REASON) but it passed: remove it from the list` | `stale-known-failing` |
+//! | fails differently | `<failure>` | `fails otherwise than its known-failing entry expects: …` | `fails-differently` |
+//! | required, not run | `<failure>` | `required (--require) but unsupported: WHY` | `required-not-run` |
+//! | stale known-failing | `<failure>` | `listed as known-failing (REASON) but the verdict is V: update the list` | `stale-known-failing` |
 //! | error | `<error>` | Actual | `error` |
 //! | known-failing failure | `<skipped>` | `known failing: REASON` | `known-failing` |
 //! | known-flaky failure | `<skipped>` | `known flaky: REASON` | `known-flaky` |
@@ -56,6 +60,8 @@
 //!   "counts": {"pass": 9, "fail": 1, "non-strict": 1, "unsupported": 1, "omitted": 1, "error": 0},
 //!   "unexpected_failures": 1,                          // failures on no known list
 //!   "stale_known": 0,                                  // known-failing cases that did not fail
+//!   "not_run": [{"family": "keepalive", "verdict": "unsupported", // what did not run, by family
+//!                "reason": "…", "count": 1, "required": 0}],     // and reason
 //!   "exit_code": 1,                                    // 0 ok, 1 failures, 2 stale list, 3 harness
 //!   "exit_meaning": "1 unexpected failure",
 //!   "cases": [{                                        // catalogue order
@@ -69,7 +75,13 @@
 //!     "expected": "…", "actual": "…",                  // words, decoded; "" when the verdict has none
 //!     "notes": ["…"],
 //!     "duration_ms": 12,
-//!     "known": {"list": "failing", "reason": "…"},     // list: failing | flaky; null when on none
+//!     "known": {"list": "failing", "reason": "…",      // list: failing | flaky; null when on none
+//!               "at": "FILE:LINE",                     // the entry
+//!               "signature": "closed; signal SIGSEGV", // the failure it expects (null: none given)
+//!               "differs": null},                      // set when it failed otherwise: what did not hold
+//!     "required": false,                               // named by --require
+//!     "facts": [{"kind": "closed"}, {"kind": "code", "code": 39, "message": "…"},
+//!               {"kind": "signal", "name": "SIGSEGV"}], // what a signature is checked against
 //!     "rerun": "virtwire check --run 'dispatch/unknown-procedure'",
 //!     "server_log": "…",                               // null unless the runner controlled the server
 //!     "wire": [{                                       // one per connection the case opened
@@ -82,8 +94,10 @@
 //! ```
 //!
 //! `counts_as` is the [`Standing`]: `pass`, `non-strict` (lenient, not counted), `failure`
-//! (unexpected), `known-failure`, `flaky` (a known-flaky case's failure), `stale-known`,
-//! `unsupported`, `omitted`, `error`.
+//! (unexpected), `known-failure` (as its signature says), `fails-differently` (listed, but failing
+//! another way: unexpected), `missing-required` (named by `--require` but unsupported or omitted:
+//! unexpected), `flaky` (a known-flaky case's failure), `stale-known` (listed as known-failing but
+//! it passed, or became unsupported, omitted or an error), `unsupported`, `omitted`, `error`.
 //!
 //! `records` are exactly the objects `virtwire decode --format json` prints (the serde form of
 //! [`Record`](crate::wire::Record), conformance/README.md), from
@@ -101,7 +115,7 @@ use std::io;
 
 use serde::Serialize;
 
-use crate::runner::{CaseReport, KnownAs, Level, RunReport, Verdict};
+use crate::runner::{CaseReport, KnownList, Level, RunReport, Verdict};
 use crate::wire::Decoder;
 
 pub mod json;
@@ -120,8 +134,12 @@ pub enum Standing {
     NonStrict,
     /// A failure on no known list: exit status 1.
     Failure,
-    /// A failure the known-failing list expects.
+    /// A failure the known-failing list expects, as its signature says.
     KnownFailure,
+    /// A listed case that failed otherwise than its signature says: counted as unexpected (exit 1).
+    FailsDifferently,
+    /// Named by `--require` but unsupported or omitted: counted as unexpected (exit 1).
+    MissingRequired,
     /// A failure of a known-flaky case: not counted.
     Flaky,
     /// Listed as known-failing, but did not fail: exit status 2.
@@ -137,17 +155,24 @@ pub enum Standing {
 impl Standing {
     /// How `case` counts in a run with `strict`.
     pub fn of(case: &CaseReport, strict: bool) -> Standing {
+        if case.is_missing_required() {
+            return Standing::MissingRequired;
+        }
         match case.verdict {
             Verdict::Error => return Standing::Error,
+            Verdict::Omitted | Verdict::Unsupported if case.is_stale_known(strict) => {
+                return Standing::StaleKnown;
+            }
             Verdict::Omitted => return Standing::Omitted,
             Verdict::Unsupported => return Standing::Unsupported,
             _ => {}
         }
         match (case.is_failure(strict), &case.known) {
             (true, None) => Standing::Failure,
-            (true, Some(KnownAs::Failing(_))) => Standing::KnownFailure,
-            (true, Some(KnownAs::Flaky(_))) => Standing::Flaky,
-            (false, Some(KnownAs::Failing(_))) => Standing::StaleKnown,
+            (true, Some(k)) if k.differs.is_some() => Standing::FailsDifferently,
+            (true, Some(k)) if k.list == KnownList::Failing => Standing::KnownFailure,
+            (true, Some(_)) => Standing::Flaky,
+            (false, Some(k)) if k.list == KnownList::Failing => Standing::StaleKnown,
             (false, _) if case.verdict == Verdict::NonStrict => Standing::NonStrict,
             (false, _) => Standing::Pass,
         }
@@ -158,9 +183,65 @@ impl Standing {
     pub fn needs_attention(self) -> bool {
         matches!(
             self,
-            Standing::Failure | Standing::StaleKnown | Standing::Error
+            Standing::Failure
+                | Standing::FailsDifferently
+                | Standing::MissingRequired
+                | Standing::StaleKnown
+                | Standing::Error
         )
     }
+}
+
+/// The cases that did not run (unsupported or omitted), by family and reason: what a run leaves
+/// untested, said next to the counts so that a family cannot vanish unseen.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct NotRun {
+    /// The family.
+    pub family: String,
+    /// `unsupported` or `omitted`.
+    pub verdict: Verdict,
+    /// The reason, as the cases say it.
+    pub reason: String,
+    /// How many cases of the family have this verdict and reason.
+    pub count: usize,
+    /// How many of those `--require` names (each one is an unexpected failure).
+    pub required: usize,
+}
+
+/// [`NotRun`] rows of `report`: families in catalogue order, reasons in order of first appearance.
+pub fn not_run(report: &RunReport) -> Vec<NotRun> {
+    let mut out: Vec<NotRun> = Vec::new();
+    for c in &report.cases {
+        if !matches!(c.verdict, Verdict::Unsupported | Verdict::Omitted) {
+            continue;
+        }
+        let family = c.case.family();
+        match out
+            .iter_mut()
+            .find(|r| r.family == family && r.verdict == c.verdict && r.reason == c.actual)
+        {
+            Some(r) => {
+                r.count += 1;
+                r.required += usize::from(c.required);
+            }
+            None => out.push(NotRun {
+                family: family.to_string(),
+                verdict: c.verdict,
+                reason: c.actual.clone(),
+                count: 1,
+                required: usize::from(c.required),
+            }),
+        }
+    }
+    // Keep families together, in the order they first appear.
+    let mut order: Vec<String> = Vec::new();
+    for r in &out {
+        if !order.contains(&r.family) {
+            order.push(r.family.clone());
+        }
+    }
+    out.sort_by_key(|r| order.iter().position(|f| *f == r.family));
+    out
 }
 
 /// `n thing` / `n things`.
@@ -178,6 +259,16 @@ pub fn exit_meaning(report: &RunReport, known_list: &str) -> String {
         .filter(|c| c.verdict == Verdict::Error)
         .count();
     let failures = report.unexpected_failures().count();
+    let differently = report
+        .cases
+        .iter()
+        .filter(|c| c.fails_differently(report.strict))
+        .count();
+    let missing = report
+        .cases
+        .iter()
+        .filter(|c| c.is_missing_required())
+        .count();
     let stale = report.stale_known().count();
     let mut parts = Vec::new();
     if errors > 0 {
@@ -187,17 +278,30 @@ pub fn exit_meaning(report: &RunReport, known_list: &str) -> String {
         ));
     }
     if failures > 0 {
-        parts.push(plural(
-            failures,
-            "unexpected failure",
-            "unexpected failures",
-        ));
+        let mut p = plural(failures, "unexpected failure", "unexpected failures");
+        let mut of = Vec::new();
+        if differently > 0 {
+            of.push(format!(
+                "{differently} listed but failing otherwise than the list expects"
+            ));
+        }
+        if missing > 0 {
+            of.push(format!("{missing} required but not run"));
+        }
+        if !of.is_empty() {
+            p.push_str(&format!(" ({})", of.join(", ")));
+        }
+        parts.push(p);
     }
     if stale > 0 {
         parts.push(if stale == 1 {
-            format!("1 known-failing case now passes: remove it from {known_list}")
+            format!(
+                "1 known-failing case no longer fails (it passes or did not run): update {known_list}"
+            )
         } else {
-            format!("{stale} known-failing cases now pass: remove them from {known_list}")
+            format!(
+                "{stale} known-failing cases no longer fail (they pass or did not run): update {known_list}"
+            )
         });
     }
     if parts.is_empty() {
@@ -304,19 +408,45 @@ impl Details {
                 },
             ),
         ];
-        match &case.known {
-            Some(KnownAs::Failing(r)) => fields.push(("Known failing", printable(r))),
-            Some(KnownAs::Flaky(r)) => fields.push(("Known flaky", printable(r))),
-            None => {}
-        }
-        if Standing::of(case, strict) == Standing::StaleKnown {
+        if let Some(k) = &case.known {
+            let label = match k.list {
+                KnownList::Failing => "Known failing",
+                KnownList::Flaky => "Known flaky",
+            };
             fields.push((
+                label,
+                format!("{} ({})", printable(&k.reason), printable(&k.at)),
+            ));
+            if let Some(sig) = &k.signature {
+                fields.push(("Expects", format!("{{{}}}", printable(sig))));
+            }
+            if let Some(d) = &k.differs {
+                fields.push((
+                    "Fails otherwise",
+                    format!(
+                        "{}: not the known failure, so it counts as unexpected",
+                        printable(d)
+                    ),
+                ));
+            }
+        }
+        match Standing::of(case, strict) {
+            Standing::StaleKnown => fields.push((
                 "Stale",
                 format!(
-                    "listed as known-failing, but the verdict is {}: remove it from the list",
+                    "listed as known-failing, but the verdict is {}: the entry no longer shows \
+                     what it claims (fix it or remove it from the list)",
                     case.verdict
                 ),
-            ));
+            )),
+            Standing::MissingRequired => fields.push((
+                "Required",
+                format!(
+                    "--require names this case, and it is {}: a required case must run",
+                    case.verdict
+                ),
+            )),
+            _ => {}
         }
         if !case.expected.is_empty() {
             fields.push(("Expected", printable(&case.expected)));

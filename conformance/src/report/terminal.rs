@@ -26,7 +26,7 @@ use std::io::{self, Write};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::{Details, Standing, human_duration, plural, printable};
-use crate::runner::{CaseReport, KnownAs, Progress, RunReport, Verdict};
+use crate::runner::{CaseReport, Progress, RunReport, Verdict};
 use crate::wire::Decoder;
 
 /// Whether to colour output: only on a terminal, and not when `NO_COLOR` is set to a non-empty
@@ -104,10 +104,10 @@ fn cut(s: &str) -> String {
 /// A case's verdict in words, and how to colour it: `pass`, `FAIL`, `fail (known: REASON)`,
 /// `non-strict`, `unsupported: WHY`, `omitted: WHY`, `ERROR`…
 fn verdict_words(case: &CaseReport, strict: bool) -> (String, Style) {
-    let reason = match &case.known {
-        Some(KnownAs::Failing(r) | KnownAs::Flaky(r)) => cut(r),
-        None => String::new(),
-    };
+    let reason = case
+        .known
+        .as_ref()
+        .map_or(String::new(), |k| cut(&k.reason));
     match Standing::of(case, strict) {
         Standing::Pass => ("pass".into(), Style::Good),
         Standing::NonStrict => ("non-strict".into(), Style::Warn),
@@ -124,6 +124,21 @@ fn verdict_words(case: &CaseReport, strict: bool) -> (String, Style) {
             ),
             Style::Bad,
         ),
+        Standing::FailsDifferently => (
+            format!(
+                "{} DIFFERENTLY (listed: {reason})",
+                case.verdict.name().to_uppercase()
+            ),
+            Style::Bad,
+        ),
+        Standing::MissingRequired => (
+            format!(
+                "{} BUT REQUIRED: {}",
+                case.verdict.name().to_uppercase(),
+                cut(&case.actual)
+            ),
+            Style::Bad,
+        ),
         Standing::Unsupported => (format!("unsupported: {}", cut(&case.actual)), Style::Dim),
         Standing::Omitted => (format!("omitted: {}", cut(&case.actual)), Style::Dim),
         Standing::Error => ("ERROR".into(), Style::Bad),
@@ -135,6 +150,8 @@ fn block_heading(case: &CaseReport, strict: bool) -> &'static str {
     match Standing::of(case, strict) {
         Standing::Error => "ERROR",
         Standing::StaleKnown => "STALE KNOWN-FAILING",
+        Standing::FailsDifferently => "FAILS DIFFERENTLY",
+        Standing::MissingRequired => "REQUIRED BUT NOT RUN",
         _ if case.verdict == Verdict::NonStrict => "NON-STRICT",
         _ => "FAIL",
     }
@@ -324,6 +341,52 @@ pub fn print(
         )?;
         let d = Details::of(c, strict, decoder, opts.wire_lines, opts.log_lines)?;
         write_details(out, &d, paint, "  ")?;
+    }
+    let not_run = super::not_run(report);
+    if !not_run.is_empty() {
+        writeln!(out)?;
+        writeln!(
+            out,
+            "{} (`--require GLOB` makes them failures):",
+            paint.paint(Style::Bold, "Not run, by family")
+        )?;
+        // One line per family and verdict: the count, the first reason, and how many others.
+        let fam_width = not_run
+            .iter()
+            .map(|r| r.family.chars().count())
+            .max()
+            .unwrap_or(0);
+        let mut rows: Vec<(&str, Verdict, usize, usize, &str, usize)> = Vec::new();
+        for r in &not_run {
+            match rows
+                .iter_mut()
+                .find(|x| x.0 == r.family && x.1 == r.verdict)
+            {
+                Some(x) => {
+                    x.2 += r.count;
+                    x.3 += r.required;
+                    x.5 += 1;
+                }
+                None => rows.push((&r.family, r.verdict, r.count, r.required, &r.reason, 1)),
+            }
+        }
+        for (family, verdict, count, required, reason, reasons) in rows {
+            let req = if required > 0 {
+                paint.paint(Style::Bad, &format!(" ({required} required)"))
+            } else {
+                String::new()
+            };
+            let others = match reasons {
+                1 => String::new(),
+                n => format!(" (and {})", plural(n - 1, "other reason", "other reasons")),
+            };
+            writeln!(
+                out,
+                "  {:<fam_width$}  {count} {verdict}{req}: {}{others}",
+                printable(family),
+                cut(reason)
+            )?;
+        }
     }
     writeln!(out)?;
     writeln!(

@@ -31,7 +31,7 @@ pub struct Case {
     pub id: Cow<'static, str>,
     /// The requirement, in one line.
     pub requirement: Cow<'static, str>,
-    /// Where it comes from: a PROTOCOL.md section, a libvirt file or commit.
+    /// Where it comes from: a docs/protocol.md section, a libvirt file or commit.
     pub source: Cow<'static, str>,
     /// How binding it is.
     pub level: Level,

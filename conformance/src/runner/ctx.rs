@@ -375,6 +375,45 @@ impl<'r> Ctx<'r> {
         Ok(serial)
     }
 
+    /// Send `procedure` as CALL_WITH_FDS carrying `fds` (each passed after the message as libvirt's
+    /// client does, src/rpc/virnetclient.c); returns the serial. A connection that cannot carry
+    /// descriptors (not a unix socket) makes the case unsupported.
+    pub fn call_with_fds(
+        &mut self,
+        peer: &mut Peer,
+        prog: u32,
+        procedure: i32,
+        args: &[u8],
+        fds: &[std::os::fd::BorrowedFd<'_>],
+    ) -> Result<u32, Outcome> {
+        let serial = peer.serial();
+        let call = FrameBuilder::call(prog, procedure, serial)
+            .msg_type(MessageType::CallWithFds)
+            .nfds(Some(fds.len() as u32))
+            .payload(args.to_vec());
+        let bytes = call
+            .encode(self.env.judge.limits())
+            .map_err(|e| Outcome::error(format!("cannot encode the call: {e}")))?;
+        let header = *call.header();
+        drop(call);
+        self.send(peer, &bytes)?;
+        peer.sent_call(header);
+        for fd in fds {
+            let left = self.deadline.saturating_duration_since(Instant::now());
+            peer.send_fd(*fd, left).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::Unsupported {
+                    Outcome::unsupported(format!("a file descriptor cannot be sent: {e}"))
+                } else {
+                    Outcome::fail(
+                        "the server takes the file descriptors a CALL_WITH_FDS announces",
+                        format!("passing a file descriptor failed: {e}"),
+                    )
+                }
+            })?;
+        }
+        Ok(serial)
+    }
+
     /// Words for what the server did.
     pub fn describe(&self, peer: &Peer, ev: &Event) -> String {
         match ev {

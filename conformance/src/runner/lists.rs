@@ -3,10 +3,15 @@
 //!
 //! Patterns are globs over case IDs: `*` matches within one `/`-separated part, `**` across parts
 //! (`framing/*`, `**/over-max`). `@FILE` stands for the patterns in FILE, one per line.
+//!
+//! A known-failing entry is `PATTERN {SIGNATURE} REASON`: the signature ([`super::signature`]) says
+//! what the failure looks like, and a listed case that fails another way is not the known failure.
 
 use std::path::{Path, PathBuf};
 
 use globset::{Glob, GlobBuilder, GlobMatcher};
+
+use super::signature::Signature;
 
 /// A list problem: what and where.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +55,16 @@ pub enum ListError {
         at: String,
         /// The pattern.
         pattern: String,
+    },
+    /// A known-failing entry without a signature, or with one that does not parse.
+    #[error("{at}: {pattern:?}: {why}")]
+    BadSignature {
+        /// `FILE:LINE`.
+        at: String,
+        /// The pattern.
+        pattern: String,
+        /// What is wrong.
+        why: String,
     },
     /// A pattern that matches no case: the list has rotted (a renamed or removed case).
     #[error("{at}: {pattern:?} matches no case")]
@@ -122,41 +137,78 @@ pub fn patterns(args: &[String], flag: &str) -> Result<Vec<Pattern>, ListError> 
     Ok(out)
 }
 
-/// A known-failing or known-flaky entry: a pattern and the reason.
+/// A known-failing or known-flaky entry: a pattern, the failure it expects and the reason.
 #[derive(Clone, Debug)]
 pub struct Known {
     /// The pattern.
     pub pattern: Pattern,
+    /// What the failure looks like (required on a known-failing list; optional on a flaky one,
+    /// where a failure without one is any failure).
+    pub signature: Option<Signature>,
     /// Why (with evidence: an issue, a reply, a log line).
     pub reason: String,
 }
 
-/// Read a known-failing / known-flaky file: each line `PATTERN REASON…`; blank lines and lines
-/// starting with `#` are ignored.
-pub fn known_file(path: &Path) -> Result<Vec<Known>, ListError> {
+/// Which list a file is: on a known-failing list every entry must carry a signature.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ListKind {
+    /// Cases expected to fail, each in the way its signature says.
+    Failing,
+    /// Cases whose failures are not counted (a signature, if given, is checked).
+    Flaky,
+}
+
+/// Read a known-failing / known-flaky file: each line `PATTERN {SIGNATURE} REASON…` (the signature
+/// optional on a flaky list); blank lines and lines starting with `#` are ignored.
+pub fn known_file(path: &Path, kind: ListKind) -> Result<Vec<Known>, ListError> {
     let mut out = Vec::new();
     for (n, line) in read(path)?.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
         let at = format!("{}:{}", path.display(), n + 1);
-        let (pat, reason) = line
-            .split_once(char::is_whitespace)
-            .map(|(p, r)| (p, r.trim()))
-            .unwrap_or((line, ""));
-        if reason.is_empty() {
-            return Err(ListError::NoReason {
-                at,
-                pattern: pat.into(),
-            });
+        if let Some(k) = known_line(line, &at, kind)? {
+            out.push(k);
         }
-        out.push(Known {
-            pattern: Pattern::new(pat, &at)?,
-            reason: reason.into(),
-        });
     }
     Ok(out)
+}
+
+/// One line of a known list (`None` for a blank line or a comment).
+pub fn known_line(line: &str, at: &str, kind: ListKind) -> Result<Option<Known>, ListError> {
+    let line = line.trim();
+    if line.is_empty() || line.starts_with('#') {
+        return Ok(None);
+    }
+    let (pat, rest) = line
+        .split_once(char::is_whitespace)
+        .map(|(p, r)| (p, r.trim()))
+        .unwrap_or((line, ""));
+    let bad_sig = |why: String| ListError::BadSignature {
+        at: at.into(),
+        pattern: pat.into(),
+        why,
+    };
+    let (signature, reason) = if rest.starts_with('{') {
+        let (sig, reason) = Signature::parse_prefix(rest).map_err(bad_sig)?;
+        (Some(sig), reason.trim())
+    } else if kind == ListKind::Failing {
+        return Err(bad_sig(
+            "no signature: write the failure it expects after the pattern, e.g. \
+             `{closed}`, `{signal SIGSEGV}`, `{code 39 ~ /Unable to decode/}` (docs/known-failing.md)"
+                .into(),
+        ));
+    } else {
+        (None, rest)
+    };
+    if reason.is_empty() {
+        return Err(ListError::NoReason {
+            at: at.into(),
+            pattern: pat.into(),
+        });
+    }
+    Ok(Some(Known {
+        pattern: Pattern::new(pat, at)?,
+        signature,
+        reason: reason.into(),
+    }))
 }
 
 /// Every pattern must match at least one of `ids`.
@@ -195,15 +247,28 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("vw-lists-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("known");
-        std::fs::write(&f, "# comment\n\nframing/x  the daemon closes\nheader/y\n").unwrap();
-        let e = known_file(&f).unwrap_err().to_string();
+        std::fs::write(
+            &f,
+            "# comment\n\nframing/x  {closed} the daemon closes\nheader/y {closed}\n",
+        )
+        .unwrap();
+        let e = known_file(&f, ListKind::Failing).unwrap_err().to_string();
         assert!(
             e.ends_with(":4: \"header/y\" has no reason (write the pattern, then why it fails)"),
             "{e}"
         );
         std::fs::write(&f, "framing/x  the daemon closes\n").unwrap();
-        let k = known_file(&f).unwrap();
+        let e = known_file(&f, ListKind::Failing).unwrap_err().to_string();
+        assert!(e.contains(":1: \"framing/x\": no signature"), "{e}");
+        let k = known_file(&f, ListKind::Flaky).unwrap();
+        assert!(k[0].signature.is_none());
+        std::fs::write(&f, "framing/x  {closed; code 1 ~ /(/} the daemon closes\n").unwrap();
+        let e = known_file(&f, ListKind::Failing).unwrap_err().to_string();
+        assert!(e.contains(":1: \"framing/x\": bad regex"), "{e}");
+        std::fs::write(&f, "framing/x  {closed}  the daemon closes\n").unwrap();
+        let k = known_file(&f, ListKind::Failing).unwrap();
         assert_eq!(k[0].reason, "the daemon closes");
+        assert_eq!(k[0].signature.as_ref().map(|s| s.text()), Some("closed"));
         let e = check_all_match(k.iter().map(|k| &k.pattern), &["header/y"]).unwrap_err();
         assert!(
             e.to_string().contains(":1: \"framing/x\" matches no case"),

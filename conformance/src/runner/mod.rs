@@ -7,6 +7,7 @@
 pub mod case;
 pub mod ctx;
 pub mod lists;
+pub mod signature;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -17,7 +18,8 @@ use serde::Serialize;
 
 pub use case::{Case, CaseResult, Fact, Level, Outcome, Verdict};
 pub use ctx::{Connector, Credentials, Ctx, Endpoint, Env, LocalServer, Unavailable};
-pub use lists::{Known, ListError, Pattern};
+pub use lists::{Known, ListError, ListKind, Pattern};
+pub use signature::Signature;
 
 use crate::wire::Judge;
 use crate::wire::peer::Chunk;
@@ -38,8 +40,9 @@ pub trait ServerHooks: Send + Sync {
     /// The server's log since `mark` (bounded in size).
     fn log_since(&self, mark: u64) -> String;
     /// Called after each case: `None` when the server is fine; otherwise what happened to it
-    /// (it died, and was restarted for the next case).
-    fn after_case(&self) -> Option<String>;
+    /// (it, or a daemon beside it, died and was restarted for the next case), with the facts
+    /// (`Fact::Signal`, `Fact::Exit`) a known-failing signature must name to absorb it.
+    fn after_case(&self) -> Option<ServerEvent>;
     /// Called after a case that failed or errored (and did not kill the server): `None` when the
     /// server still answers; otherwise the evidence that it hangs, and what was done (a server the
     /// runner controls is restarted for the next case). Default: nothing is checked.
@@ -50,6 +53,25 @@ pub trait ServerHooks: Send + Sync {
     /// control ([`Env::local`]). Default: nothing.
     fn local(&self) -> Option<LocalServer> {
         None
+    }
+}
+
+/// What happened to a server the runner controls during a case.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ServerEvent {
+    /// In words, for the case's notes: what died, how, and what was done.
+    pub what: String,
+    /// The same as facts: how each process that died ended.
+    pub facts: Vec<Fact>,
+}
+
+impl ServerEvent {
+    /// An event with no facts (a note only).
+    pub fn note(what: impl Into<String>) -> Self {
+        ServerEvent {
+            what: what.into(),
+            facts: Vec::new(),
+        }
     }
 }
 
@@ -78,6 +100,8 @@ pub struct Config {
     pub known_failing: Vec<Known>,
     /// Cases whose failure is not counted, with the reason.
     pub known_flaky: Vec<Known>,
+    /// Cases that must run: for these, unsupported and omitted count as unexpected failures.
+    pub require: Vec<Pattern>,
     /// The command that reruns one case, shown with failures: the case's ID (quoted) replaces `{id}`,
     /// or is appended when there is no `{id}`.
     pub rerun: String,
@@ -100,20 +124,45 @@ impl Default for Config {
             skip: Vec::new(),
             known_failing: Vec::new(),
             known_flaky: Vec::new(),
+            require: Vec::new(),
             rerun: "virtwire check --run".into(),
             keep_passing_wire: false,
         }
     }
 }
 
-/// Whether a case is on a known list, and why.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(tag = "list", content = "reason", rename_all = "kebab-case")]
-pub enum KnownAs {
-    /// Expected to fail.
-    Failing(String),
+/// Which known list an entry is on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KnownList {
+    /// Expected to fail, as its signature says.
+    Failing,
     /// Its failures are not counted.
-    Flaky(String),
+    Flaky,
+}
+
+/// The known-list entry that applies to a case: which list, where, the failure it expects, why, and
+/// whether the case's failure fits it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct KnownAs {
+    /// Which list.
+    pub list: KnownList,
+    /// Why the case is listed.
+    pub reason: String,
+    /// `FILE:LINE` of the entry.
+    pub at: String,
+    /// The failure it expects (the signature as written), if it names one.
+    pub signature: Option<String>,
+    /// Set when the case failed but not as the signature says ("fails differently"): what did
+    /// not hold, and what was observed. Such a failure counts as unexpected.
+    pub differs: Option<String>,
+}
+
+impl KnownAs {
+    /// On the known-failing list.
+    pub fn is_failing(&self) -> bool {
+        self.list == KnownList::Failing
+    }
 }
 
 /// One connection's traffic in a case.
@@ -142,6 +191,10 @@ pub struct CaseReport {
     pub duration: Duration,
     /// On a known list?
     pub known: Option<KnownAs>,
+    /// Matched by `--require`: unsupported and omitted count as unexpected failures.
+    pub required: bool,
+    /// What was observed, as facts (the case's own, its connections', the server's), in order.
+    pub facts: Vec<Fact>,
     /// Every connection's traffic: kept for a case that did not pass (any verdict but `pass`, or on
     /// a known list), and for every case with [`Config::keep_passing_wire`]; empty otherwise.
     pub wire: Vec<Wire>,
@@ -158,19 +211,27 @@ impl CaseReport {
         self.verdict == Verdict::Fail || (strict && self.verdict == Verdict::NonStrict)
     }
 
-    /// True when it counts against the run: a failure not on a known list.
-    pub fn is_unexpected_failure(&self, strict: bool) -> bool {
-        self.is_failure(strict) && self.known.is_none()
+    /// True when a known-list entry applies but the failure is not the one it expects.
+    pub fn fails_differently(&self, strict: bool) -> bool {
+        self.is_failure(strict) && self.known.as_ref().is_some_and(|k| k.differs.is_some())
     }
 
-    /// True when it is listed as known-failing but did not fail.
+    /// True when `--require` names the case and it did not run (unsupported or omitted).
+    pub fn is_missing_required(&self) -> bool {
+        self.required && matches!(self.verdict, Verdict::Unsupported | Verdict::Omitted)
+    }
+
+    /// True when it counts against the run: a failure on no known list, a failure other than the
+    /// one its entry expects, or a required case that did not run.
+    pub fn is_unexpected_failure(&self, strict: bool) -> bool {
+        (self.is_failure(strict) && (self.known.is_none() || self.fails_differently(strict)))
+            || self.is_missing_required()
+    }
+
+    /// True when it is listed as known-failing but did not fail: it passed, or it became
+    /// unsupported, omitted or an error (the entry no longer shows what it claims).
     pub fn is_stale_known(&self, strict: bool) -> bool {
-        matches!(self.known, Some(KnownAs::Failing(_)))
-            && !self.is_failure(strict)
-            && !matches!(
-                self.verdict,
-                Verdict::Omitted | Verdict::Error | Verdict::Unsupported
-            )
+        self.known.as_ref().is_some_and(KnownAs::is_failing) && !self.is_failure(strict)
     }
 }
 
@@ -259,7 +320,8 @@ pub fn select(catalogue: &[Case], cfg: &Config) -> Result<Vec<Case>, ListError> 
             .iter()
             .chain(&cfg.skip)
             .chain(cfg.known_failing.iter().map(|k| &k.pattern))
-            .chain(cfg.known_flaky.iter().map(|k| &k.pattern)),
+            .chain(cfg.known_flaky.iter().map(|k| &k.pattern))
+            .chain(&cfg.require),
         &ids,
     )?;
     let mut wanted: Vec<bool> = catalogue
@@ -294,14 +356,67 @@ pub fn select(catalogue: &[Case], cfg: &Config) -> Result<Vec<Case>, ListError> 
         .collect())
 }
 
-fn known_as(cfg: &Config, id: &str) -> Option<KnownAs> {
-    if let Some(k) = cfg.known_failing.iter().find(|k| k.pattern.matches(id)) {
-        return Some(KnownAs::Failing(k.reason.clone()));
-    }
-    cfg.known_flaky
+/// The known-list entry for a case (the known-failing list first), checked against how it failed.
+fn known_as(
+    cfg: &Config,
+    id: &str,
+    strict_failure: bool,
+    obs: &signature::Observed<'_>,
+) -> Option<KnownAs> {
+    let (list, k) = cfg
+        .known_failing
         .iter()
         .find(|k| k.pattern.matches(id))
-        .map(|k| KnownAs::Flaky(k.reason.clone()))
+        .map(|k| (KnownList::Failing, k))
+        .or_else(|| {
+            cfg.known_flaky
+                .iter()
+                .find(|k| k.pattern.matches(id))
+                .map(|k| (KnownList::Flaky, k))
+        })?;
+    let differs = if strict_failure {
+        k.signature.as_ref().and_then(|sig| {
+            sig.mismatch(obs).map(|why| {
+                format!(
+                    "expected {sig}, observed {}: {why}",
+                    signature::observed_text(obs.facts)
+                )
+            })
+        })
+    } else {
+        None
+    };
+    Some(KnownAs {
+        list,
+        reason: k.reason.clone(),
+        at: k.pattern.at.clone(),
+        signature: k.signature.as_ref().map(|s| s.text().to_string()),
+        differs,
+    })
+}
+
+/// The facts a case's connections show: each one the other side closed or reset, and each error
+/// body it sent.
+fn wire_facts(
+    logs: &[(String, crate::wire::peer::WireLog)],
+    limits: &virtwire_protocol::Limits,
+) -> Vec<Fact> {
+    use crate::wire::peer::Ending;
+    let mut out = Vec::new();
+    for (_, log) in logs {
+        for e in crate::wire::facts::errors_sent(&log.chunks(), log.theirs(), limits) {
+            out.push(Fact::Code {
+                code: e.code,
+                message: e.message.unwrap_or_default(),
+            });
+        }
+        match log.ending() {
+            Some(Ending::Closed) => out.push(Fact::Closed),
+            Some(Ending::Reset) => out.push(Fact::Reset),
+            None => {}
+        }
+    }
+    out
 }
 
 /// What running a case left behind, for its report.
@@ -330,7 +445,9 @@ fn run_one(case: Case, env: &Env, case_timeout: Duration) -> (Outcome, Vec<Wire>
             Outcome::error(format!("the case panicked (a virtwire bug): {what}"))
         }
     };
+    let mut outcome = outcome;
     let (logs, mut notes) = ctx.into_parts();
+    outcome.facts.extend(wire_facts(&logs, env.judge.limits()));
     for (label, log) in &logs {
         let (sent, received) = log.omitted();
         if sent + received > 0 {
@@ -397,21 +514,34 @@ pub fn run(
         } = ran.unwrap_or_default();
         let mut server_log = None;
         if let Some(h) = hooks.as_ref().filter(|_| was_run) {
-            if let Some(what) = h.after_case() {
-                notes.push(what.clone());
+            if let Some(ev) = h.after_case() {
+                notes.push(ev.what.clone());
                 if matches!(outcome.verdict, Verdict::Pass | Verdict::NonStrict) {
-                    outcome = Outcome::fail("the server keeps running", what);
+                    let facts = std::mem::take(&mut outcome.facts);
+                    outcome = Outcome::fail("the server keeps running", ev.what.clone());
+                    outcome.facts = facts;
                 }
+                outcome.facts.extend(ev.facts);
             } else if matches!(outcome.verdict, Verdict::Fail | Verdict::Error)
                 && let Some(what) = h.after_failure()
             {
                 notes.push(what);
+                outcome.facts.push(Fact::Hang);
             }
             if outcome.verdict != Verdict::Pass {
                 server_log = Some(h.log_since(log_mark));
             }
         }
-        let known = known_as(cfg, &case.id);
+        let strict_failure = outcome.verdict == Verdict::Fail
+            || (cfg.strict && outcome.verdict == Verdict::NonStrict);
+        let obs = signature::Observed {
+            verdict: outcome.verdict,
+            facts: &outcome.facts,
+            actual: &outcome.actual,
+            daemon_log: server_log.as_deref(),
+        };
+        let known = known_as(cfg, &case.id, strict_failure, &obs);
+        let required = cfg.require.iter().any(|p| p.matches(&case.id));
         // A pass that no list mentions shows no traffic in any report but one that asks for all.
         let passed_unlisted = outcome.verdict == Verdict::Pass && known.is_none();
         let wire = if passed_unlisted && !cfg.keep_passing_wire {
@@ -426,6 +556,8 @@ pub fn run(
             notes,
             duration,
             known,
+            required,
+            facts: outcome.facts,
             wire,
             server_log,
             rerun: if cfg.rerun.contains("{id}") {
@@ -577,7 +709,7 @@ mod tests {
         fn log_since(&self, mark: u64) -> String {
             format!("log since {mark}")
         }
-        fn after_case(&self) -> Option<String> {
+        fn after_case(&self) -> Option<ServerEvent> {
             self.0.fetch_add(1, Ordering::SeqCst);
             None
         }
@@ -635,6 +767,160 @@ mod tests {
             hooks.0.load(Ordering::SeqCst),
             1,
             "after_case for the case that ran only"
+        );
+    }
+
+    /// A server that dies by SIGSEGV during every case (and is "restarted").
+    struct Crashing;
+    impl ServerHooks for Crashing {
+        fn log_mark(&self) -> u64 {
+            0
+        }
+        fn log_since(&self, _: u64) -> String {
+            "error : virNetMessageEncodePayload:370 : Unable to encode message payload".into()
+        }
+        fn after_case(&self) -> Option<ServerEvent> {
+            Some(ServerEvent {
+                what: "libvirtd died during this case (was killed by signal 11 (SIGSEGV))".into(),
+                facts: vec![Fact::Signal {
+                    name: "SIGSEGV".into(),
+                }],
+            })
+        }
+    }
+
+    fn listed(pattern: &str, sig: &str) -> Known {
+        Known {
+            pattern: Pattern::new(pattern, "list.txt:1").unwrap(),
+            signature: Some(Signature::parse(sig).unwrap()),
+            reason: "the reason".into(),
+        }
+    }
+
+    fn run_with(cases: &[Case], cfg: &Config, hooks: Option<Arc<dyn ServerHooks>>) -> RunReport {
+        let judge = Arc::new(Judge::new(Limits::default(), Compat::Libvirt, None));
+        run(cases, cfg, Box::new(Nowhere), judge, hooks, &mut ())
+    }
+
+    /// A listed case whose server crashed is not the known failure unless the entry names the death.
+    #[test]
+    fn a_crash_inside_a_known_failing_case_is_not_absorbed() {
+        let cases = vec![Case::new("limits/x/max", Level::Must, "r", "s", |_| {
+            Ok(Outcome::fail("a reply", "the connection was closed").with_fact(Fact::Closed))
+        })];
+        let cfg = Config {
+            known_failing: vec![listed(
+                "limits/*/max",
+                "closed; daemon-log ~ /Unable to encode/",
+            )],
+            ..Config::default()
+        };
+        let r = run_with(&cases, &cfg, Some(Arc::new(Crashing)));
+        let c = &r.cases[0];
+        assert!(c.fails_differently(false), "{:?}", c.known);
+        let d = c.known.as_ref().unwrap().differs.clone().unwrap();
+        assert!(d.contains("a process died (signal SIGSEGV)"), "{d}");
+        assert_eq!(r.exit_code(), EXIT_FAILURES);
+        // Named, the same failure is the known one.
+        let cfg = Config {
+            known_failing: vec![listed("limits/*/max", "closed; signal SIGSEGV")],
+            ..Config::default()
+        };
+        let r = run_with(&cases, &cfg, Some(Arc::new(Crashing)));
+        assert!(
+            !r.cases[0].fails_differently(false),
+            "{:?}",
+            r.cases[0].known
+        );
+        assert_eq!(r.exit_code(), EXIT_OK);
+    }
+
+    /// A listed case that became unsupported or omitted is stale (exit 2), not silently absorbed.
+    #[test]
+    fn a_listed_case_that_does_not_run_is_stale() {
+        let cases = vec![
+            Case::new("a/unsupported", Level::Must, "r", "s", |_| {
+                Ok(Outcome::unsupported("the target has no such driver"))
+            }),
+            Case::new("a/fails", Level::Must, "r", "s", |_| {
+                Ok(Outcome::fail("x", "y").with_fact(Fact::Closed))
+            }),
+        ];
+        let cfg = Config {
+            known_failing: vec![listed("a/*", "closed")],
+            ..Config::default()
+        };
+        let r = run_with(&cases, &cfg, None);
+        let stale: Vec<&str> = r.stale_known().map(|c| c.case.id.as_ref()).collect();
+        assert_eq!(stale, ["a/unsupported"]);
+        assert_eq!(r.exit_code(), EXIT_STALE_KNOWN);
+    }
+
+    /// `--require`: a required case that is unsupported or omitted counts as an unexpected failure.
+    #[test]
+    fn required_cases_must_run() {
+        let cases = vec![
+            Case::new("keepalive/feature-supported", Level::Must, "r", "s", |_| {
+                Ok(Outcome::unsupported("the server does not speak keepalive"))
+            }),
+            Case::new("keepalive/ping-gets-pong", Level::Must, "r", "s", |_| {
+                Ok(Outcome::pass("x", "x"))
+            })
+            .needs(&["keepalive/feature-supported"]),
+            Case::new("other/unsupported", Level::Must, "r", "s", |_| {
+                Ok(Outcome::unsupported("no"))
+            }),
+        ];
+        let r = run_with(&cases, &Config::default(), None);
+        assert_eq!(r.exit_code(), EXIT_OK);
+        let cfg = Config {
+            require: vec![Pattern::new("keepalive/*", "--require").unwrap()],
+            ..Config::default()
+        };
+        let r = run_with(&cases, &cfg, None);
+        let missing: Vec<&str> = r
+            .unexpected_failures()
+            .map(|c| c.case.id.as_ref())
+            .collect();
+        assert_eq!(
+            missing,
+            ["keepalive/feature-supported", "keepalive/ping-gets-pong"]
+        );
+        assert_eq!(r.cases[1].verdict, Verdict::Omitted);
+        assert_eq!(r.exit_code(), EXIT_FAILURES);
+    }
+
+    /// The facts of a case's connections come from its wire: an error body the server sent.
+    #[test]
+    fn wire_facts_name_the_errors_and_the_close() {
+        use crate::capture::tcp::Dir;
+        use crate::wire::peer::{Ending, WireLog};
+        let log = WireLog::default();
+        let body = virtwire_protocol::ErrorBody::new(39, 7, "Unable to decode message payload")
+            .to_bytes(&Limits::default())
+            .unwrap();
+        let h = virtwire_protocol::Header {
+            prog: 0x2000_8086,
+            vers: 1,
+            procedure: 1,
+            msg_type: virtwire_protocol::MessageType::Reply,
+            serial: 1,
+            status: virtwire_protocol::MessageStatus::Error,
+        };
+        let mut frame = Vec::new();
+        virtwire_protocol::encode_frame(&mut frame, &h, None, &body, &Limits::default()).unwrap();
+        log.push_for_test(Dir::S2c, &frame);
+        log.note_ending(Ending::Closed);
+        let facts = wire_facts(&[("conn 1".into(), log)], &Limits::default());
+        assert_eq!(
+            facts,
+            vec![
+                Fact::Code {
+                    code: 39,
+                    message: "Unable to decode message payload".into()
+                },
+                Fact::Closed
+            ]
         );
     }
 

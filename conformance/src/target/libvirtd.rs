@@ -400,6 +400,12 @@ impl Libvirtd {
         })
     }
 
+    /// The daemon's exit status, once it ended.
+    pub fn exit_status(&self) -> Option<std::process::ExitStatus> {
+        self.is_alive();
+        lock(&self.running).as_ref().and_then(|r| r.exited)
+    }
+
     /// How the daemon ended, once it did: `exited with status 1`, `was killed by signal 11
     /// (SIGSEGV)`, `was stopped when its lifetime of 1 h ran out`.
     pub fn exit_description(&self) -> Option<String> {
@@ -478,7 +484,7 @@ impl Libvirtd {
 
     /// What the daemon logged since `offset` (at most the last 1 MiB of it).
     pub fn log_since(&self, offset: u64) -> String {
-        read_range(&self.log_path(), offset, 1 << 20)
+        read_lines_capped(&self.log_path(), offset, 1 << 20, LOG_LINE_KEEP)
     }
 
     /// The last `max_bytes` of the log, from a line start.
@@ -806,6 +812,81 @@ fn append(p: &Path) -> Result<File, TargetError> {
 }
 
 /// The part of a file from `from`, at most its last `max` bytes, starting at a line when cut.
+/// How much of one log line [`Libvirtd::log_since`] keeps: libvirtd echoes a hostile argument into its
+/// error messages, so one line can be megabytes long and would push every other line of a case out
+/// of the excerpt.
+const LOG_LINE_KEEP: usize = 2048;
+
+/// The log from `from` on, each line cut to `line_max` bytes (saying how much was cut), and then
+/// the last `max` bytes of that, from a line start.
+fn read_lines_capped(p: &Path, from: u64, max: usize, line_max: usize) -> String {
+    use std::collections::VecDeque;
+    use std::io::BufRead;
+    let Ok(mut f) = File::open(p) else {
+        return String::new();
+    };
+    let len = f.metadata().map_or(0, |m| m.len());
+    let from = if from > len { 0 } else { from };
+    if f.seek(SeekFrom::Start(from)).is_err() {
+        return String::new();
+    }
+    // Read at most what was there when asked (a daemon still writing cannot keep this going).
+    let mut r = std::io::BufReader::new(f.take(len - from));
+    let mut kept: VecDeque<String> = VecDeque::new();
+    let (mut kept_bytes, mut dropped) = (0usize, 0u64);
+    loop {
+        let mut line = Vec::new();
+        // One line at most `line_max` bytes in memory: the rest is skipped in pieces.
+        let mut cut = 0u64;
+        loop {
+            let buf = match r.fill_buf() {
+                Ok(b) => b,
+                Err(_) => break,
+            };
+            if buf.is_empty() {
+                break;
+            }
+            let (take, end) = match buf.iter().position(|b| *b == b'\n') {
+                Some(i) => (i + 1, true),
+                None => (buf.len(), false),
+            };
+            let room = line_max.saturating_sub(line.len());
+            line.extend_from_slice(&buf[..take.min(room)]);
+            cut += (take.saturating_sub(room)) as u64;
+            r.consume(take);
+            if end {
+                break;
+            }
+        }
+        if line.is_empty() && cut == 0 {
+            break;
+        }
+        let mut text = String::from_utf8_lossy(&line).into_owned();
+        if cut > 0 {
+            let nl = text.ends_with('\n');
+            if nl {
+                text.pop();
+            }
+            text.push_str(&format!(" […{cut} more bytes of this line not shown]\n"));
+        }
+        kept_bytes += text.len();
+        kept.push_back(text);
+        while kept_bytes > max {
+            let Some(old) = kept.pop_front() else { break };
+            kept_bytes -= old.len();
+            dropped += old.len() as u64;
+        }
+    }
+    let mut out = String::with_capacity(kept_bytes + 64);
+    if dropped > 0 {
+        out.push_str(&format!("[… {dropped} earlier bytes not shown …]\n"));
+    }
+    for l in kept {
+        out.push_str(&l);
+    }
+    out
+}
+
 fn read_range(p: &Path, from: u64, max: u64) -> String {
     let Ok(mut f) = File::open(p) else {
         return String::new();
@@ -929,4 +1010,47 @@ fn admin_uri(dir: &Path) -> Result<TargetUri, TargetError> {
         "libvirtd:///system?socket={}",
         escape_path(&dir.join("sock/libvirt-admin-sock").to_string_lossy())
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A multi-megabyte line (an echoed hostile argument) is cut, so the lines around it stay in
+    /// the excerpt; the excerpt starts at the offset and is bounded.
+    #[test]
+    fn log_excerpts_cut_long_lines_and_keep_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("log");
+        let mut text = String::from("before the mark\n");
+        let mark = text.len() as u64;
+        text.push_str("error : XML error: ");
+        text.push_str(&"x".repeat(3 << 20));
+        text.push('\n');
+        text.push_str(
+            "warning : virNetServerProgramSendError:174 : Failed to serialize remote error\n",
+        );
+        std::fs::write(&p, &text).unwrap();
+        let got = read_lines_capped(&p, mark, 1 << 20, 2048);
+        assert!(!got.contains("before the mark"), "{}", &got[..100]);
+        assert!(got.starts_with("error : XML error: xxx"), "{}", &got[..100]);
+        assert!(
+            got.contains("more bytes of this line not shown]\n"),
+            "{}",
+            got.len()
+        );
+        assert!(
+            got.ends_with("Failed to serialize remote error\n"),
+            "{}",
+            got.len()
+        );
+        assert!(got.len() < 4096, "{}", got.len());
+        // Bounded in all: the earliest lines go first.
+        let many: String = (0..100_000).map(|i| format!("line {i}\n")).collect();
+        std::fs::write(&p, &many).unwrap();
+        let got = read_lines_capped(&p, 0, 4096, 2048);
+        assert!(got.starts_with("[… "), "{}", &got[..40]);
+        assert!(got.ends_with("line 99999\n"));
+        assert!(got.len() < 4096 + 64);
+    }
 }

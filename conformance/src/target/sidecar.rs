@@ -304,6 +304,11 @@ impl Sidecar {
         }
     }
 
+    /// Its exit status, once it ended (through `timeout`: a signal N shows as status 128 + N).
+    pub fn exit_status(&self) -> Option<std::process::ExitStatus> {
+        self.exited
+    }
+
     /// How it ended, once it did: `exited with status 1`, `was killed by signal 11 (SIGSEGV)`
     /// (through `timeout`, which reports a signal as 128 + N).
     pub fn exit_description(&self) -> Option<String> {

@@ -6,6 +6,7 @@
 //! - [`judge`]: one frame → header and body decoded in the chosen mode, with the schema → a record.
 //! - [`record`]: the record model, serde-serialisable (the JSON schema of `decode --format json`).
 //! - [`json`]: how protocol values (schema values, the error struct, errors) look in JSON.
+//! - [`facts`]: the error bodies in a connection's kept traffic (for the runner's facts).
 //! - [`decoder`]: captures and raw streams driven through sessions into a [`Sink`].
 //! - [`frames`]: what traces and replays need of frames (message JSON, serial rewriting, a capture
 //!   split per connection), so that they never read libvirt bytes themselves.
@@ -19,6 +20,7 @@
 use std::io;
 
 pub mod decoder;
+pub mod facts;
 pub mod frames;
 pub mod json;
 pub mod judge;

@@ -11,6 +11,7 @@
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -99,6 +100,37 @@ pub trait Transport: Read + Write + Send {
     fn set_write_timeout(&mut self, t: Option<Duration>) -> io::Result<()>;
     /// Close the sending half (the server reads end-of-file).
     fn shutdown_write(&mut self) -> io::Result<()>;
+    /// Pass one file descriptor as libvirt does (src/util/virsocket.c virSocketSendFD: one byte
+    /// of data carrying an SCM_RIGHTS message; the receiver's recvmsg consumes the byte, so it is
+    /// no part of the message stream). Only a unix socket can: the default refuses.
+    fn send_fd(&mut self, fd: BorrowedFd<'_>) -> io::Result<()> {
+        let _ = fd;
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this connection cannot carry file descriptors (only a unix socket can)",
+        ))
+    }
+}
+
+/// [`Transport::send_fd`] over the unix socket `sock`.
+pub fn send_fd_over(sock: BorrowedFd<'_>, fd: BorrowedFd<'_>) -> io::Result<()> {
+    use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
+    let fds = [fd.as_raw_fd()];
+    let byte = [0u8];
+    let iov = [io::IoSlice::new(&byte)];
+    let n = sendmsg::<()>(
+        sock.as_raw_fd(),
+        &iov,
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::MSG_NOSIGNAL,
+        None,
+    )
+    .map_err(io::Error::from)?;
+    if n == 1 {
+        Ok(())
+    } else {
+        Err(io::ErrorKind::WriteZero.into())
+    }
 }
 
 impl Transport for TcpStream {
@@ -123,6 +155,9 @@ impl Transport for UnixStream {
     fn shutdown_write(&mut self) -> io::Result<()> {
         self.shutdown(Shutdown::Write)
     }
+    fn send_fd(&mut self, fd: BorrowedFd<'_>) -> io::Result<()> {
+        send_fd_over(self.as_fd(), fd)
+    }
 }
 
 /// One chunk of traffic as it crossed the connection: which way, when (since the connection
@@ -143,6 +178,15 @@ pub const LOG_KEEP: usize = 256 << 10;
 /// Bursts are merged into one chunk up to this size (so no chunk's buffer grows large).
 const CHUNK_MERGE: usize = 64 << 10;
 
+/// How the other side ended a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ending {
+    /// End of file: it closed the connection.
+    Closed,
+    /// The connection failed (reset, broken pipe…).
+    Reset,
+}
+
 /// The traffic of one connection, shared between the [`Peer`] and whoever reports on it: the
 /// first [`LOG_KEEP`] bytes of each direction, and a count of the rest.
 #[derive(Clone, Debug, Default)]
@@ -151,6 +195,10 @@ pub struct WireLog(Arc<Mutex<LogInner>>);
 #[derive(Debug, Default)]
 struct LogInner {
     chunks: Vec<Chunk>,
+    /// How the connection ended from the other side, once it did.
+    ending: Option<Ending>,
+    /// The other side is the client (the log of a scripted server's connection).
+    theirs_is_client: bool,
     /// Bytes kept, and bytes seen but not kept: [sent, received].
     kept: [usize; 2],
     omitted: [usize; 2],
@@ -192,7 +240,34 @@ impl WireLog {
         }
     }
 
-    /// A copy of the chunks kept so far.
+    /// Add bytes as if a peer had moved them (for tests of what reads a log).
+    #[doc(hidden)]
+    pub fn push_for_test(&self, dir: Dir, bytes: &[u8]) {
+        self.push(dir, Duration::ZERO, bytes);
+    }
+
+    /// Note how the other side ended the connection (the first call counts).
+    pub fn note_ending(&self, how: Ending) {
+        if let Ok(mut l) = self.0.lock() {
+            l.ending.get_or_insert(how);
+        }
+    }
+
+    /// The direction the other side's bytes travel in: server-to-client for a client's connection,
+    /// client-to-server for a scripted server's.
+    pub fn theirs(&self) -> Dir {
+        match self.0.lock() {
+            Ok(l) if l.theirs_is_client => Dir::C2s,
+            _ => Dir::S2c,
+        }
+    }
+
+    /// How the other side ended the connection, if it did (the first ending seen).
+    pub fn ending(&self) -> Option<Ending> {
+        self.0.lock().ok().and_then(|l| l.ending)
+    }
+
+    /// A copy of the kept chunks, in order.
     pub fn chunks(&self) -> Vec<Chunk> {
         self.0
             .lock()
@@ -367,10 +442,14 @@ impl Peer {
     /// reads is judged as the client's. PINGs from the client are answered with PONGs, as libvirtd
     /// does, while [`Peer::auto_pong`] is set.
     pub fn server_side(io: Box<dyn Transport>, judge: Arc<Judge>) -> Self {
-        Peer {
+        let p = Peer {
             sends: Dir::S2c,
             ..Peer::new(io, judge)
+        };
+        if let Ok(mut l) = p.log.0.lock() {
+            l.theirs_is_client = true;
         }
+        p
     }
 
     /// The traffic so far (shared: it keeps growing as the peer is used).
@@ -435,6 +514,15 @@ impl Peer {
         self.io.flush()
     }
 
+    /// Pass one file descriptor after a `*_WITH_FDS` message ([`Transport::send_fd`]), within
+    /// `timeout`. The byte that carries it is consumed by the server's recvmsg and is no part of
+    /// the message stream, so the wire log does not show it.
+    pub fn send_fd(&mut self, fd: BorrowedFd<'_>, timeout: Duration) -> io::Result<()> {
+        self.io
+            .set_write_timeout(Some(timeout.max(Duration::from_millis(1))))?;
+        self.io.send_fd(fd)
+    }
+
     /// Send bytes in pieces of `size`, each its own write (flushed), `pause` apart.
     pub fn send_in_pieces(
         &mut self,
@@ -496,6 +584,7 @@ impl Peer {
             match self.io.read(&mut self.rbuf) {
                 Ok(0) => {
                     self.readable = false;
+                    self.log.note_ending(Ending::Closed);
                     return Event::Closed {
                         unfinished: self.dec.buffered(),
                     };
@@ -518,6 +607,7 @@ impl Peer {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     self.readable = false;
+                    self.log.note_ending(Ending::Reset);
                     return Event::Reset(e.to_string());
                 }
             }

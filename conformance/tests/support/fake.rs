@@ -360,7 +360,7 @@ mod proc {
     pub const CONNECT_SUPPORTS_FEATURE: i32 = 60;
     pub const AUTH_LIST: i32 = 66;
     pub const CONNECT_LIST_ALL_DOMAINS: i32 = 273;
-    /// The last remote procedure of libvirt 11.7 (PROTOCOL.md §4).
+    /// The last remote procedure of libvirt 11.7 (docs/protocol.md §4).
     pub const LAST: i32 = 453;
     pub const CONNECT_DOMAIN_EVENT_CALLBACK_DEREGISTER_ANY: i32 = 317;
     pub const CONNECT_GET_ALL_DOMAIN_STATS: i32 = 344;
@@ -384,7 +384,7 @@ pub enum Pace {
 }
 
 /// A small libvirt look-alike that answers what the built-in catalogue asks the way libvirtd 9.0
-/// does (PROTOCOL.md §4, §11): CONNECT_OPEN once, AUTH_LIST and CONNECT_SUPPORTS_FEATURE before it,
+/// does (docs/protocol.md §4, §11): CONNECT_OPEN once, AUTH_LIST and CONNECT_SUPPORTS_FEATURE before it,
 /// CONNECT_GET_TYPE and CONNECT_LIST_ALL_DOMAINS (a world with no domain, so the stream and event
 /// cases are unsupported) after it, a close for CALL_WITH_FDS announcing descriptors (TCP carries
 /// none), REPLY/ERROR for unknown programs, versions, procedures (events included) and statuses,

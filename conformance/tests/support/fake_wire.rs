@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use virtwire_conformance::runner::Connector;
-use virtwire_conformance::runner::ServerHooks;
 use virtwire_conformance::runner::ctx::{Endpoint, LocalServer, Unavailable};
+use virtwire_conformance::runner::{ServerEvent, ServerHooks};
 use virtwire_conformance::wire::peer::Transport;
 use virtwire_protocol::header::KEEPALIVE_PROGRAM;
 use virtwire_protocol::{
@@ -196,7 +196,7 @@ impl ServerHooks for LocalHooks {
     fn log_since(&self, _mark: u64) -> String {
         String::new()
     }
-    fn after_case(&self) -> Option<String> {
+    fn after_case(&self) -> Option<ServerEvent> {
         None
     }
     fn local(&self) -> Option<LocalServer> {

@@ -1,5 +1,5 @@
 //! Streams as libvirt runs them: split data into STREAM packets, reassemble them, and follow each
-//! stream's handshakes (PROTOCOL.md §5) — plus the opt-in, **non-libvirt** [split replies](split_reply).
+//! stream's handshakes (docs/protocol.md §5) — plus the opt-in, **non-libvirt** [split replies](split_reply).
 //!
 //! A stream is opened by an ordinary call (STORAGE_VOL_UPLOAD 208, STORAGE_VOL_DOWNLOAD 209,
 //! DOMAIN_OPEN_CONSOLE 201, DOMAIN_SCREENSHOT 211, …). Every later packet, in both directions, repeats

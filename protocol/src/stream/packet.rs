@@ -1,4 +1,4 @@
-//! Stream packets: what a STREAM or STREAM_HOLE frame means, given who sent it (PROTOCOL.md §5).
+//! Stream packets: what a STREAM or STREAM_HOLE frame means, given who sent it (docs/protocol.md §5).
 
 use std::borrow::Cow;
 
