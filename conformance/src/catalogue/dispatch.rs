@@ -8,7 +8,7 @@ use virtwire_protocol::header::REMOTE_PROGRAM;
 
 use super::world::{self, World};
 use super::{OPEN, call};
-use crate::runner::ctx::{code, connect_open_args, proc};
+use crate::runner::ctx::{code, connect_open_args, no_frame, proc};
 use crate::runner::{Case, CaseResult, Ctx, Level, Outcome};
 use crate::wire::peer::{Event, Peer};
 
@@ -109,26 +109,50 @@ fn over_max_requests(ctx: &mut Ctx<'_>) -> CaseResult {
         };
         return Ok(Outcome::fail(expected, format!("{got} {}", bad.join("; "))));
     }
-    let logged = local
-        .log
-        .as_ref()
-        .and_then(|l| std::fs::read(l).ok())
-        .map(|b| {
+    // The answers alone do not show the limit: a server that never enforces it answers them all
+    // too. libvirt's evidence is its warning when it stops reading (virnetserverclient.c
+    // virNetServerClientDispatchRead: VIR_WARN("Client hit max requests limit %zd. …"), once
+    // per client), in the log of the daemon the runner started (warning level).
+    let Some(log) = local.log.as_ref() else {
+        return Ok(Outcome::unsupported(format!(
+            "every call answered once ({got}), but the server's log is not known, so nothing \
+             shows that max_client_requests took effect"
+        )));
+    };
+    let text = match std::fs::read(log) {
+        Ok(b) => {
             String::from_utf8_lossy(b.get(log_mark as usize..).unwrap_or_default()).into_owned()
-        })
-        .and_then(|text| {
-            text.lines().find_map(|l| {
-                l.find("Client hit max requests")
-                    .map(|i| l[i..].trim().to_string())
-            })
-        });
-    Ok(Outcome::pass(
-        expected,
-        format!(
-            "{got}{}",
-            logged.map_or(String::new(), |l| format!("; the server logged: {l}"))
-        ),
-    ))
+        }
+        Err(e) => {
+            return Ok(Outcome::unsupported(format!(
+                "every call answered once ({got}), but the server's log {} cannot be read ({e}), \
+                 so nothing shows that max_client_requests took effect",
+                log.display()
+            )));
+        }
+    };
+    let logged = text.lines().find_map(|l| {
+        l.find("Client hit max requests limit")
+            .map(|i| l[i..].trim().to_string())
+    });
+    let expected = format!(
+        "{expected}; the server stops reading: its log says \"Client hit max requests limit {}\"",
+        local.max_client_requests
+    );
+    match logged {
+        Some(l) => Ok(Outcome::pass(
+            expected,
+            format!("{got}; the server logged: {l}"),
+        )),
+        None => Ok(Outcome::fail(
+            expected,
+            format!(
+                "{got}; but the server's log ({}) has no \"Client hit max requests limit\" \
+                 line since the case began: the limit did not take effect",
+                log.display()
+            ),
+        )),
+    }
 }
 
 /// The dispatch cases.
@@ -244,8 +268,9 @@ pub fn cases() -> Vec<Case> {
         Case::new(
             "dispatch/over-max-client-requests",
             Level::Must,
-            "More calls in flight than max_client_requests: the server stops reading (no error) and answers every call exactly once",
-            "docs/protocol.md §2 (flow control: \"Client hit max requests limit\"), §4; libvirtd.conf max_client_requests",
+            "More calls in flight than max_client_requests: the server stops reading (no error; it logs \"Client hit max requests limit\") and answers every call exactly once",
+            "src/rpc/virnetserverclient.c virNetServerClientDispatchRead (nrequests reaches nrequests_max: \
+             no new rx buffer, VIR_WARN(\"Client hit max requests limit %zd…\")); libvirtd.conf max_client_requests",
             over_max_requests,
         )
         .needs(&["dispatch/pipelined-answered-once"]),
@@ -286,29 +311,26 @@ pub fn cases() -> Vec<Case> {
     ]
 }
 
-/// The replies on `peer` until `n` distinct serials are answered, then a moment longer (the Ctx's
-/// silence) to see duplicates, or until `deadline`: how many replies each serial got, and the
-/// judged non-OK ones. Anything but a frame or the wait ending is the case's failure (`Err`).
+/// The replies on `peer` until `n` distinct serials are answered, or until `deadline`: how many
+/// replies each serial got, and the judged non-OK ones. Once all are answered, a duplicate is
+/// watched for until the reply to a follow-up CONNECT_GET_TYPE on the same connection
+/// ([`Ctx::expect_no_answer_until_followup`]): any frame before it fails the case, with its
+/// arrival time. Anything but a frame or the wait ending is the case's failure (`Err`).
 fn collect_replies(
-    ctx: &Ctx<'_>,
+    ctx: &mut Ctx<'_>,
     peer: &mut Peer,
     n: u32,
     deadline: std::time::Instant,
 ) -> Result<(BTreeMap<u32, usize>, Vec<String>), Outcome> {
-    let silence = ctx.env().silence;
     let mut answers: BTreeMap<u32, usize> = BTreeMap::new();
     let mut bad = Vec::new();
-    let mut until = deadline;
-    loop {
-        match peer.next_event(until) {
+    while answers.len() < n as usize {
+        match peer.next_event(deadline) {
             Event::Frame(f) if f.header().msg_type.is_reply() => {
                 if f.header().status != MessageStatus::Ok {
                     bad.push(peer.judge_frame(&f).to_string());
                 }
                 *answers.entry(f.header().serial).or_default() += 1;
-                if answers.len() == n as usize {
-                    until = (std::time::Instant::now() + silence).min(deadline);
-                }
             }
             Event::Frame(_) => {}
             Event::Timeout => return Ok((answers, bad)),
@@ -320,4 +342,14 @@ fn collect_replies(
             }
         }
     }
+    ctx.expect_no_answer_until_followup(
+        peer,
+        "one reply per call: nothing more until the reply to a later CONNECT_GET_TYPE",
+        no_frame,
+        |ctx, peer| {
+            let s = ctx.call(peer, REMOTE_PROGRAM, proc::CONNECT_GET_TYPE, &[])?;
+            ctx.expect_ok(peer, s).map(|_| ())
+        },
+    )?;
+    Ok((answers, bad))
 }

@@ -8,8 +8,10 @@
 //!
 //! - `limits/<program>/<procedure>/<path>/max`: the arguments minimal except that item, which holds
 //!   exactly its bound (strings and opaques of `x`, arrays of minimal elements). The decoder must
-//!   accept it: whatever the procedure then answers, a REPLY to that serial that is not "Unable to
-//!   decode message payload", and the connection still answers.
+//!   accept it: the answer is REPLY/OK, or of the same class (status, error code and domain, the
+//!   message with the value's echo set aside) as the answer to the same call with one item (the
+//!   baseline, made first on a connection of its own), so a server that refuses the bound in
+//!   words other than "Unable to decode message payload" fails; and the connection still answers.
 //! - `limits/<program>/<procedure>/<path>/over`: one more. REPLY/ERROR "Unable to decode message
 //!   payload" (VIR_ERR_RPC), and the connection still answers.
 //!
@@ -302,7 +304,7 @@ pub fn program_cases_via(
                     format!("{base}/max"),
                     Level::Must,
                     format!(
-                        "{} {what} at its bound decodes: any REPLY but \"Unable to decode\"; connection kept",
+                        "{} {what} at its bound decodes: REPLY/OK or the answer the call gets with one item; connection kept",
                         q.name
                     ),
                     SRC,
@@ -491,34 +493,75 @@ impl Probe {
         Ok(())
     }
 
+    /// The item at its bound must be decoded. The answer alone cannot say so (a server may refuse
+    /// the value in words of its own), so the same call with a short legal value of the item (one
+    /// item) is made first, on a connection of its own, as the baseline: the answer at the bound
+    /// must be of the same class (status, error code and domain, message up to the value's echo
+    /// once runs of the fill byte and of digits are set aside), or REPLY/OK, or an error only code
+    /// past the decoder raises (VIR_ERR_SYSTEM_ERROR: a system call failed on the value; "Unable
+    /// to encode message payload": the answer is what is too big). Anything else is a refusal at
+    /// the bound.
     fn at_max(&self, ctx: &mut Ctx<'_>) -> Result<Outcome, Outcome> {
         if let Some(o) = self.too_big(self.field.max as u64) {
             return Ok(o);
         }
+        let short = bounds::with_count(
+            &self.schema,
+            self.args,
+            &self.field,
+            self.field.max.min(1),
+            FILL,
+        );
+        let base = {
+            let mut peer = self.peer(ctx)?;
+            let s = ctx.call(&mut peer, self.prog, self.procedure, &short)?;
+            ctx.expect_reply(&mut peer, s).map_err(|o| {
+                Outcome::fail(
+                    format!(
+                        "a REPLY to the baseline call (`{}` holding one item)",
+                        self.field.path
+                    ),
+                    o.actual,
+                )
+            })?
+        };
         let body = bounds::at_max(&self.schema, self.args, &self.field, FILL);
         let mut peer = self.peer(ctx)?;
         let s = ctx.call(&mut peer, self.prog, self.procedure, &body)?;
         drop(body);
         let r = ctx.expect_reply(&mut peer, s)?;
         let expected = format!(
-            "a REPLY to serial {s} (any status but \"Unable to decode message payload\") for {} \
-             items in `{}`",
-            self.field.max, self.field.path
+            "{} items in `{}` decoded: REPLY/OK, or the answer the same call gets with one item \
+             ({})",
+            self.field.max,
+            self.field.path,
+            AnswerClass::of(&base)
         );
-        let refused = r.header.status == MessageStatus::Error
-            && r.error.as_ref().is_some_and(|e| {
-                e.message
-                    .as_deref()
-                    .is_some_and(|m| m.contains("Unable to decode message payload"))
-            });
-        if refused {
+        let same = AnswerClass::of(&r) == AnswerClass::of(&base);
+        // An OS call failed on the value (virReportSystemError: VIR_ERR_SYSTEM_ERROR, with
+        // errno's text, e.g. virtlockd's "File name too long"): only code past the decoder
+        // reports that.
+        // The reply could not be encoded (virNetMessageEncodePayload's "Unable to encode message
+        // payload", VIR_ERR_RPC): the call was decoded and served, and its answer, which echoes
+        // the value, is what is over the limit (libvirt 11.3's domain capabilities).
+        let past_decoder = r.error.as_ref().is_some_and(|e| {
+            e.code == SYSTEM_ERROR
+                || (e.code == code::RPC
+                    && e.message
+                        .as_deref()
+                        .is_some_and(|m| m.contains("Unable to encode message payload")))
+        });
+        if !same && !past_decoder && r.header.status != MessageStatus::Ok {
             return Ok(Outcome::fail(
                 expected,
-                format!("refused at the bound: {r}"),
+                format!("refused at the bound: {r} (with one item: {base})"),
             ));
         }
         self.still_answers(ctx, &mut peer)?;
-        Ok(Outcome::pass(expected, format!("{r}; connection kept")))
+        Ok(Outcome::pass(
+            expected,
+            format!("{r}; connection kept (with one item: {base})"),
+        ))
     }
 
     fn over(&self, ctx: &mut Ctx<'_>) -> Result<Outcome, Outcome> {
@@ -550,9 +593,118 @@ impl Probe {
     }
 }
 
+/// VIR_ERR_SYSTEM_ERROR (virerror.h): a system call failed (virReportSystemError).
+const SYSTEM_ERROR: i32 = 38;
+
+/// What kind of answer a reply is, for comparing the answer at a bound with the baseline's: its
+/// type and status, and for an error its code, domain and message up to the end of the value's
+/// echo (the first run of the fill byte: what follows it may depend on the value, such as
+/// errno's text), with every run of the fill byte and of digits replaced by one `…` (a message
+/// that echoes the value or a count is the same message).
+#[derive(Debug, PartialEq, Eq)]
+struct AnswerClass {
+    msg_type: i32,
+    status: i32,
+    error: Option<(i32, i32, String)>,
+}
+
+impl AnswerClass {
+    fn of(r: &crate::wire::peer::Reply) -> Self {
+        AnswerClass {
+            msg_type: r.header.msg_type.raw(),
+            status: r.header.status.raw(),
+            error: r.error.as_ref().map(|e| {
+                (
+                    e.code,
+                    e.domain,
+                    squeeze(up_to_echo(e.message.as_deref().unwrap_or(""))),
+                )
+            }),
+        }
+    }
+}
+
+impl std::fmt::Display for AnswerClass {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.error {
+            None if self.status == MessageStatus::Ok.raw() => f.write_str("REPLY/OK"),
+            None => write!(f, "type {} status {}", self.msg_type, self.status),
+            Some((code, domain, m)) => {
+                write!(f, "REPLY/ERROR code {code} domain {domain} {m:?}")
+            }
+        }
+    }
+}
+
+/// `m` up to the end of its first run of [`FILL`] bytes that stands alone (no letter just before
+/// or after it: the value's echo, not the `x` of a word such as "exist"); all of `m` when there
+/// is none.
+fn up_to_echo(m: &str) -> &str {
+    let b = m.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != FILL {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < b.len() && b[i] == FILL {
+            i += 1;
+        }
+        let before = start.checked_sub(1).map(|k| b[k]);
+        let after = b.get(i).copied();
+        if !before.is_some_and(|c| c.is_ascii_alphabetic())
+            && !after.is_some_and(|c| c.is_ascii_alphabetic())
+        {
+            return &m[..i];
+        }
+    }
+    m
+}
+
+/// `m` with every run of [`FILL`] bytes or of digits replaced by `…`.
+fn squeeze(m: &str) -> String {
+    let mut out = String::with_capacity(m.len().min(256));
+    let mut in_run = false;
+    for c in m.chars() {
+        let run = c == FILL as char || c.is_ascii_digit();
+        if run && !in_run {
+            out.push('…');
+        } else if !run {
+            out.push(c);
+        }
+        in_run = run;
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn squeezed_messages() {
+        assert_eq!(
+            squeeze("Domain not found: no domain with matching name 'xxxxxxxx'"),
+            squeeze("Domain not found: no domain with matching name 'x'")
+        );
+        assert_eq!(squeeze("too many '12' > '3'"), "too many '…' > '…'");
+        assert_eq!(
+            squeeze(up_to_echo(
+                "Unable to open resource xxxx: File name too long"
+            )),
+            squeeze(up_to_echo("Unable to open resource x: Is a directory"))
+        );
+        assert_eq!(up_to_echo("no echo here"), "no echo here");
+        assert_eq!(
+            up_to_echo("does not exist: 'xx', at all"),
+            "does not exist: 'xx"
+        );
+        assert_ne!(
+            squeeze("Unable to decode message payload"),
+            squeeze("internal error: value too long")
+        );
+    }
 
     #[test]
     fn slugs() {

@@ -16,7 +16,7 @@ use virtwire_protocol::schema::{Schema, bounds};
 use virtwire_protocol::{FrameBuilder, Header, MessageStatus, MessageType, Writer};
 
 use super::limits::{ProgramCount, Route, program_cases_via};
-use crate::runner::ctx::{Endpoint, connect_open_args, proc};
+use crate::runner::ctx::{Endpoint, connect_open_args, error_replies, proc};
 use crate::runner::{Case, Ctx, Level, Outcome};
 use crate::wire::peer::{Event, Peer};
 
@@ -58,12 +58,18 @@ type Setup = Arc<dyn Fn(&mut Ctx<'_>, &mut Peer) -> Result<(), Outcome> + Send +
 
 /// VIR_ERR_RPC.
 const RPC: i32 = 39;
+/// VIR_FROM_RPC (virerror.h): the domain of errors the RPC layer raises.
+const FROM_RPC: i32 = 7;
 
 const SRC_ADMIN: &str =
     "src/admin/admin_protocol.x; src/admin/admin_server_dispatch.c; docs/protocol.md §6";
 const SRC_LOG: &str = "src/logging/log_protocol.x; src/logging/log_daemon_dispatch.c";
 const SRC_LOCK: &str = "src/locking/lock_protocol.x; src/locking/lock_daemon_dispatch.c";
 const SRC_RPC: &str = "src/rpc/virnetserverprogram.c; src/rpc/virnetserver.c; docs/protocol.md §4";
+/// The unknown-procedure case's source: where libvirt 9.0.0 refuses a number with no dispatcher.
+const SRC_UNKNOWN_PROC: &str = "src/rpc/virnetserverprogram.c virNetServerProgramDispatchCall \
+                                (virNetServerProgramGetProc finds no dispatcher: \
+                                virReportError(VIR_ERR_RPC, \"unknown procedure: %d\"), VIR_FROM_RPC)";
 
 /// The ID the admin cases need.
 pub const ADMIN_OPEN: &str = "admin/open";
@@ -193,22 +199,6 @@ fn ok(ctx: &mut Ctx<'_>, peer: &mut Peer, prog: u32, c: &Call) -> Result<String,
     Ok(ctx.expect_ok(peer, s)?.to_string())
 }
 
-/// `c` on `peer` must be answered REPLY/ERROR (any code), and the connection kept: `then` is
-/// answered afterwards (REPLY/OK when `then_ok`).
-fn refused_then(
-    ctx: &mut Ctx<'_>,
-    peer: &mut Peer,
-    prog: u32,
-    c: &Call,
-    then: &Call,
-    then_ok: bool,
-) -> Result<String, Outcome> {
-    let s = ctx.call(peer, prog, c.number, &c.args)?;
-    let r = ctx.expect_error(peer, s, None, "")?;
-    let t = answered(ctx, peer, prog, then, then_ok)?;
-    Ok(format!("{r}; then {} answered: {t}", then.name))
-}
-
 /// The cases every program gets: an unknown procedure, a wrong version, another program's call —
 /// each an error reply with the connection kept (`probe` answered OK afterwards). `setup` brings a
 /// new connection to the state where `probe` works.
@@ -234,7 +224,7 @@ fn common(
                     "A call of procedure {n} (one past the {family} program's table) gets \
                      REPLY/ERROR, and the connection stays usable"
                 ),
-                SRC_RPC,
+                SRC_UNKNOWN_PROC,
                 move |ctx| {
                     let (mut peer, _) = ctx.connect_to(endpoint)?;
                     setup(ctx, &mut peer)?;
@@ -243,8 +233,25 @@ fn common(
                         name: format!("procedure {n}"),
                         args: Vec::new(),
                     };
-                    let got = refused_then(ctx, &mut peer, prog, &unknown, &probe, probe_ok)?;
-                    Ok(Outcome::pass("REPLY/ERROR, then a working call", got))
+                    // virNetServerProgramDispatchCall: no dispatcher for the number →
+                    // virReportError(VIR_ERR_RPC, "unknown procedure: %d") (VIR_FROM_RPC).
+                    let s = ctx.call(&mut peer, prog, unknown.number, &unknown.args)?;
+                    let want = format!("unknown procedure: {n}");
+                    let r = ctx.expect_error(&mut peer, s, Some(RPC), &want)?;
+                    if r.error.as_ref().is_some_and(|e| e.domain != FROM_RPC) {
+                        return Ok(Outcome::fail(
+                            format!("REPLY/ERROR code {RPC} domain {FROM_RPC} {want:?}"),
+                            r.to_string(),
+                        ));
+                    }
+                    let t = answered(ctx, &mut peer, prog, &probe, probe_ok)?;
+                    Ok(Outcome::pass(
+                        format!(
+                            "REPLY/ERROR code {RPC} (VIR_ERR_RPC) domain {FROM_RPC} (VIR_FROM_RPC) \
+                             {want:?}, then a working call"
+                        ),
+                        format!("{r}; then {} answered: {t}", probe.name),
+                    ))
                 },
             )
             .needs(&[need]),
@@ -293,27 +300,24 @@ fn common(
             move |ctx| {
                 let (mut peer, _) = ctx.connect_to(endpoint)?;
                 setup(ctx, &mut peer)?;
-                let s = ctx.call(
+                ctx.call(
                     &mut peer,
                     REMOTE_PROGRAM,
                     proc::CONNECT_OPEN,
                     &connect_open_args(Some("test:///default"), 0),
                 )?;
-                let deadline = ctx
-                    .read_deadline()
-                    .min(std::time::Instant::now() + ctx.env().silence);
-                let first = match peer.reply(s, deadline) {
-                    Ok(r) if r.header.status == MessageStatus::Error => r.to_string(),
-                    Ok(r) => return Ok(Outcome::fail("REPLY/ERROR or silence", r.to_string())),
-                    Err(Event::Timeout) => "no answer (ignored)".to_string(),
-                    Err(ev) => {
-                        return Ok(Outcome::fail(
-                            "REPLY/ERROR or silence, connection kept",
-                            ctx.describe(&peer, &ev),
-                        ));
-                    }
-                };
-                let then = answered(ctx, &mut peer, prog, &probe, probe_ok)?;
+                // A REPLY/ERROR may come (late too); a REPLY/OK never, until the probe's reply.
+                let (then, allowed) = ctx.expect_no_answer_until_followup(
+                    &mut peer,
+                    "REPLY/ERROR or nothing to the remote-program CONNECT_OPEN (never REPLY/OK) \
+                     until the next call's reply, connection kept open",
+                    error_replies,
+                    |ctx, peer| answered(ctx, peer, prog, &probe, probe_ok),
+                )?;
+                let first = allowed
+                    .first()
+                    .cloned()
+                    .unwrap_or_else(|| "no answer (ignored)".to_string());
                 Ok(Outcome::pass(
                     "REPLY/ERROR or silence, then a working call",
                     format!("{first}; then {} answered: {then}", probe.name),

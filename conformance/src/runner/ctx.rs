@@ -11,7 +11,7 @@ use virtwire_protocol::{FrameBuilder, MessageStatus, MessageType, Writer};
 use super::case::Outcome;
 use crate::wire::Judge;
 use crate::wire::json::Hex;
-use crate::wire::peer::{Event, Peer, Reply, Transport, WireLog};
+use crate::wire::peer::{Event, Peer, Reply, Transport, WireLog, is_ping};
 
 /// `remote` procedure numbers the built-in cases use (remote_protocol.x).
 pub mod proc {
@@ -196,7 +196,8 @@ pub struct Env {
     pub judge: Arc<Judge>,
     /// Longest wait for any one answer.
     pub read_timeout: Duration,
-    /// How long "the server says nothing" is watched for.
+    /// How long the server is left to answer what it must not answer before the follow-up call
+    /// ([`Ctx::expect_no_answer_until_followup`]; frames are examined until the follow-up's reply).
     pub silence: Duration,
     /// Longest wait for a connection.
     pub connect_timeout: Duration,
@@ -437,7 +438,10 @@ impl<'r> Ctx<'r> {
     /// A reply to a call sent with [`Ctx::call`] must echo its program, version and procedure.
     pub fn expect_reply(&mut self, peer: &mut Peer, serial: u32) -> Result<Reply, Outcome> {
         let deadline = self.read_deadline();
-        let r = peer.reply(serial, deadline).map_err(|ev| {
+        let got = peer.reply(serial, deadline);
+        // A frame the server must not send, caught while waiting, is the case's failure first.
+        self.check_strays(peer)?;
+        let r = got.map_err(|ev| {
             Outcome::fail(
                 format!("a REPLY to serial {serial}"),
                 self.describe(peer, &ev),
@@ -501,26 +505,106 @@ impl<'r> Ctx<'r> {
         }
     }
 
-    /// The server must send nothing for `within` (keepalive traffic aside). A close counts as
-    /// something: the requirement is that the connection stays quietly open.
+    /// The one way a case checks that the server leaves a message unanswered (or answers it only
+    /// as `allow` accepts): from when `peer`'s latest message was sent until the reply to the
+    /// follow-up call that `followup` makes on the same connection (proof that the connection is
+    /// alive and that the server read past the message), every frame the server sends is examined
+    /// (a keepalive PING aside), and one that `allow` does not accept fails the case with its
+    /// arrival time in ms since the message was sent. The server is given [`Env::silence`] before
+    /// the follow-up (less when a frame `allow` accepts comes first: the message got its
+    /// answer), but a frame that comes later, while the case waits for the follow-up's reply,
+    /// is caught too ([`Peer::watch`]). A close or reset in the window fails the case (the
+    /// connection must stay open). Returns what `followup` returned and the frames `allow`
+    /// accepted (described, with their arrival times).
+    pub fn expect_no_answer_until_followup<T>(
+        &mut self,
+        peer: &mut Peer,
+        what: &str,
+        allow: fn(&Reply) -> bool,
+        followup: impl FnOnce(&mut Self, &mut Peer) -> Result<T, Outcome>,
+    ) -> Result<(T, Vec<String>), Outcome> {
+        let since = peer.last_sent();
+        peer.watch(since, allow, what);
+        let until = (since + self.env.silence).min(self.deadline);
+        let out = self.watch_window(peer, until).and_then(|allowed| {
+            let t = followup(self, peer)?;
+            self.check_strays(peer)?;
+            Ok((t, allowed))
+        });
+        peer.unwatch();
+        out
+    }
+
+    /// [`Ctx::expect_no_answer_until_followup`] for cases that make their follow-up call
+    /// themselves: nothing (a keepalive PING aside) may answer `peer`'s latest message, watched
+    /// for `within`, then on through every later reply wait on `peer` ([`Ctx::expect_reply`]), so
+    /// a frame that comes while the case waits for its follow-up's reply fails the case, with its
+    /// arrival time. A close counts as something: the connection must stay quietly open.
     pub fn expect_silence(&mut self, peer: &mut Peer, within: Duration) -> Result<(), Outcome> {
-        let deadline = (Instant::now() + within).min(self.deadline);
+        peer.watch(
+            peer.last_sent(),
+            no_frame,
+            "no answer to the message (a keepalive PING aside) until the next call's reply, connection kept open",
+        );
+        let until = (Instant::now() + within).min(self.deadline);
+        self.watch_window(peer, until).map(|_| ())
+    }
+
+    /// Read `peer` until `until` under its watch: a frame the watch does not allow fails the case
+    /// (with its arrival time), as does a close or a reset; the first allowed frame ends the
+    /// window. Returns the allowed frame, described.
+    fn watch_window(&self, peer: &mut Peer, until: Instant) -> Result<Vec<String>, Outcome> {
+        let mut allowed = Vec::new();
         loop {
-            match peer.next_event(deadline) {
-                Event::Timeout => return Ok(()),
-                Event::Frame(f)
-                    if f.header().prog == virtwire_protocol::header::KEEPALIVE_PROGRAM => {}
+            match peer.next_event(until) {
+                Event::Timeout => return Ok(allowed),
+                Event::Frame(f) if is_ping(&f) => {}
+                Event::Frame(f) => {
+                    let r = peer.judge_frame(&f);
+                    let (since, _, ok) = peer.watched(&r).unwrap_or((peer.last_sent(), "", false));
+                    let at = since.elapsed().as_millis();
+                    if ok {
+                        // The message got the answer it may get: the follow-up now (frames
+                        // that come later are still examined until its reply).
+                        allowed.push(format!("{r} ({at} ms after the message)"));
+                        return Ok(allowed);
+                    }
+                    return Err(Outcome::fail(
+                        peer.watching().unwrap_or("no answer").to_string(),
+                        format!("{r}, {at} ms after the message was sent"),
+                    ));
+                }
                 ev => {
                     return Err(Outcome::fail(
-                        format!(
-                            "no answer for {:.1} s, connection kept open",
-                            within.as_secs_f64()
-                        ),
+                        peer.watching().unwrap_or("no answer").to_string(),
                         self.describe(peer, &ev),
                     ));
                 }
             }
         }
+    }
+
+    /// Fail the case when the watch on `peer` ([`Peer::watch`]) caught frames the server must not
+    /// send while a reply was awaited: the first (and up to 7 more), with arrival times.
+    fn check_strays(&self, peer: &mut Peer) -> Result<(), Outcome> {
+        let (strays, more) = peer.take_strays();
+        let Some((at, first)) = strays.first() else {
+            return Ok(());
+        };
+        let mut actual = format!(
+            "{first}, {} ms after the message was sent (while waiting for a later reply)",
+            at.as_millis()
+        );
+        for (at, r) in &strays[1..] {
+            actual.push_str(&format!("; then {r} at {} ms", at.as_millis()));
+        }
+        if more > 0 {
+            actual.push_str(&format!("; and {more} more"));
+        }
+        Err(Outcome::fail(
+            peer.watching().unwrap_or("no answer").to_string(),
+            actual,
+        ))
     }
 
     /// The server must close the connection (or reset it) without sending a message.
@@ -547,6 +631,16 @@ impl<'r> Ctx<'r> {
         self.expect_ok(&mut peer, s)?;
         Ok(())
     }
+}
+
+/// A watch that allows no frame: nothing may answer ([`Ctx::expect_no_answer_until_followup`]).
+pub fn no_frame(_: &Reply) -> bool {
+    false
+}
+
+/// A watch that allows REPLY/ERROR only: the message may be refused, never served.
+pub fn error_replies(r: &Reply) -> bool {
+    r.header.msg_type == MessageType::Reply && r.header.status == MessageStatus::Error
 }
 
 /// `remote_connect_open_args`: `{ remote_string name; unsigned int flags }`.

@@ -82,7 +82,9 @@ pub struct Config {
     pub read_timeout: Duration,
     /// Longest a case may take in all.
     pub case_timeout: Duration,
-    /// How long "the server sends nothing" is watched for.
+    /// How long the server is left to answer a message it must not answer before the case's
+    /// follow-up call on the same connection; every frame is examined until that call's reply
+    /// (`Ctx::expect_no_answer_until_followup`), so a late answer is caught whatever this is.
     pub silence: Duration,
     /// Longest wait for a connection.
     pub connect_timeout: Duration,

@@ -66,8 +66,31 @@ impl Stash {
     }
 }
 
+/// Whether `f` is a keepalive PING (a MESSAGE of the keepalive program, procedure PING).
+pub fn is_ping(f: &OwnedFrame) -> bool {
+    let h = f.header();
+    h.prog == KEEPALIVE_PROGRAM
+        && h.msg_type == MessageType::Message
+        && KeepaliveProc::from_raw(h.procedure) == KeepaliveProc::Ping
+}
+
 /// How many sent calls a [`Peer`] remembers for checking their replies.
 const CALLS_KEPT: usize = 64;
+
+/// How many stray frames a [`Watch`] keeps (the rest are counted).
+const STRAYS_KEPT: usize = 8;
+
+/// A watch for frames the server must not send ([`Peer::watch`]): from `since` (when the message
+/// that must go unanswered was sent), every frame [`Peer::reply`] sets aside that `allow` does not
+/// accept (a keepalive PING aside) is kept with its arrival time, for the case to fail on.
+#[derive(Debug)]
+struct Watch {
+    since: Instant,
+    what: String,
+    allow: fn(&Reply) -> bool,
+    strays: Vec<(Duration, Reply)>,
+    more: usize,
+}
 
 /// A byte stream to a server: TCP, a unix socket, TLS, or a test's in-memory fake.
 pub trait Transport: Read + Write + Send {
@@ -366,6 +389,10 @@ pub struct Peer {
     stash: Stash,
     /// Frames dropped because the stash was full.
     dropped: u64,
+    /// Frames the server must not send, watched for while waiting for replies ([`Peer::watch`]).
+    watch: Option<Watch>,
+    /// When the latest bytes were sent (the connection's opening before any).
+    last_sent: Instant,
     /// The latest calls noted by [`Peer::sent_call`] (at most [`CALLS_KEPT`]).
     calls: VecDeque<Header>,
     next_serial: u32,
@@ -400,6 +427,8 @@ impl Peer {
             pong_failed: false,
             stash: Default::default(),
             dropped: 0,
+            watch: None,
+            last_sent: Instant::now(),
             calls: Default::default(),
             next_serial: 1,
             rbuf: vec![0u8; 64 << 10],
@@ -459,6 +488,7 @@ impl Peer {
     pub fn send(&mut self, bytes: &[u8], timeout: Duration) -> io::Result<()> {
         let deadline = Instant::now() + timeout;
         self.log.push(self.sends, self.opened.elapsed(), bytes);
+        self.last_sent = Instant::now();
         let mut rest = bytes;
         while !rest.is_empty() {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -602,9 +632,12 @@ impl Peer {
                 .is_ok()
             {
                 let left = deadline.saturating_duration_since(Instant::now());
+                // A PONG is not one of the case's messages: `last_sent` stays the case's.
+                let last = self.last_sent;
                 if self.send(&bytes, left).is_err() {
                     self.pong_failed = true;
                 }
+                self.last_sent = last;
             }
         }
     }
@@ -657,6 +690,7 @@ impl Peer {
                     break Ok(self.judge_frame(&f));
                 }
                 Event::Frame(f) => {
+                    self.note_if_stray(&f);
                     if !aside.keep(f, room) {
                         self.dropped += 1;
                     }
@@ -666,6 +700,71 @@ impl Peer {
         };
         self.stash = aside;
         out
+    }
+
+    /// When the latest bytes were sent on this connection (when it opened, before any).
+    pub fn last_sent(&self) -> Instant {
+        self.last_sent
+    }
+
+    /// Watch, from `since` on, for frames the server must not send: every frame that arrives while
+    /// [`Peer::reply`] waits for another one, is not a keepalive PING and that `allow` does not
+    /// accept is kept (the first 8, the rest counted) with its arrival time since `since`, until
+    /// [`Peer::take_strays`] takes them. The frames are still set aside as before. Replaces any
+    /// earlier watch; [`Peer::unwatch`] ends it.
+    /// `what` says what must not come, for reports.
+    pub fn watch(&mut self, since: Instant, allow: fn(&Reply) -> bool, what: impl Into<String>) {
+        self.watch = Some(Watch {
+            since,
+            what: what.into(),
+            allow,
+            strays: Vec::new(),
+            more: 0,
+        });
+    }
+
+    /// End the watch ([`Peer::watch`]).
+    pub fn unwatch(&mut self) {
+        self.watch = None;
+    }
+
+    /// The watch's start, what it watches for, and whether it accepts `r`, when a watch is on.
+    pub fn watched(&self, r: &Reply) -> Option<(Instant, &str, bool)> {
+        self.watch
+            .as_ref()
+            .map(|w| (w.since, w.what.as_str(), (w.allow)(r)))
+    }
+
+    /// What the watch watches for, when one is on.
+    pub fn watching(&self) -> Option<&str> {
+        self.watch.as_ref().map(|w| w.what.as_str())
+    }
+
+    /// The stray frames kept so far (arrival time since the watch's start, the frame judged) and how
+    /// many more came; the watch goes on.
+    pub fn take_strays(&mut self) -> (Vec<(Duration, Reply)>, usize) {
+        match self.watch.as_mut() {
+            Some(w) => (std::mem::take(&mut w.strays), std::mem::take(&mut w.more)),
+            None => (Vec::new(), 0),
+        }
+    }
+
+    /// Keep `f` as a stray when a watch is on and does not allow it (a keepalive PING is never a
+    /// stray: a server that asked for keepalive may PING at any time, and it is answered).
+    fn note_if_stray(&mut self, f: &OwnedFrame) {
+        if self.watch.is_none() || is_ping(f) {
+            return;
+        }
+        let r = self.judge_frame(f);
+        if let Some(w) = self.watch.as_mut()
+            && !(w.allow)(&r)
+        {
+            if w.strays.len() < STRAYS_KEPT {
+                w.strays.push((w.since.elapsed(), r));
+            } else {
+                w.more += 1;
+            }
+        }
     }
 
     /// Frames that arrived while a case waited for another one and were dropped because the stash

@@ -362,6 +362,8 @@ mod proc {
     pub const CONNECT_LIST_ALL_DOMAINS: i32 = 273;
     /// The last remote procedure of libvirt 11.7 (docs/protocol.md §4).
     pub const LAST: i32 = 453;
+    pub const CONNECT_DOMAIN_EVENT_CALLBACK_DEREGISTER_ANY: i32 = 317;
+    pub const CONNECT_GET_ALL_DOMAIN_STATS: i32 = 344;
 }
 /// VIR_ERR_INTERNAL_ERROR, VIR_ERR_NO_SUPPORT, VIR_ERR_RPC; VIR_FROM_RPC.
 const ERR_INTERNAL: i32 = 1;
@@ -569,6 +571,20 @@ impl Fake {
                     self.ok(&h, [0u8; 8].to_vec())
                 }
                 _ => self.error(&h, ERR_RPC, "Unable to decode message payload"),
+            },
+            proc::CONNECT_GET_ALL_DOMAIN_STATS => {
+                // The fake's world has no domain; libvirt's drivers skip the domains named that
+                // do not exist: no record.
+                self.ok(&h, 0u32.to_be_bytes().to_vec())
+            }
+            proc::CONNECT_DOMAIN_EVENT_CALLBACK_DEREGISTER_ANY => match args.i32() {
+                // No callback is ever registered here (remoteDispatchConnectDomainEventCallbackDeregisterAny).
+                Ok(id) => self.error(
+                    &h,
+                    ERR_INTERNAL,
+                    &format!("internal error: domain event callback {id} not registered"),
+                ),
+                Err(_) => self.error(&h, ERR_RPC, "Unable to decode message payload"),
             },
             proc::CONNECT_GET_TYPE => {
                 let mut b = Vec::new();
