@@ -838,11 +838,7 @@ fn read_lines_capped(p: &Path, from: u64, max: usize, line_max: usize) -> String
         let mut line = Vec::new();
         // One line at most `line_max` bytes in memory: the rest is skipped in pieces.
         let mut cut = 0u64;
-        loop {
-            let buf = match r.fill_buf() {
-                Ok(b) => b,
-                Err(_) => break,
-            };
+        while let Ok(buf) = r.fill_buf() {
             if buf.is_empty() {
                 break;
             }
