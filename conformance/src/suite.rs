@@ -344,6 +344,9 @@ struct DaemonHooks {
     sidecars: Sidecars,
 }
 
+/// How long a daemon that stopped answering is given to end before it is called hung.
+const DYING_GRACE: Duration = Duration::from_secs(5);
+
 /// A self-started libvirtd that does not answer a CONNECT_OPEN within this, after a case failed,
 /// is hung (it answers in milliseconds when well).
 const HUNG_AFTER: Duration = Duration::from_secs(3);
@@ -476,15 +479,41 @@ impl ServerHooks for DaemonHooks {
         }
         (!ev.what.is_empty()).then_some(ev)
     }
-    fn after_failure(&self) -> Option<String> {
+    fn after_failure(&self) -> Option<ServerEvent> {
         let mut d = self.daemon.lock().ok()?;
         let hung = d.responds(HUNG_AFTER).err()?;
-        Some(match d.restart() {
+        // A daemon that stopped answering may be dying rather than hung: one killed by a signal can
+        // take seconds to end (a core dump, a sanitizer writing its report). Wait for that before
+        // calling it a hang, so that its death is reported as one.
+        let until = Instant::now() + DYING_GRACE;
+        while d.is_alive() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if !d.is_alive() {
+            let how = d.exit_description().unwrap_or_else(|| "exited".to_string());
+            let facts = d.exit_status().and_then(death_fact).into_iter().collect();
+            let what = match d.restart() {
+                Ok(()) => format!(
+                    "libvirtd died during this case ({how}; it stopped answering first: {hung}); \
+                     restarted it for the next case (restart {})",
+                    d.restarts()
+                ),
+                Err(e) => {
+                    format!("libvirtd died during this case ({how}); restarting it failed: {e}")
+                }
+            };
+            return Some(ServerEvent { what, facts });
+        }
+        let what = match d.restart() {
             Ok(()) => format!(
                 "libvirtd is running but hung ({hung}); stopped it and restarted it for the next case (restart {})",
                 d.restarts()
             ),
             Err(e) => format!("libvirtd is running but hung ({hung}); restarting it failed: {e}"),
+        };
+        Some(ServerEvent {
+            what,
+            facts: vec![Fact::Hang],
         })
     }
     fn local(&self) -> Option<LocalServer> {

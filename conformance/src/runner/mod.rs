@@ -43,10 +43,12 @@ pub trait ServerHooks: Send + Sync {
     /// (it, or a daemon beside it, died and was restarted for the next case), with the facts
     /// (`Fact::Signal`, `Fact::Exit`) a known-failing signature must name to absorb it.
     fn after_case(&self) -> Option<ServerEvent>;
-    /// Called after a case that failed or errored (and did not kill the server): `None` when the
-    /// server still answers; otherwise the evidence that it hangs, and what was done (a server the
-    /// runner controls is restarted for the next case). Default: nothing is checked.
-    fn after_failure(&self) -> Option<String> {
+    /// Called after a case that failed or errored (and did not kill the server as far as
+    /// `after_case` saw): `None` when the server still answers; otherwise the evidence that it
+    /// hangs (`Fact::Hang`) or that it was dying after all (`Fact::Signal`, `Fact::Exit`), and what
+    /// was done (a server the runner controls is restarted for the next case). Default: nothing is
+    /// checked.
+    fn after_failure(&self) -> Option<ServerEvent> {
         None
     }
     /// What cases may know of the server because it runs on this machine under the runner's
@@ -523,10 +525,10 @@ pub fn run(
                 }
                 outcome.facts.extend(ev.facts);
             } else if matches!(outcome.verdict, Verdict::Fail | Verdict::Error)
-                && let Some(what) = h.after_failure()
+                && let Some(ev) = h.after_failure()
             {
-                notes.push(what);
-                outcome.facts.push(Fact::Hang);
+                notes.push(ev.what);
+                outcome.facts.extend(ev.facts);
             }
             if outcome.verdict != Verdict::Pass {
                 server_log = Some(h.log_since(log_mark));
