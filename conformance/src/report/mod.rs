@@ -124,6 +124,7 @@ use serde::Serialize;
 use crate::runner::{CaseReport, KnownList, Level, RunReport, Verdict};
 use crate::wire::Decoder;
 
+pub mod html;
 pub mod json;
 pub mod junit;
 pub mod matrix;
