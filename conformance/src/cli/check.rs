@@ -38,7 +38,11 @@ Patterns (--run, --skip, list files) are globs over case IDs: * stays within one
 line; a pattern that matches no case is an error.
 
 Exit status: 0 as expected; 1 a case failed that is not listed as known-failing; 2 a known-failing \
-case passed (remove it from the list); 3 harness error (target unreachable, libvirtd missing, bad list).";
+case passed (remove it from the list); 3 harness error (target unreachable, libvirtd missing, bad list, \
+or --deadline cut the run short without unexpected failures).
+
+A closed stdout or stderr (virtwire check | head) is not an error: the report files are still written \
+and the exit status is the run's.";
 
 /// `virtwire check`'s arguments.
 #[derive(clap::Args, Debug)]
@@ -217,8 +221,15 @@ pub(crate) fn write_reports(
             trace_dir: out.trace_dir.map(Path::to_path_buf),
             ..html::Options::default()
         };
-        html::write_run(report, &decoder, dir, &o)
+        let t = std::time::Instant::now();
+        let size = html::write_run(report, &decoder, dir, &o)
             .map_err(|e| format!("--html {}: {e}", dir.display()))?;
+        say!(
+            "virtwire: HTML report {} ({} KiB, written in {})",
+            dir.join("index.html").display(),
+            size >> 10,
+            crate::report::human_duration(t.elapsed())
+        );
     }
     Ok(())
 }

@@ -243,5 +243,13 @@ fn write_html(
         command: std::env::args().collect::<Vec<_>>().join(" "),
         ..html::Options::default()
     };
-    html::write(&columns, dir, &opts).map_err(|e| e.to_string())
+    let t = std::time::Instant::now();
+    let size = html::write(&columns, dir, &opts).map_err(|e| e.to_string())?;
+    say!(
+        "virtwire matrix: HTML report {} ({} KiB, written in {})",
+        dir.join("index.html").display(),
+        size >> 10,
+        crate::report::human_duration(t.elapsed())
+    );
+    Ok(())
 }

@@ -197,7 +197,7 @@ pub fn run(args: Args) -> ExitCode {
             ..crate::report::html::Options::default()
         };
         let decoder = crate::wire::Decoder::from_judge(judge);
-        if let Err(e) = crate::report::html::write_run(&report, &decoder, dir, &opts) {
+        if let Err(e) = crate::report::html::write_run(&report, &decoder, dir, &opts).map(drop) {
             say!("virtwire replay: --html {}: {e}", dir.display());
             return ExitCode::from(runner::EXIT_HARNESS);
         }

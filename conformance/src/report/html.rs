@@ -70,13 +70,14 @@ pub struct Column<'a> {
     pub decoder: &'a Decoder,
 }
 
-/// Write one run's report into `dir` (created if needed): `dir/index.html`.
+/// Write one run's report into `dir` (created if needed): `dir/index.html`. Returns its size in
+/// bytes.
 pub fn write_run(
     report: &RunReport,
     decoder: &Decoder,
     dir: &Path,
     opts: &Options,
-) -> io::Result<()> {
+) -> io::Result<u64> {
     let col = Column {
         name: report.target.clone(),
         libvirt_version: None,
@@ -87,14 +88,34 @@ pub fn write_run(
     write(&[col], dir, opts)
 }
 
-/// Write the report of several runs (one grid column each) into `dir`: `dir/index.html`.
-pub fn write(columns: &[Column<'_>], dir: &Path, opts: &Options) -> io::Result<()> {
+/// Write the report of several runs (one grid column each) into `dir`: `dir/index.html`. Returns
+/// its size in bytes.
+pub fn write(columns: &[Column<'_>], dir: &Path, opts: &Options) -> io::Result<u64> {
     std::fs::create_dir_all(dir)?;
     let html = render(columns, opts)?;
-    std::fs::write(dir.join("index.html"), html)
+    std::fs::write(dir.join("index.html"), &html)?;
+    Ok(html.len() as u64)
 }
 
-/// HTML-escaped text.
+/// HTML-escaped text for element content (quotes stay as they are: fewer bytes in a report made
+/// mostly of JSON).
+fn esc_text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c if c.is_control() && c != '\n' && c != '\t' => {
+                let _ = write!(out, "{}", c.escape_default());
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// HTML-escaped text, safe in an attribute value too.
 fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 8);
     for c in s.chars() {
@@ -646,7 +667,7 @@ fn case_html(
             } else {
                 super::plural(total, "line", "lines")
             },
-            esc(&lines.join("\n"))
+            esc_text(&lines.join("\n"))
         );
     }
     for (i, w) in r.wire.iter().enumerate() {
@@ -700,7 +721,7 @@ fn wire_html(
             Record::Message(m) => (wire_log::summary_line(rec), m.origin.dir),
             _ => (wire_log::summary_line(rec), None),
         };
-        let json = serde_json::to_string_pretty(rec).map_err(io::Error::from)?;
+        let json = serde_json::to_string(rec).map_err(io::Error::from)?;
         let json = if json.len() > opts.max_record_bytes {
             let mut cut = opts.max_record_bytes;
             while !json.is_char_boundary(cut) {
@@ -719,8 +740,8 @@ fn wire_html(
         let _ = write!(
             items,
             "<li class=\"{class}\"><details><summary>{}</summary><pre>{}</pre></details></li>",
-            esc(&line),
-            esc(&json)
+            esc_text(&line),
+            esc_text(&json)
         );
         shown += 1;
         Ok(())
