@@ -566,3 +566,32 @@ fn html_report_in_headless_chromium() {
         );
     }
 }
+
+/// A run stopped by --max-fail: the cases it did not start are counted, not listed one by one, and
+/// the closing lines say why it stopped.
+#[test]
+fn a_run_stopped_early_counts_what_it_did_not_start() {
+    let mut r = run();
+    r.stopped = Some("--max-fail 1: the run stopped after 1 unexpected failure".into());
+    for id in ["streams/upload", "framing/three"] {
+        let c = r.cases.iter_mut().find(|c| c.case.id == id).unwrap();
+        c.verdict = Verdict::Omitted;
+        c.actual = format!("not run: {}", r.stopped.as_deref().unwrap());
+        c.expected = String::new();
+    }
+    let t = terminal_text(&r, false);
+    assert!(!t.contains("  streams/upload"), "{t}");
+    assert!(
+        t.contains("streams (1): 1 not run (the run stopped early) (not listed"),
+        "{t}"
+    );
+    assert!(
+        t.contains("framing (3): 2 pass, 1 not run (the run stopped early) (not listed"),
+        "{t}"
+    );
+    assert!(
+        t.contains("Stopped early (--max-fail 1: the run stopped after 1 unexpected failure): 2 cases not run, counted as omitted"),
+        "{t}"
+    );
+    assert!(t.contains("exit 1: "), "{t}");
+}

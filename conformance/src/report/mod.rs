@@ -251,6 +251,15 @@ pub fn not_run(report: &RunReport) -> Vec<NotRun> {
     out
 }
 
+/// True for a case the run did not start because it stopped early (`--max-fail`, `--deadline`):
+/// counted as omitted, not listed one by one.
+pub fn not_started(report: &RunReport, case: &CaseReport) -> bool {
+    report.stopped.is_some()
+        && case.verdict == Verdict::Omitted
+        && case.known.is_none()
+        && case.actual.starts_with("not run: ")
+}
+
 /// `n thing` / `n things`.
 pub(crate) fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })

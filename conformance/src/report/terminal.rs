@@ -343,11 +343,27 @@ pub fn print(
             .iter()
             .filter(|c| Standing::of(c, strict) == Standing::Pass)
             .count();
+        let unstarted = cases
+            .iter()
+            .filter(|c| super::not_started(report, c))
+            .count();
         writeln!(out)?;
-        let hidden = if opts.verbose || passing == 0 {
+        let mut hidden = Vec::new();
+        if !opts.verbose && passing > 0 {
+            hidden.push(format!("{passing} pass"));
+        }
+        if !opts.verbose && unstarted > 0 {
+            hidden.push(format!("{unstarted} not run (the run stopped early)"));
+        }
+        let hidden = if hidden.is_empty() {
             String::new()
+        } else if passing + unstarted == cases.len() {
+            format!(": {} (not listed; -v lists them)", hidden.join(", "))
         } else {
-            format!(": {passing} pass (not listed; -v lists them), the others:")
+            format!(
+                ": {} (not listed; -v lists them), the others:",
+                hidden.join(", ")
+            )
         };
         writeln!(
             out,
@@ -356,7 +372,9 @@ pub fn print(
             cases.len()
         )?;
         for c in cases {
-            if !opts.verbose && Standing::of(c, strict) == Standing::Pass {
+            if !opts.verbose
+                && (Standing::of(c, strict) == Standing::Pass || super::not_started(report, c))
+            {
                 continue;
             }
             let (words, style) = verdict_words(c, strict);
