@@ -595,3 +595,19 @@ fn a_run_stopped_early_counts_what_it_did_not_start() {
     );
     assert!(t.contains("exit 1: "), "{t}");
 }
+
+/// `--wire-log-max` sets the cap every wire log keeps from then on (`wire::peer::set_log_max`).
+#[test]
+fn the_wire_log_cap_is_a_setting() {
+    use virtwire_conformance::wire::peer::{LOG_KEEP, WireLog, log_max, set_log_max};
+    assert_eq!(log_max(), LOG_KEEP);
+    set_log_max(1024);
+    let log = WireLog::default();
+    log.push_for_test(Dir::C2s, &[7u8; 3000]);
+    set_log_max(LOG_KEEP);
+    assert_eq!(log.omitted(), (3000 - 1024, 0));
+    assert_eq!(
+        log.chunks().iter().map(|c| c.bytes.len()).sum::<usize>(),
+        1024
+    );
+}
