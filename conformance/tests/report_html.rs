@@ -611,3 +611,64 @@ fn the_wire_log_cap_is_a_setting() {
         1024
     );
 }
+
+/// `virtwire report merge A.json B.json --html DIR`: each JSON report a column of one grid, a case's
+/// traffic as the file recorded it.
+#[test]
+fn report_merge_puts_json_reports_side_by_side() {
+    use virtwire_conformance::report::json;
+    let dir = out_dir("html-merge");
+    let a = dir.join("libvirtd-9.0.json");
+    let b = dir.join("other.json");
+    json::write(&run(), &decoder(), &a, &json::Options::default()).unwrap();
+    let mut other = run();
+    other.cases.retain(|c| c.case.id != "streams/upload");
+    other.cases[0].verdict = Verdict::Fail;
+    json::write(&other, &decoder(), &b, &json::Options::default()).unwrap();
+    let out = dir.join("merged");
+    let o = virtwire()
+        .args(["report", "merge"])
+        .arg(&a)
+        .arg(&b)
+        .arg("--html")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let page = std::fs::read_to_string(out.join("index.html")).unwrap();
+    assert!(
+        page.contains("<th>libvirtd-9.0.json</th><th>other.json</th>"),
+        "two columns"
+    );
+    let row = grid_row(&page, "framing/one");
+    assert!(row.contains("data-st=\"pass failure\""), "{row}");
+    assert!(page.contains("<td class=\"failure\"><a href=\"#framing/one\">FAIL</a></td>"));
+    assert!(grid_row(&page, "streams/upload").contains("data-st=\"unsupported\""));
+    assert!(
+        page.contains("<td class=\"absent\">—</td>"),
+        "a case one file lacks"
+    );
+    // The failure's traffic, from the file's records.
+    assert!(
+        page.contains("+0.000s c2s CALL remote CONNECT_OPEN serial 1"),
+        "recorded wire"
+    );
+    assert!(page.contains("as the JSON report recorded them"));
+    assert!(page.contains("{closed; daemon-log ~ /Failed to serialize remote error/}"));
+    // Not a virtwire-check/1 document: a clear error, exit 3.
+    std::fs::write(dir.join("bad.json"), "{\"schema\": \"other\"}").unwrap();
+    let o = virtwire()
+        .args(["report", "merge"])
+        .arg(dir.join("bad.json"))
+        .arg("--html")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not virtwire-check/1"));
+}

@@ -236,6 +236,7 @@ fn write_html(
             ],
             report,
             decoder,
+            recorded: None,
         })
         .collect();
     let opts = html::Options {

@@ -21,6 +21,7 @@ pub mod matrix;
 pub mod protocol_args;
 pub mod record;
 pub mod replay;
+pub mod report_merge;
 pub mod schema;
 pub mod target_args;
 
@@ -58,6 +59,9 @@ enum Command {
     /// Run the catalogue against a self-started libvirtd of each libvirt version; a matrix of verdicts.
     #[command(after_help = matrix::HELP)]
     Matrix(matrix::Args),
+    /// Reports of runs already made: `report merge A.json B.json … --html DIR`.
+    #[command(subcommand)]
+    Report(report_merge::Args),
     /// Compare two libvirt versions' protocols, or show a procedure's bodies.
     #[command(subcommand, after_help = schema::HELP)]
     Schema(schema::Args),
@@ -162,6 +166,7 @@ fn dispatch(cli: Cli) -> ExitCode {
         Command::Record(args) => record::run(args),
         Command::Schema(args) => schema::run(args),
         Command::Matrix(args) => matrix::run(args),
+        Command::Report(args) => report_merge::run(args),
         Command::FetchProtocol(args) => fetch_protocol::run(args),
     }
 }

@@ -68,6 +68,9 @@ pub struct Column<'a> {
     pub report: &'a RunReport,
     /// Decodes its traffic (the run's own schema).
     pub decoder: &'a Decoder,
+    /// For a run read back from its JSON report (`report merge`): each case's connections as the
+    /// file recorded them, shown instead of decoding chunks.
+    pub recorded: Option<&'a std::collections::HashMap<String, Vec<super::merge::RecordedConn>>>,
 }
 
 /// Write one run's report into `dir` (created if needed): `dir/index.html`. Returns its size in
@@ -84,6 +87,7 @@ pub fn write_run(
         meta: Vec::new(),
         report,
         decoder,
+        recorded: None,
     };
     write(&[col], dir, opts)
 }
@@ -673,13 +677,70 @@ fn case_html(
     for (i, w) in r.wire.iter().enumerate() {
         wire_html(h, col.decoder, &r.case.id, i as u64 + 1, w, opts)?;
     }
-    if r.wire.is_empty() && r.verdict == Verdict::Pass {
+    // As for a run's own report: a passing case's traffic is not shown (the JSON file keeps it).
+    let recorded = col
+        .recorded
+        .filter(|_| s != Standing::Pass)
+        .and_then(|m| m.get(r.case.id.as_ref()));
+    for conn in recorded.into_iter().flatten() {
+        recorded_html(h, conn, opts);
+    }
+    if r.wire.is_empty() && recorded.is_none() && r.verdict == Verdict::Pass {
         h.push_str(
             "<p class=\"muted\">Traffic of a passing case is not kept (--json keeps it).</p>",
         );
     }
     h.push_str("</details>\n");
     Ok(())
+}
+
+/// One connection's traffic as a JSON report recorded it (`report merge`).
+fn recorded_html(h: &mut String, conn: &super::merge::RecordedConn, opts: &Options) {
+    let mut items = String::new();
+    for r in &conn.records {
+        let line = super::merge::record_line(r);
+        let json = r.to_string();
+        let json = if json.len() > opts.max_record_bytes {
+            let mut cut = opts.max_record_bytes;
+            while !json.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            format!(
+                "{}\n… {} more bytes of this record",
+                &json[..cut],
+                json.len() - cut
+            )
+        } else {
+            json
+        };
+        let _ = write!(
+            items,
+            "<li class=\"{}\"><details><summary>{}</summary><pre>{}</pre></details></li>",
+            esc(r["dir"].as_str().unwrap_or("")),
+            esc_text(&line),
+            esc_text(&json)
+        );
+    }
+    for (dir, bytes) in [("c2s", conn.cut.0), ("s2c", conn.cut.1)] {
+        if bytes > 0 {
+            let _ = write!(
+                items,
+                "<li class=\"{dir}\">{dir} the wire log was cut at {} this way: {bytes} more bytes were not kept; --wire-log-max SIZE keeps more</li>",
+                esc(&crate::runner::kib(conn.cap))
+            );
+        }
+    }
+    let _ = write!(
+        h,
+        "<div class=\"wire\"><b>Wire, {}</b> <span class=\"muted\">({} records{}, as the JSON report recorded them)</span><ol class=\"wire\">{items}</ol></div>",
+        esc(&conn.label),
+        conn.records.len(),
+        if conn.truncated > 0 {
+            format!(", {} more left out by it", conn.truncated)
+        } else {
+            String::new()
+        }
+    );
 }
 
 /// One connection's traffic: a line per record, each folding out to its JSON.

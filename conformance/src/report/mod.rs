@@ -128,6 +128,7 @@ pub mod html;
 pub mod json;
 pub mod junit;
 pub mod matrix;
+pub mod merge;
 pub mod terminal;
 pub mod wire_log;
 
