@@ -282,6 +282,14 @@ fn virtwire() -> Command {
 fn a_closed_stdout_and_stderr_are_not_errors() {
     let server = FakeServer::start(|c| c.close());
     let uri = format!("test+tcp://{}/default", server.addr());
+    // A pipe whose read end is closed before virtwire starts: every write to it fails with EPIPE.
+    let pick = |closed: bool| {
+        if closed {
+            closed_pipe()
+        } else {
+            Stdio::piped()
+        }
+    };
     for (close_out, close_err) in [(true, false), (false, true), (true, true)] {
         let mut child = virtwire()
             .args([
@@ -293,22 +301,12 @@ fn a_closed_stdout_and_stderr_are_not_errors() {
                 "5",
             ])
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stdout(pick(close_out))
+            .stderr(pick(close_err))
             .spawn()
             .unwrap();
-        // Close the read ends now: every write to them fails with EPIPE.
-        let out = child.stdout.take().unwrap();
-        let err = child.stderr.take().unwrap();
-        let mut kept_err = None;
-        if close_out {
-            drop(out);
-        }
-        if close_err {
-            drop(err);
-        } else {
-            kept_err = Some(err);
-        }
+        let _out = child.stdout.take();
+        let kept_err = child.stderr.take();
         let status = wait_with_deadline(&mut child, Duration::from_secs(60));
         let said = kept_err.map_or_else(String::new, |mut e| {
             let mut s = String::new();
@@ -327,6 +325,13 @@ fn a_closed_stdout_and_stderr_are_not_errors() {
             "{said}"
         );
     }
+}
+
+/// The write end of a pipe whose read end is already closed.
+fn closed_pipe() -> Stdio {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    Stdio::from(writer)
 }
 
 fn wait_with_deadline(
@@ -671,4 +676,23 @@ fn report_merge_puts_json_reports_side_by_side() {
         .unwrap();
     assert_eq!(o.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&o.stderr).contains("not virtwire-check/1"));
+}
+
+/// Elsewhere (a `println!` of another subcommand) a closed stdout is caught quietly: exit 141, what a
+/// shell reports for a filter killed by SIGPIPE, not a panic's 101 and its backtrace.
+#[test]
+fn a_print_to_a_closed_pipe_elsewhere_exits_141_quietly() {
+    let mut child = virtwire()
+        .args(["fetch-protocol", "--list"])
+        .stdin(Stdio::null())
+        .stdout(closed_pipe())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let status = wait_with_deadline(&mut child, Duration::from_secs(30));
+    let mut said = String::new();
+    let _ = std::io::Read::read_to_string(&mut err, &mut said);
+    assert_eq!(status.code(), Some(141), "{said}");
+    assert!(said.is_empty(), "nothing said: {said}");
 }
