@@ -51,9 +51,10 @@ if [ $xdr_only = 0 ]; then
     need=()
     # sasl2-bin: saslpasswd2 makes the SASL libvirtd's private sasldb; libsasl2-modules: DIGEST-MD5;
     # systemd: systemd-socket-activate hands a root-run private virtlogd/virtlockd their sockets.
+    # chromium: the HTML report's test opens it headless (conformance/tests/report_html.rs).
     for cmd_pkg in libvirtd:libvirt-daemon virtlogd:libvirt-daemon virtlockd:libvirt-daemon \
         virsh:libvirt-clients tshark:tshark dumpcap:tshark saslpasswd2:sasl2-bin \
-        systemd-socket-activate:systemd; do
+        systemd-socket-activate:systemd chromium:chromium; do
         command -v "${cmd_pkg%%:*}" >/dev/null 2>&1 || need+=("${cmd_pkg##*:}")
     done
     [ -e /usr/lib/x86_64-linux-gnu/wireshark ] && dpkg -s libvirt-wireshark >/dev/null 2>&1 || need+=(libvirt-wireshark)
@@ -65,7 +66,7 @@ if [ $xdr_only = 0 ]; then
         apt_update
         as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
             libvirt-daemon libvirt-clients libvirt-wireshark tshark python3-libvirt \
-            sasl2-bin libsasl2-modules systemd >/dev/null
+            sasl2-bin libsasl2-modules systemd chromium >/dev/null
     fi
 fi
 

@@ -581,7 +581,7 @@ fn endpoint_flag(e: Endpoint) -> &'static str {
         Endpoint::Admin => "--admin-uri URI",
         Endpoint::Virtlogd => "--virtlogd-socket PATH",
         Endpoint::Virtlockd => "--virtlockd-socket PATH",
-        Endpoint::Sasl => "--sasl-uri URI with --sasl-user and --sasl-password",
+        Endpoint::Sasl => "--sasl-uri URI with --sasl-user and --sasl-password-file",
     }
 }
 

@@ -130,6 +130,7 @@ fn result(
         actual: actual.into(),
         notes: Vec::new(),
         duration: Duration::from_millis(7),
+        started: Duration::ZERO,
         known,
         required: false,
         facts: Vec::new(),
@@ -151,10 +152,14 @@ fn run_report(strict: bool) -> RunReport {
         Wire {
             label: "conn 1".into(),
             chunks: open_and_error(),
+            cut: (0, 0),
+            cap: 256 << 10,
         },
         Wire {
             label: "conn 2".into(),
             chunks: broken_reply(),
+            cut: (0, 0),
+            cap: 256 << 10,
         },
     ];
     unknown.server_log = Some(log);
@@ -225,6 +230,7 @@ fn run_report(strict: bool) -> RunReport {
         ],
         duration: Duration::from_millis(3120),
         strict,
+        stopped: None,
     }
 }
 
@@ -364,7 +370,8 @@ fn terminal_shows_the_tree_details_decoded_wire_and_exit_meaning() {
 fn terminal_colours_only_when_asked_and_strict_counts_non_strict() {
     let t = terminal_text(&run_report(false), true);
     assert!(t.contains("\x1b[1;31mFAIL\x1b[0m"), "{t}");
-    assert!(t.contains("\x1b[32mpass\x1b[0m"), "{t}");
+    // A family whose cases all pass is one green line.
+    assert!(t.contains("\x1b[32mall pass\x1b[0m"), "{t}");
     // Server text stays escaped even with colour on.
     assert!(t.contains("said \\u{1b}[31mred"), "{t}");
     let t = terminal_text(&run_report(true), false);
@@ -602,6 +609,7 @@ fn json_follows_its_schema_and_carries_the_wire_records_verbatim() {
             "not_run",
             "exit_code",
             "exit_meaning",
+            "stopped",
             "cases"
         ]
     );
@@ -653,6 +661,7 @@ fn json_follows_its_schema_and_carries_the_wire_records_verbatim() {
                 "actual",
                 "notes",
                 "duration_ms",
+                "started_ms",
                 "known",
                 "required",
                 "facts",
@@ -736,7 +745,17 @@ fn json_follows_its_schema_and_carries_the_wire_records_verbatim() {
     // The wire: per connection, exactly the decoder's records.
     let wire = c["wire"].as_array().unwrap();
     assert_eq!(wire.len(), 2);
-    assert_eq!(keys(&wire[0]), ["label", "records", "truncated"]);
+    assert_eq!(
+        keys(&wire[0]),
+        [
+            "label",
+            "records",
+            "truncated",
+            "cut_sent",
+            "cut_received",
+            "cap"
+        ]
+    );
     assert_eq!(wire[0]["label"], "conn 1");
     let expected = decoder_records(UNKNOWN_PROC_ID, 1, &open_and_error());
     assert_eq!(expected.len(), 3, "two messages and the summary");
@@ -797,6 +816,8 @@ fn wire_summaries_cover_framing_errors_and_unfinished_frames() {
                 bytes,
             },
         ],
+        cut: (0, 0),
+        cap: 256 << 10,
     };
     // A length word below the header's size: the direction cannot be framed on.
     let lines =

@@ -18,7 +18,7 @@ use crate::capture::tcp::Dir;
 use crate::capture::write::{Flow, PcapngWriter};
 use crate::catalogue;
 use crate::report::terminal;
-use crate::report::{json, junit};
+use crate::report::{html, json, junit};
 use crate::runner::{self, Case, Config, EXIT_HARNESS, RunReport, lists};
 use crate::wire::frames::chunk_connection;
 use crate::wire::{Decoder, Judge, Record};
@@ -38,7 +38,11 @@ Patterns (--run, --skip, list files) are globs over case IDs: * stays within one
 line; a pattern that matches no case is an error.
 
 Exit status: 0 as expected; 1 a case failed that is not listed as known-failing; 2 a known-failing \
-case passed (remove it from the list); 3 harness error (target unreachable, libvirtd missing, bad list).";
+case passed (remove it from the list); 3 harness error (target unreachable, libvirtd missing, bad list, \
+or --deadline cut the run short without unexpected failures).
+
+A closed stdout or stderr (virtwire check | head) is not an error: the report files are still written \
+and the exit status is the run's.";
 
 /// `virtwire check`'s arguments.
 #[derive(clap::Args, Debug)]
@@ -78,7 +82,7 @@ pub fn run(args: Args) -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             let _ = io::stdout().flush();
-            eprintln!("virtwire check: {e}");
+            say!("virtwire check: {e}");
             ExitCode::from(EXIT_HARNESS)
         }
     }
@@ -103,7 +107,7 @@ fn config(args: &Args) -> Result<Config, lists::ListError> {
 
 fn check(args: Args) -> Result<u8, String> {
     let cfg = config(&args).map_err(|e| e.to_string())?;
-    let spec = args.target_opts.spec(args.target.as_deref());
+    let spec = args.target_opts.spec(args.target.as_deref())?;
     // Nothing chosen and a self-started daemon: its own version's schema when present (the
     // newest present otherwise).
     let mut search = args.protocol.search();
@@ -136,7 +140,7 @@ fn check(args: Args) -> Result<u8, String> {
         Some((*schema).clone()),
     ));
     let target = suite::open_target(&spec, &judge).map_err(|e| e.to_string())?;
-    eprintln!("virtwire check: {}", target.banner);
+    say!("virtwire check: {}", target.banner);
     let report = run_and_report(
         &args.cases,
         &cases,
@@ -160,6 +164,10 @@ pub(crate) struct Outputs<'a> {
     pub json: Option<&'a Path>,
     /// `--trace-dir`.
     pub trace_dir: Option<&'a Path>,
+    /// `--html`.
+    pub html: Option<&'a Path>,
+    /// `-v`: every case in the terminal report.
+    pub verbose: bool,
 }
 
 /// The terminal report on stdout, and the files `out` asks for (shared by `check` and
@@ -174,10 +182,19 @@ pub(crate) fn write_reports(
     let opts = terminal::Options {
         color: terminal::use_color(stdout_tty, std::env::var_os("NO_COLOR").as_deref()),
         known_failing_list: out.known_failing.map(|p| p.display().to_string()),
+        verbose: out.verbose,
         ..terminal::Options::default()
     };
-    terminal::print(report, &decoder, &mut io::stdout().lock(), &opts)
-        .map_err(|e| format!("writing the report: {e}"))?;
+    // A closed stdout (`virtwire check | head`) is not a failure of the run: the rest of the
+    // terminal report is dropped, the files below are still written, the exit status is the run's.
+    match terminal::print(report, &decoder, &mut io::stdout().lock(), &opts)
+        .and_then(|()| io::stdout().flush())
+    {
+        Err(e) if !super::is_broken_pipe(&e) => {
+            return Err(format!("writing the report: {e}"));
+        }
+        _ => {}
+    }
     if let Some(path) = out.junit {
         let o = junit::Options {
             started: Some(report.started),
@@ -197,6 +214,22 @@ pub(crate) fn write_reports(
     if let Some(dir) = out.trace_dir {
         write_wire_logs(report, &decoder, dir)
             .map_err(|e| format!("--trace-dir {}: {e}", dir.display()))?;
+    }
+    if let Some(dir) = out.html {
+        let o = html::Options {
+            command: std::env::args().collect::<Vec<_>>().join(" "),
+            trace_dir: out.trace_dir.map(Path::to_path_buf),
+            ..html::Options::default()
+        };
+        let t = std::time::Instant::now();
+        let size = html::write_run(report, &decoder, dir, &o)
+            .map_err(|e| format!("--html {}: {e}", dir.display()))?;
+        say!(
+            "virtwire: HTML report {} ({} KiB, written in {})",
+            dir.join("index.html").display(),
+            size >> 10,
+            crate::report::human_duration(t.elapsed())
+        );
     }
     Ok(())
 }

@@ -65,6 +65,10 @@ pub struct Args {
     /// Also write the Markdown to this file.
     #[arg(long, value_name = "FILE")]
     pub markdown: Option<PathBuf>,
+    /// Write an HTML report into DIR: a grid of cases × versions, each case's details per version
+    /// (open DIR/index.html from disk).
+    #[arg(long, value_name = "DIR")]
+    pub html: Option<PathBuf>,
 }
 
 /// Run `virtwire matrix`; the exit status.
@@ -73,7 +77,7 @@ pub fn run(args: Args) -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             let _ = io::stdout().flush();
-            eprintln!("virtwire matrix: {e}");
+            say!("virtwire matrix: {e}");
             ExitCode::from(EXIT_HARNESS)
         }
     }
@@ -163,7 +167,7 @@ fn matrix(args: Args) -> Result<u8, String> {
             ),
             ..base.clone()
         };
-        eprintln!(
+        say!(
             "virtwire matrix: libvirt {} — .x files {}, daemon {}",
             vt.version,
             vt.protocol_dir.display(),
@@ -173,7 +177,7 @@ fn matrix(args: Args) -> Result<u8, String> {
         let (report, banner) = suite::run_version(vt, &cfg, &[], &mut progress)
             .map_err(|e| format!("libvirt {}: {e}", vt.version))?;
         drop(progress);
-        eprintln!("virtwire matrix: {banner}");
+        say!("virtwire matrix: {banner}");
         code = code.max(report.exit_code());
         reports.push(report);
         banners.push(banner);
@@ -187,6 +191,10 @@ fn matrix(args: Args) -> Result<u8, String> {
         let text = serde_json::to_string_pretty(&m.json()).unwrap_or_default();
         std::fs::write(p, text + "\n").map_err(|e| format!("--json {}: {e}", p.display()))?;
     }
+    if let Some(dir) = &args.html {
+        write_html(dir, &targets, &reports, &banners)
+            .map_err(|e| format!("--html {}: {e}", dir.display()))?;
+    }
     let mut out = io::stdout().lock();
     if let Err(e) = out.write_all(md.as_bytes())
         && e.kind() != io::ErrorKind::BrokenPipe
@@ -194,4 +202,55 @@ fn matrix(args: Args) -> Result<u8, String> {
         return Err(format!("writing: {e}"));
     }
     Ok(code)
+}
+
+/// The HTML report: one grid column per version, each decoded with its own version's schema.
+fn write_html(
+    dir: &std::path::Path,
+    targets: &[suite::VersionTarget],
+    reports: &[crate::runner::RunReport],
+    banners: &[String],
+) -> Result<(), String> {
+    use crate::report::html;
+    use crate::wire::Decoder;
+    let mut decoders = Vec::new();
+    for vt in targets {
+        let schema = virtwire_protocol::schema::Schema::load_dir(&vt.protocol_dir)
+            .map_err(|e| format!("{}: {e}", vt.protocol_dir.display()))?;
+        decoders.push(Decoder::with_schema(
+            crate::wire::Options::default(),
+            schema,
+        ));
+    }
+    let columns: Vec<html::Column<'_>> = targets
+        .iter()
+        .zip(reports)
+        .zip(banners)
+        .zip(&decoders)
+        .map(|(((vt, report), banner), decoder)| html::Column {
+            name: format!("libvirt {}", vt.version),
+            libvirt_version: Some(vt.version.clone()),
+            meta: vec![
+                ("daemon".into(), banner.clone()),
+                (".x files".into(), vt.protocol_dir.display().to_string()),
+            ],
+            report,
+            decoder,
+            recorded: None,
+        })
+        .collect();
+    let opts = html::Options {
+        title: "virtwire matrix".into(),
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        ..html::Options::default()
+    };
+    let t = std::time::Instant::now();
+    let size = html::write(&columns, dir, &opts).map_err(|e| e.to_string())?;
+    say!(
+        "virtwire matrix: HTML report {} ({} KiB, written in {})",
+        dir.join("index.html").display(),
+        size >> 10,
+        crate::report::human_duration(t.elapsed())
+    );
+    Ok(())
 }

@@ -56,6 +56,9 @@ pub struct Args {
     /// Longest one replay may take, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 60.0)]
     case_timeout: f64,
+    /// Write an HTML report of the replays into DIR (open DIR/index.html from disk).
+    #[arg(long, value_name = "DIR", conflicts_with = "learn")]
+    html: Option<PathBuf>,
     /// Trace files, or directories whose `*.trace` files are replayed.
     #[arg(required = true, value_name = "TRACE")]
     traces: Vec<PathBuf>,
@@ -133,7 +136,7 @@ pub fn run(args: Args) -> ExitCode {
     let files = match trace_files(&args.traces) {
         Ok(f) => f,
         Err(e) => {
-            eprintln!("virtwire: {e}");
+            say!("virtwire: {e}");
             return ExitCode::from(runner::EXIT_HARNESS);
         }
     };
@@ -142,7 +145,7 @@ pub fn run(args: Args) -> ExitCode {
         match trace::parse::load(f) {
             Ok(t) => traces.push((f.clone(), Arc::new(t))),
             Err(e) => {
-                eprintln!("virtwire: {e}");
+                say!("virtwire: {e}");
                 return ExitCode::from(runner::EXIT_HARNESS);
             }
         }
@@ -150,21 +153,27 @@ pub fn run(args: Args) -> ExitCode {
     let schema = match args.protocol.search().load() {
         Ok((s, _)) => s,
         Err(e) => {
-            eprintln!("virtwire: {e} (replays match bodies field by field: they need the schema)");
+            say!("virtwire: {e} (replays match bodies field by field: they need the schema)");
             return ExitCode::from(runner::EXIT_HARNESS);
         }
     };
     let judge = Arc::new(Judge::new(Limits::default(), Compat::Libvirt, Some(schema)));
     let cfg = config(&args);
-    let spec = args.target_opts.spec(args.target.as_deref());
-    let target = match suite::open_target(&spec, &judge) {
-        Ok(t) => t,
+    let spec = match args.target_opts.spec(args.target.as_deref()) {
+        Ok(s) => s,
         Err(e) => {
-            eprintln!("virtwire: {e}");
+            say!("virtwire: {e}");
             return ExitCode::from(runner::EXIT_HARNESS);
         }
     };
-    eprintln!("virtwire replay: {}", target.banner);
+    let target = match suite::open_target(&spec, &judge) {
+        Ok(t) => t,
+        Err(e) => {
+            say!("virtwire: {e}");
+            return ExitCode::from(runner::EXIT_HARNESS);
+        }
+    };
+    say!("virtwire replay: {}", target.banner);
     let connector: Arc<dyn Connector> = Arc::from(target.connector);
     if args.learn {
         return learn_all(&args, &cfg, &connector, judge, &traces);
@@ -177,10 +186,22 @@ pub fn run(args: Args) -> ExitCode {
         &cases,
         &cfg,
         Box::new(connector),
-        judge,
+        judge.clone(),
         target.hooks,
         &mut Printer,
     );
+    if let Some(dir) = &args.html {
+        let opts = crate::report::html::Options {
+            title: "virtwire replay".into(),
+            command: std::env::args().collect::<Vec<_>>().join(" "),
+            ..crate::report::html::Options::default()
+        };
+        let decoder = crate::wire::Decoder::from_judge(judge);
+        if let Err(e) = crate::report::html::write_run(&report, &decoder, dir, &opts).map(drop) {
+            say!("virtwire replay: --html {}: {e}", dir.display());
+            return ExitCode::from(runner::EXIT_HARNESS);
+        }
+    }
     for c in report.cases.iter().filter(|c| c.verdict != Verdict::Pass) {
         if let Some((f, _)) = traces.iter().find(|(_, t)| replay::case_id(t) == c.case.id) {
             match &args.target {
@@ -252,7 +273,7 @@ fn learn_all(
         let text = match std::fs::read_to_string(file) {
             Ok(t) => t,
             Err(e) => {
-                eprintln!("virtwire: {}: {e}", file.display());
+                say!("virtwire: {}: {e}", file.display());
                 return ExitCode::from(runner::EXIT_HARNESS);
             }
         };
@@ -264,7 +285,7 @@ fn learn_all(
         print!("{d}");
         if args.write {
             if let Err(e) = write_learned(file, &text, &learned) {
-                eprintln!("virtwire: {e}");
+                say!("virtwire: {e}");
                 return ExitCode::from(runner::EXIT_HARNESS);
             }
             println!("{}: rules written", file.display());

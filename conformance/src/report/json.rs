@@ -53,6 +53,10 @@ struct ConnJson<'r> {
     label: &'r str,
     records: Vec<Box<RawValue>>,
     truncated: usize,
+    /// Bytes the wire log did not keep (past `cap` each way): sent, received.
+    cut_sent: usize,
+    cut_received: usize,
+    cap: usize,
 }
 
 /// One case.
@@ -70,6 +74,7 @@ struct CaseJson<'r> {
     actual: &'r str,
     notes: &'r [String],
     duration_ms: u64,
+    started_ms: u64,
     known: Option<&'r KnownAs>,
     required: bool,
     facts: &'r [Fact],
@@ -92,6 +97,7 @@ struct CheckJson<'r> {
     not_run: Vec<super::NotRun>,
     exit_code: u8,
     exit_meaning: String,
+    stopped: Option<&'r str>,
     cases: Vec<CaseJson<'r>>,
 }
 
@@ -109,6 +115,9 @@ fn case_json<'r>(
             label: &w.label,
             records,
             truncated,
+            cut_sent: w.cut.0,
+            cut_received: w.cut.1,
+            cap: w.cap,
         });
     }
     Ok(CaseJson {
@@ -124,6 +133,7 @@ fn case_json<'r>(
         actual: &c.actual,
         notes: &c.notes,
         duration_ms: millis(c.duration),
+        started_ms: millis(c.started),
         known: c.known.as_ref(),
         required: c.required,
         facts: &c.facts,
@@ -167,6 +177,7 @@ fn document<'r>(
         not_run: super::not_run(report),
         exit_code: report.exit_code(),
         exit_meaning: exit_meaning(report, "the known-failing list"),
+        stopped: report.stopped.as_deref(),
         cases,
     })
 }

@@ -153,12 +153,30 @@ pub fn to_report(report: &RunReport, decoder: &Decoder, opts: &Options) -> io::R
                 tc.add_property(Property::new("known-signature", sig));
             }
         }
-        let s = &mut suites[i];
-        s.time = Some(s.time.unwrap_or_default() + c.duration);
-        s.add_test_case(tc);
+        suites[i].add_test_case(tc);
+    }
+    for s in &mut suites {
+        s.set_time(family_wall_time(report, s.name.as_str()));
     }
     out.add_test_suites(suites);
     Ok(out)
+}
+
+/// A family's wall time: from the start of its first case to the end of its last (cases run in
+/// parallel overlap, so this is not the sum of their durations), never more than the run's.
+pub fn family_wall_time(report: &RunReport, family: &str) -> Duration {
+    let ran = report
+        .cases
+        .iter()
+        .filter(|c| c.case.family() == family && !c.duration.is_zero());
+    let (mut first, mut last) = (None::<Duration>, Duration::ZERO);
+    for c in ran {
+        first = Some(first.map_or(c.started, |f| f.min(c.started)));
+        last = last.max(c.started + c.duration);
+    }
+    first.map_or(Duration::ZERO, |f| {
+        last.saturating_sub(f).min(report.duration)
+    })
 }
 
 /// The run as JUnit XML text.

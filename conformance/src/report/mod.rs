@@ -22,7 +22,9 @@
 //! # JUnit mapping ([`junit`])
 //!
 //! One `<testsuites name="virtwire check">` with the run's wall time; one `<testsuite>` per family
-//! (the case ID up to its first `/`), in catalogue order, with properties `target` and `strict`; one
+//! (the case ID up to its first `/`), in catalogue order, with the family's wall time (from its first
+//! case's start to its last case's end: with `--jobs N` cases overlap, so this is not their sum, and
+//! never more than the run's) and properties `target` and `strict`; one
 //! `<testcase>` per case: `name` = case ID, `classname` = family, `time` = the case's duration, and
 //! properties `verdict`, `level`, `source` (and `known-failing` / `known-flaky` with the reason). By
 //! standing:
@@ -64,6 +66,7 @@
 //!                "reason": "…", "count": 1, "required": 0}],     // and reason
 //!   "exit_code": 1,                                    // 0 ok, 1 failures, 2 stale list, 3 harness
 //!   "exit_meaning": "1 unexpected failure",
+//!   "stopped": null,                                   // why the run stopped early (--max-fail, --deadline)
 //!   "cases": [{                                        // catalogue order
 //!     "id": "dispatch/unknown-procedure",
 //!     "family": "dispatch",
@@ -75,6 +78,7 @@
 //!     "expected": "…", "actual": "…",                  // words, decoded; "" when the verdict has none
 //!     "notes": ["…"],
 //!     "duration_ms": 12,
+//!     "started_ms": 1034,                              // since the run started (0: not run)
 //!     "known": {"list": "failing", "reason": "…",      // list: failing | flaky; null when on none
 //!               "at": "FILE:LINE",                     // the entry
 //!               "signature": "closed; signal SIGSEGV", // the failure it expects (null: none given)
@@ -87,7 +91,9 @@
 //!     "wire": [{                                       // one per connection the case opened
 //!       "label": "conn 1",
 //!       "records": [{"record": "message", …}, …, {"record": "summary", …}],
-//!       "truncated": 0                                 // records left out (see below)
+//!       "truncated": 0,                                // records left out (see below)
+//!       "cut_sent": 0, "cut_received": 1048576,        // bytes past the wire log's cap, not kept
+//!       "cap": 262144                                  // the cap each way (--wire-log-max)
 //!     }]
 //!   }]
 //! }
@@ -118,9 +124,11 @@ use serde::Serialize;
 use crate::runner::{CaseReport, KnownList, Level, RunReport, Verdict};
 use crate::wire::Decoder;
 
+pub mod html;
 pub mod json;
 pub mod junit;
 pub mod matrix;
+pub mod merge;
 pub mod terminal;
 pub mod wire_log;
 
@@ -244,6 +252,15 @@ pub fn not_run(report: &RunReport) -> Vec<NotRun> {
     out
 }
 
+/// True for a case the run did not start because it stopped early (`--max-fail`, `--deadline`):
+/// counted as omitted, not listed one by one.
+pub fn not_started(report: &RunReport, case: &CaseReport) -> bool {
+    report.stopped.is_some()
+        && case.verdict == Verdict::Omitted
+        && case.known.is_none()
+        && case.actual.starts_with("not run: ")
+}
+
 /// `n thing` / `n things`.
 pub(crate) fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
@@ -292,6 +309,9 @@ pub fn exit_meaning(report: &RunReport, known_list: &str) -> String {
             p.push_str(&format!(" ({})", of.join(", ")));
         }
         parts.push(p);
+    }
+    if let Some(why) = &report.stopped {
+        parts.push(format!("the run did not finish ({why})"));
     }
     if stale > 0 {
         parts.push(if stale == 1 {

@@ -47,6 +47,9 @@ pub struct Options {
     pub log_lines: usize,
     /// The known-failing list as the user gave it (a file), named when a known-failing case passes.
     pub known_failing_list: Option<String>,
+    /// Every case on its own line (`-v`); otherwise a family whose cases all pass is one line, and
+    /// a family's passing cases are counted on its heading, not listed.
+    pub verbose: bool,
 }
 
 impl Default for Options {
@@ -56,6 +59,7 @@ impl Default for Options {
             wire_lines: 8,
             log_lines: 20,
             known_failing_list: None,
+            verbose: false,
         }
     }
 }
@@ -305,15 +309,74 @@ pub fn print(
         .max()
         .unwrap_or(0)
         .min(60);
-    for (family, cases) in by_family(report) {
+    // Families whose cases all pass, one line each (unless verbose), gathered before the others.
+    let families = by_family(report);
+    let all_pass = |cases: &[&CaseReport]| {
+        cases
+            .iter()
+            .all(|c| Standing::of(c, strict) == Standing::Pass)
+    };
+    let fam_width = families
+        .iter()
+        .map(|(f, _)| f.chars().count())
+        .max()
+        .unwrap_or(0);
+    if !opts.verbose && families.iter().any(|(_, c)| all_pass(c)) {
         writeln!(out)?;
+        for (family, cases) in families.iter().filter(|(_, c)| all_pass(c)) {
+            let time = super::junit::family_wall_time(report, family);
+            writeln!(
+                out,
+                "{:<fam_width$}  {:>5} cases  {:>9}  {}",
+                paint.paint(Style::Bold, &printable(family)),
+                cases.len(),
+                human_duration(time),
+                paint.paint(Style::Good, "all pass")
+            )?;
+        }
+    }
+    for (family, cases) in families {
+        if !opts.verbose && all_pass(&cases) {
+            continue;
+        }
+        let passing = cases
+            .iter()
+            .filter(|c| Standing::of(c, strict) == Standing::Pass)
+            .count();
+        let unstarted = cases
+            .iter()
+            .filter(|c| super::not_started(report, c))
+            .count();
+        writeln!(out)?;
+        let mut hidden = Vec::new();
+        if !opts.verbose && passing > 0 {
+            hidden.push(format!("{passing} pass"));
+        }
+        if !opts.verbose && unstarted > 0 {
+            hidden.push(format!("{unstarted} not run (the run stopped early)"));
+        }
+        let hidden = if hidden.is_empty() {
+            String::new()
+        } else if passing + unstarted == cases.len() {
+            format!(": {} (not listed; -v lists them)", hidden.join(", "))
+        } else {
+            format!(
+                ": {} (not listed; -v lists them), the others:",
+                hidden.join(", ")
+            )
+        };
         writeln!(
             out,
-            "{} ({})",
+            "{} ({}){hidden}",
             paint.paint(Style::Bold, &printable(family)),
             cases.len()
         )?;
         for c in cases {
+            if !opts.verbose
+                && (Standing::of(c, strict) == Standing::Pass || super::not_started(report, c))
+            {
+                continue;
+            }
             let (words, style) = verdict_words(c, strict);
             let dur = match c.verdict {
                 Verdict::Omitted => "-".to_string(),
@@ -389,6 +452,24 @@ pub fn print(
         }
     }
     writeln!(out)?;
+    if let Some(why) = &report.stopped {
+        let not_started = report
+            .cases
+            .iter()
+            .filter(|c| c.verdict == Verdict::Omitted && c.actual.starts_with("not run: "))
+            .count();
+        writeln!(
+            out,
+            "{}",
+            paint.paint(
+                Style::Bad,
+                &format!(
+                    "Stopped early ({why}): {} not run, counted as omitted",
+                    plural(not_started, "case", "cases")
+                )
+            )
+        )?;
+    }
     writeln!(
         out,
         "{} in {}: {}",

@@ -169,19 +169,68 @@ fn message(m: &MessageRecord<'_>) -> String {
     s
 }
 
+/// Bytes of direction `dir` that `wire`'s log did not keep (it was full).
+pub fn cut_bytes(wire: &Wire, dir: crate::capture::tcp::Dir) -> usize {
+    match dir {
+        crate::capture::tcp::Dir::C2s => wire.cut.0,
+        crate::capture::tcp::Dir::S2c => wire.cut.1,
+    }
+}
+
+/// What a log that was cut says where it ends (in place of "unfinished frame …, then the
+/// connection ended", which would read as if the peer had hung up).
+pub fn cut_words(wire: &Wire, dir: crate::capture::tcp::Dir, frame: Option<(u64, u32)>) -> String {
+    let mut s = format!(
+        "the wire log was cut at {} this way: {} more bytes were not kept",
+        crate::runner::kib(wire.cap),
+        cut_bytes(wire, dir)
+    );
+    if let Some((have, len)) = frame {
+        s.push_str(&format!(" (it ends {have} bytes into a frame of {len})"));
+    }
+    s.push_str("; --wire-log-max SIZE keeps more");
+    s
+}
+
 /// One-line summaries of every record of a connection's traffic (connection number `conn` of case
-/// `case_id`), in order.
+/// `case_id`), in order. Where the log was cut (the wire log's cap), the last line of that direction
+/// says so.
 pub fn summarise(
     decoder: &Decoder,
     case_id: &str,
     conn: u64,
     wire: &Wire,
 ) -> io::Result<Vec<String>> {
+    use crate::capture::tcp::Dir;
     let mut lines = Vec::new();
+    let mut said = [false; 2];
     decoder.decode_chunks(case_id, conn, &wire.chunks, &mut |r: &Record<'_>| {
+        if let Record::Incomplete {
+            origin,
+            have,
+            len_word,
+            ..
+        } = r
+            && let Some(d) = origin.dir
+            && cut_bytes(wire, d) > 0
+        {
+            let ts = origin.ts_ns.map_or_else(String::new, |ns| {
+                format!("+{}.{:03}s ", ns / 1_000_000_000, (ns / 1_000_000) % 1000)
+            });
+            let frame = len_word.map(|l| (*have, l));
+            lines.push(format!("{ts}{} {}", d.name(), cut_words(wire, d, frame)));
+            said[usize::from(d == Dir::S2c)] = true;
+            return Ok(());
+        }
         lines.extend(summary_line(r));
         Ok(())
     })?;
+    // Cut at a frame boundary: no unfinished frame to say it at, so say it at the end.
+    for (i, d) in [Dir::C2s, Dir::S2c].into_iter().enumerate() {
+        if !said[i] && cut_bytes(wire, d) > 0 {
+            lines.push(format!("{} {}", d.name(), cut_words(wire, d, None)));
+        }
+    }
     Ok(lines)
 }
 

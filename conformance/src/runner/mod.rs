@@ -111,6 +111,12 @@ pub struct Config {
     /// as `check --json`). Without it a passing case's wire is dropped as soon as its verdict is
     /// known, so a run's memory is a constant plus what the cases that did not pass need.
     pub keep_passing_wire: bool,
+    /// Stop starting cases once this many unexpected failures are in (`--max-fail`): the rest are
+    /// omitted, saying why, and [`RunReport::stopped`] says so.
+    pub max_fail: Option<usize>,
+    /// Stop starting cases once the run has taken this long (`--deadline`); cases already running
+    /// finish within their own `case_timeout`.
+    pub deadline: Option<Duration>,
 }
 
 impl Default for Config {
@@ -129,6 +135,8 @@ impl Default for Config {
             require: Vec::new(),
             rerun: "virtwire check --run".into(),
             keep_passing_wire: false,
+            max_fail: None,
+            deadline: None,
         }
     }
 }
@@ -174,6 +182,10 @@ pub struct Wire {
     pub label: String,
     /// The chunks, both directions, in order.
     pub chunks: Vec<Chunk>,
+    /// Bytes seen but not kept because the log was full: (sent, received).
+    pub cut: (usize, usize),
+    /// How many bytes each way the log kept at most (`wire::peer::log_max()` when it was taken).
+    pub cap: usize,
 }
 
 /// A case's result.
@@ -191,6 +203,8 @@ pub struct CaseReport {
     pub notes: Vec<String>,
     /// How long it took.
     pub duration: Duration,
+    /// When it started, since the run started (zero for a case that did not run).
+    pub started: Duration,
     /// On a known list?
     pub known: Option<KnownAs>,
     /// Matched by `--require`: unsupported and omitted count as unexpected failures.
@@ -250,6 +264,9 @@ pub struct RunReport {
     pub duration: Duration,
     /// Whether non-strict counts as failure.
     pub strict: bool,
+    /// Why the run stopped before every case ran (`--max-fail`, `--deadline`); the cases it did
+    /// not start are omitted, their `actual` saying so.
+    pub stopped: Option<String>,
 }
 
 impl RunReport {
@@ -274,13 +291,15 @@ impl RunReport {
         self.cases.iter().filter(|c| c.is_stale_known(self.strict))
     }
 
-    /// The exit status: 3 when a case could not be run, else 1 for unexpected failures, else 2 when
-    /// a known-failing case passed, else 0.
+    /// The exit status: 3 when a case could not be run, else 1 for unexpected failures, else 3 when
+    /// `--deadline` cut the run short, else 2 when a known-failing case passed, else 0.
     pub fn exit_code(&self) -> u8 {
         if self.cases.iter().any(|c| c.verdict == Verdict::Error) {
             EXIT_HARNESS
         } else if self.unexpected_failures().next().is_some() {
             EXIT_FAILURES
+        } else if self.stopped.is_some() {
+            EXIT_HARNESS
         } else if self.stale_known().next().is_some() {
             EXIT_STALE_KNOWN
         } else {
@@ -427,6 +446,8 @@ struct Ran {
     wire: Vec<Wire>,
     notes: Vec<String>,
     duration: Duration,
+    /// When it started, since the run started.
+    started: Duration,
     /// Where the server's log stood when the case started.
     log_mark: u64,
 }
@@ -450,12 +471,13 @@ fn run_one(case: Case, env: &Env, case_timeout: Duration) -> (Outcome, Vec<Wire>
     let mut outcome = outcome;
     let (logs, mut notes) = ctx.into_parts();
     outcome.facts.extend(wire_facts(&logs, env.judge.limits()));
+    let cap = crate::wire::peer::log_max();
     for (label, log) in &logs {
         let (sent, received) = log.omitted();
         if sent + received > 0 {
             notes.push(format!(
-                "{label}: the wire log keeps the first {} KiB each way; {sent} bytes sent and {received} received after that are not in it",
-                crate::wire::peer::LOG_KEEP >> 10
+                "{label}: the wire log was cut at {} each way; {sent} bytes sent and {received} received after that are not in it (--wire-log-max SIZE keeps more)",
+                kib(cap)
             ));
         }
     }
@@ -464,9 +486,20 @@ fn run_one(case: Case, env: &Env, case_timeout: Duration) -> (Outcome, Vec<Wire>
         .map(|(label, log)| Wire {
             label,
             chunks: log.chunks(),
+            cut: log.omitted(),
+            cap,
         })
         .collect();
     (outcome, wire, notes)
+}
+
+/// A size in KiB, as the wire log's cap is given: `256 KiB`, `0.5 KiB`.
+pub fn kib(bytes: usize) -> String {
+    if bytes.is_multiple_of(1024) {
+        format!("{} KiB", bytes >> 10)
+    } else {
+        format!("{:.1} KiB", bytes as f64 / 1024.0)
+    }
 }
 
 /// Run `cases` (already selected) against `connector`; `hooks` when the runner controls the server.
@@ -504,7 +537,8 @@ pub fn run(
                   ran: Option<Ran>,
                   reports: &mut Vec<Option<CaseReport>>,
                   done: &mut HashMap<String, Verdict>,
-                  progress: &mut dyn Progress| {
+                  progress: &mut dyn Progress,
+                  cut_short: bool| {
         let case = cases[i].clone();
         let mut outcome = outcome;
         let was_run = ran.is_some();
@@ -512,6 +546,7 @@ pub fn run(
             wire,
             mut notes,
             duration,
+            started: case_started,
             log_mark,
         } = ran.unwrap_or_default();
         let mut server_log = None;
@@ -542,8 +577,11 @@ pub fn run(
             actual: &outcome.actual,
             daemon_log: server_log.as_deref(),
         };
-        let known = known_as(cfg, &case.id, strict_failure, &obs);
-        let required = cfg.require.iter().any(|p| p.matches(&case.id));
+        // A case the run did not start (--max-fail, --deadline) is on no list: it is neither
+        // stale nor a required case that did not run, only counted as not run.
+        let cut_short = !was_run && cut_short;
+        let known = known_as(cfg, &case.id, strict_failure, &obs).filter(|_| !cut_short);
+        let required = !cut_short && cfg.require.iter().any(|p| p.matches(&case.id));
         // A pass that no list mentions shows no traffic in any report but one that asks for all.
         let passed_unlisted = outcome.verdict == Verdict::Pass && known.is_none();
         let wire = if passed_unlisted && !cfg.keep_passing_wire {
@@ -557,6 +595,7 @@ pub fn run(
             actual: outcome.actual,
             notes,
             duration,
+            started: case_started,
             known,
             required,
             facts: outcome.facts,
@@ -573,7 +612,40 @@ pub fn run(
         progress.finished(&report);
         reports[i] = Some(report);
     };
+    // Why the run stopped starting cases (--max-fail, --deadline), once it did.
+    let mut stop: Option<String> = None;
     while done.len() < cases.len() {
+        if stop.is_none() {
+            let failures = reports
+                .iter()
+                .flatten()
+                .filter(|r| r.is_unexpected_failure(cfg.strict))
+                .count();
+            if let Some(max) = cfg.max_fail.filter(|m| failures >= *m) {
+                stop = Some(format!(
+                    "--max-fail {max}: the run stopped after {failures} unexpected failure{}",
+                    if failures == 1 { "" } else { "s" }
+                ));
+            } else if let Some(d) = cfg.deadline.filter(|d| started.elapsed() >= *d) {
+                stop = Some(format!(
+                    "--deadline {:.0} s: the run stopped at its deadline",
+                    d.as_secs_f64()
+                ));
+            }
+        }
+        if let Some(why) = &stop {
+            // Nothing more starts: the rest is omitted, saying why (and counted as not run).
+            while next < cases.len() {
+                let o = Outcome {
+                    verdict: Verdict::Omitted,
+                    expected: String::new(),
+                    actual: format!("not run: {why}"),
+                    facts: Vec::new(),
+                };
+                finish(next, o, None, &mut reports, &mut done, progress, true);
+                next += 1;
+            }
+        }
         // Start what is ready, in order, while workers are free.
         while running.len() < jobs && next < cases.len() {
             let case = cases[next].clone();
@@ -602,7 +674,7 @@ pub fn run(
                     actual: format!("needs {n}, which did not pass ({})", done[*n]),
                     facts: Vec::new(),
                 };
-                finish(next, o, None, &mut reports, &mut done, progress);
+                finish(next, o, None, &mut reports, &mut done, progress, false);
                 next += 1;
                 continue;
             }
@@ -623,7 +695,7 @@ pub fn run(
                     "{} needs a case that comes after it in the catalogue",
                     cases[next].id
                 ));
-                finish(next, o, None, &mut reports, &mut done, progress);
+                finish(next, o, None, &mut reports, &mut done, progress, false);
                 next += 1;
             }
             continue;
@@ -637,14 +709,15 @@ pub fn run(
         let limit = oldest + cfg.case_timeout + grace;
         match rx.recv_timeout(limit.saturating_duration_since(Instant::now())) {
             Ok((i, o, w, n, d)) => {
-                if let Some((_, mark)) = running.remove(&i) {
+                if let Some((t, mark)) = running.remove(&i) {
                     let ran = Ran {
                         wire: w,
                         notes: n,
                         duration: d,
+                        started: t.saturating_duration_since(started),
                         log_mark: mark,
                     };
-                    finish(i, o, Some(ran), &mut reports, &mut done, progress);
+                    finish(i, o, Some(ran), &mut reports, &mut done, progress, false);
                 }
             }
             Err(_) => {
@@ -662,10 +735,11 @@ pub fn run(
                         ));
                         let ran = Ran {
                             duration: t.elapsed(),
+                            started: t.saturating_duration_since(started),
                             log_mark: mark,
                             ..Ran::default()
                         };
-                        finish(i, o, Some(ran), &mut reports, &mut done, progress);
+                        finish(i, o, Some(ran), &mut reports, &mut done, progress, false);
                     }
                 }
             }
@@ -677,6 +751,7 @@ pub fn run(
         started: started_at,
         duration: started.elapsed(),
         strict: cfg.strict,
+        stopped: stop,
     }
 }
 
@@ -890,6 +965,78 @@ mod tests {
         );
         assert_eq!(r.cases[1].verdict, Verdict::Omitted);
         assert_eq!(r.exit_code(), EXIT_FAILURES);
+    }
+
+    /// `--max-fail`: after N unexpected failures nothing more starts; the rest is omitted, saying
+    /// why, on no list (not stale, not a missing required case), and the run says it stopped.
+    #[test]
+    fn max_fail_stops_starting_cases_and_omits_the_rest() {
+        let mut cases = Vec::new();
+        for id in ["a/1", "a/2", "a/3", "a/4", "a/5"] {
+            cases.push(Case::new(id, Level::Must, "r", "s", |_| {
+                Ok(Outcome::fail("x", "y"))
+            }));
+        }
+        let cfg = Config {
+            max_fail: Some(2),
+            known_failing: vec![listed("a/5", "closed")],
+            require: vec![Pattern::new("a/4", "--require").unwrap()],
+            ..Config::default()
+        };
+        let r = run_with(&cases, &cfg, None);
+        let v: Vec<Verdict> = r.cases.iter().map(|c| c.verdict).collect();
+        assert_eq!(
+            v,
+            [
+                Verdict::Fail,
+                Verdict::Fail,
+                Verdict::Omitted,
+                Verdict::Omitted,
+                Verdict::Omitted
+            ]
+        );
+        assert!(
+            r.cases[2].actual.contains("not run: --max-fail 2"),
+            "{}",
+            r.cases[2].actual
+        );
+        assert!(r.cases[4].known.is_none() && !r.cases[3].required);
+        assert_eq!(r.stale_known().count(), 0);
+        assert!(r.stopped.as_deref().unwrap().contains("--max-fail 2"));
+        assert_eq!(r.exit_code(), EXIT_FAILURES);
+        // Without it, all five run.
+        let r = run_with(&cases, &Config::default(), None);
+        assert!(r.cases.iter().all(|c| c.verdict == Verdict::Fail));
+        assert_eq!(r.stopped, None);
+    }
+
+    /// `--deadline`: once the run has taken that long nothing more starts; exit 3 (the run did not
+    /// do all it was asked) unless failures already make it 1.
+    #[test]
+    fn a_deadline_stops_the_run() {
+        let cases: Vec<Case> = ["a/1", "a/2", "a/3"]
+            .into_iter()
+            .map(|id| {
+                Case::new(id, Level::Must, "r", "s", |_| {
+                    std::thread::sleep(Duration::from_millis(150));
+                    Ok(Outcome::pass("x", "x"))
+                })
+            })
+            .collect();
+        let cfg = Config {
+            deadline: Some(Duration::from_millis(100)),
+            ..Config::default()
+        };
+        let r = run_with(&cases, &cfg, None);
+        assert_eq!(r.cases[0].verdict, Verdict::Pass);
+        assert_eq!(r.cases[1].verdict, Verdict::Omitted);
+        assert!(
+            r.cases[2].actual.contains("--deadline"),
+            "{}",
+            r.cases[2].actual
+        );
+        assert!(r.cases[1].started.is_zero() && r.cases[0].duration >= Duration::from_millis(150));
+        assert_eq!(r.exit_code(), EXIT_HARNESS);
     }
 
     /// The facts of a case's connections come from its wire: an error body the server sent.

@@ -175,6 +175,19 @@ pub struct Chunk {
 /// How much of each direction's traffic a [`WireLog`] keeps: the first 256 KiB. What comes after is
 /// counted, not kept, so a server that floods cannot grow a case's report without bound.
 pub const LOG_KEEP: usize = 256 << 10;
+/// The cap in force: [`LOG_KEEP`] unless [`set_log_max`] changed it (`--wire-log-max`).
+static LOG_MAX: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(LOG_KEEP);
+
+/// Keep the first `bytes` of each direction of every connection's log from now on (the process's
+/// setting, made once by the command line before a run).
+pub fn set_log_max(bytes: usize) {
+    LOG_MAX.store(bytes, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// How much of each direction a [`WireLog`] keeps now: [`LOG_KEEP`] unless [`set_log_max`] said.
+pub fn log_max() -> usize {
+    LOG_MAX.load(std::sync::atomic::Ordering::Relaxed)
+}
 /// Bursts are merged into one chunk up to this size (so no chunk's buffer grows large).
 const CHUNK_MERGE: usize = 64 << 10;
 
@@ -215,7 +228,7 @@ impl WireLog {
     fn push(&self, dir: Dir, at: Duration, bytes: &[u8]) {
         if let Ok(mut log) = self.0.lock() {
             let d = dir_index(dir);
-            let keep = bytes.len().min(LOG_KEEP - log.kept[d]);
+            let keep = bytes.len().min(log_max().saturating_sub(log.kept[d]));
             log.kept[d] += keep;
             log.omitted[d] += bytes.len() - keep;
             let bytes = &bytes[..keep];
