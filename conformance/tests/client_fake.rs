@@ -234,3 +234,62 @@ fn a_client_message_that_is_not_strict_xdr_is_named() {
     let r = check_client(&s, "graceful", id, &[], &[]);
     assert_eq!(r.verdict(id), "pass", "{}", r.output);
 }
+
+/// check-client's reports name check-client (the terminal's first line, JUnit's `<testsuites>`), and
+/// a known-failing entry for a client is checked against how the client failed: a Go panic listed
+/// as a SIGSEGV fails differently; listed as what it is, it is the known failure.
+#[test]
+fn client_reports_name_check_client_and_signatures_fit_the_crash() {
+    let s = session(true, false);
+    let dir = tempfile::tempdir().unwrap();
+    let junit = dir.path().join("junit.xml");
+    let list = dir.path().join("known.txt");
+    let listed = |sig: &str| {
+        std::fs::write(
+            &list,
+            format!("{BELOW_HEADER}  {{{sig}}}  the fake panics\n"),
+        )
+        .unwrap();
+        check_client(
+            &s,
+            "go",
+            BELOW_HEADER,
+            &[
+                "--junit",
+                junit.to_str().unwrap(),
+                "--known-failing",
+                list.to_str().unwrap(),
+            ],
+            &[],
+        )
+    };
+    let r = listed("signal SIGSEGV");
+    assert!(
+        r.output.starts_with("virtwire check-client: "),
+        "{}",
+        r.output
+    );
+    let x = std::fs::read_to_string(&junit).unwrap();
+    assert!(
+        x.contains("<testsuites name=\"virtwire check-client\""),
+        "{x}"
+    );
+    assert_eq!(
+        r.report["cases"][1]["counts_as"], "fails-differently",
+        "{}",
+        r.output
+    );
+    assert!(
+        r.output.contains("signal SIGSEGV did not hold"),
+        "{}",
+        r.output
+    );
+    assert_eq!(r.code, Some(1));
+    let r = listed("exit 2; crash ~ /^panic: runtime error: makeslice/");
+    assert_eq!(
+        r.report["cases"][1]["counts_as"], "known-failure",
+        "{}",
+        r.output
+    );
+    assert_eq!(r.code, Some(0), "{}", r.output);
+}

@@ -144,7 +144,7 @@ impl CaseArgs {
         })
     }
 
-    fn outputs(&self) -> Outputs<'_> {
+    fn outputs(&self, title: &'static str) -> Outputs<'_> {
         Outputs {
             known_failing: self.known_failing.as_deref(),
             junit: self.junit.as_deref(),
@@ -152,6 +152,7 @@ impl CaseArgs {
             trace_dir: self.trace_dir.as_deref(),
             html: self.html.as_deref(),
             verbose: self.verbose,
+            title,
         }
     }
 }
@@ -172,6 +173,7 @@ pub fn print_list(out: &mut impl Write, cases: &[Case]) -> io::Result<()> {
 
 /// Run `cases` with a progress line on stderr, then write the reports `args` asks for.
 pub fn run_and_report(
+    title: &'static str,
     args: &CaseArgs,
     cases: &[Case],
     cfg: &Config,
@@ -186,7 +188,7 @@ pub fn run_and_report(
     let mut progress = TerminalProgress::new(io::stderr().is_terminal(), ci).strict(cfg.strict);
     let report = runner::run(cases, cfg, connector, judge.clone(), hooks, &mut progress);
     drop(progress);
-    write_reports(&report, judge, &args.outputs())?;
+    write_reports(&report, judge, &args.outputs(title))?;
     Ok(report)
 }
 

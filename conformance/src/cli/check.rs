@@ -142,6 +142,7 @@ fn check(args: Args) -> Result<u8, String> {
     let target = suite::open_target(&spec, &judge).map_err(|e| e.to_string())?;
     say!("virtwire check: {}", target.banner);
     let report = run_and_report(
+        "virtwire check",
         &args.cases,
         &cases,
         &cfg,
@@ -168,6 +169,8 @@ pub(crate) struct Outputs<'a> {
     pub html: Option<&'a Path>,
     /// `-v`: every case in the terminal report.
     pub verbose: bool,
+    /// The command the reports are of (`virtwire check`, `virtwire check-client`).
+    pub title: &'static str,
 }
 
 /// The terminal report on stdout, and the files `out` asks for (shared by `check` and
@@ -183,6 +186,7 @@ pub(crate) fn write_reports(
         color: terminal::use_color(stdout_tty, std::env::var_os("NO_COLOR").as_deref()),
         known_failing_list: out.known_failing.map(|p| p.display().to_string()),
         verbose: out.verbose,
+        title: out.title.into(),
         ..terminal::Options::default()
     };
     // A closed stdout (`virtwire check | head`) is not a failure of the run: the rest of the
@@ -198,6 +202,7 @@ pub(crate) fn write_reports(
     if let Some(path) = out.junit {
         let o = junit::Options {
             started: Some(report.started),
+            name: out.title.into(),
             ..junit::Options::default()
         };
         junit::write(report, &decoder, path, &o)
@@ -212,13 +217,14 @@ pub(crate) fn write_reports(
             .map_err(|e| format!("--json {}: {e}", path.display()))?;
     }
     if let Some(dir) = out.trace_dir {
-        write_wire_logs(report, &decoder, dir)
+        write_wire_logs(report, &decoder, dir, out.title)
             .map_err(|e| format!("--trace-dir {}: {e}", dir.display()))?;
     }
     if let Some(dir) = out.html {
         let o = html::Options {
             command: std::env::args().collect::<Vec<_>>().join(" "),
             trace_dir: out.trace_dir.map(Path::to_path_buf),
+            title: out.title.into(),
             ..html::Options::default()
         };
         let t = std::time::Instant::now();
@@ -238,7 +244,12 @@ pub(crate) fn write_reports(
 /// `DIR/<case id with / as __>.connN.trace` (a trace: replay it, or read it), `.connN.jsonl` (the
 /// `decode --format json` records) and one `.pcapng` with every connection of the case (for
 /// Wireshark; loopback addresses, port 16509 for the server).
-fn write_wire_logs(report: &RunReport, decoder: &Decoder, dir: &Path) -> io::Result<()> {
+fn write_wire_logs(
+    report: &RunReport,
+    decoder: &Decoder,
+    dir: &Path,
+    title: &str,
+) -> io::Result<()> {
     std::fs::create_dir_all(dir)?;
     for c in &report.cases {
         if !crate::report::Standing::of(c, report.strict).needs_attention() {
@@ -257,7 +268,7 @@ fn write_wire_logs(report: &RunReport, decoder: &Decoder, dir: &Path) -> io::Res
             };
             decoder.decode_chunks(&c.case.id, conn, &w.chunks, &mut sink)?;
             out.flush()?;
-            let source = format!("virtwire check case {name}");
+            let source = format!("{title} case {name}");
             let cc = chunk_connection(decoder, &source, conn, None, None, &w.chunks)?;
             let imported = crate::trace::import::from_connection(&source, &cc);
             std::fs::write(

@@ -28,7 +28,7 @@ COMMAND is run once per case with every {uri} in its arguments replaced by the s
 URI (DRIVER+tcp://127.0.0.1:PORT/PATH, or DRIVER+unix:///PATH?socket=… with --unix), standard input \
 closed, in its own process group; at the case deadline the group is killed. Examples:
   virtwire check-client -- virsh -k 1 -K 2 -c {uri} 'list --all; dominfo test'
-  virtwire check-client -- python3 scripts/client-check.py {uri}
+  virtwire check-client -- /usr/bin/python3 conformance/tests/clients/python_libvirt.py {uri}
 
 The session the server replays is recorded first: COMMAND is run against a private libvirtd (test \
 driver) through virtwire record's proxy. --trace FILE replays a recorded trace instead. Each case \
@@ -187,6 +187,7 @@ fn check_client(args: Args) -> Result<u8, String> {
     }
     eprintln!("virtwire check-client: {banner}");
     let report = run_and_report(
+        "virtwire check-client",
         &args.cases,
         &cases,
         &cfg,

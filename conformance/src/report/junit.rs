@@ -21,6 +21,9 @@ pub struct Options {
     pub wire_lines: usize,
     /// Server log lines in a failure's text (the last ones).
     pub log_lines: usize,
+    /// The name of `<testsuites>`: the command the report is of (`virtwire check`,
+    /// `virtwire check-client`).
+    pub name: String,
 }
 
 impl Default for Options {
@@ -29,6 +32,7 @@ impl Default for Options {
             started: None,
             wire_lines: 20,
             log_lines: 40,
+            name: "virtwire check".into(),
         }
     }
 }
@@ -109,7 +113,7 @@ fn status(
 
 /// The run as a JUnit report.
 pub fn to_report(report: &RunReport, decoder: &Decoder, opts: &Options) -> io::Result<Report> {
-    let mut out = Report::new("virtwire check");
+    let mut out = Report::new(opts.name.as_str());
     out.set_time(report.duration);
     let timestamp = opts.started.map(chrono::DateTime::<chrono::Utc>::from);
     if let Some(t) = timestamp {

@@ -50,6 +50,9 @@ pub struct Options {
     /// Every case on its own line (`-v`); otherwise a family whose cases all pass is one line, and
     /// a family's passing cases are counted on its heading, not listed.
     pub verbose: bool,
+    /// The command the report is of, as its first line names it (`virtwire check`,
+    /// `virtwire check-client`).
+    pub title: String,
 }
 
 impl Default for Options {
@@ -60,6 +63,7 @@ impl Default for Options {
             log_lines: 20,
             known_failing_list: None,
             verbose: false,
+            title: "virtwire check".into(),
         }
     }
 }
@@ -298,7 +302,7 @@ pub fn print(
     writeln!(
         out,
         "{} {}{}",
-        paint.paint(Style::Bold, "virtwire check:"),
+        paint.paint(Style::Bold, &format!("{}:", opts.title)),
         printable(&report.target),
         if strict { " (--strict)" } else { "" }
     )?;
