@@ -92,6 +92,6 @@ if [ -n "$xdr_src" ] && [ -f "$xdr_src/src/remote/remote_protocol.x" ]; then
     done)
     echo "build.sh: libvirt .x files from $xdr_src in $OUT/libvirt-protocol" >&2
 else
-    echo "build.sh: WARNING: no libvirt .x files (set VIRTWIRE_PROTOCOL_DIR, or give the build network for scripts/fetch-xdr.sh); body, validate_vs_decode, differential_libvirt and roundtrip_structured (typed bodies) panic on their first input that needs the schema" >&2
+    echo "build.sh: WARNING: no libvirt .x files (set VIRTWIRE_PROTOCOL_DIR, or give the build network for scripts/fetch-xdr.sh); body, validate_vs_decode, differential_libvirt, roundtrip_structured (typed bodies) panic on their first input that needs the schema, capture_file (its decoder) on its first input" >&2
 fi
 echo "build.sh: ${#targets[@]} targets in $OUT (sanitizer $san)" >&2

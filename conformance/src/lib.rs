@@ -25,6 +25,9 @@ pub mod capture;
 pub mod catalogue;
 pub mod cli;
 pub mod client;
+/// Fuzz harnesses over this crate's parsers of untrusted input (only with `--cfg fuzzing`).
+#[cfg(fuzzing)]
+pub mod fuzzing;
 pub mod protocol_files;
 pub mod proxy;
 pub mod render;

@@ -49,3 +49,14 @@ fn body_with_an_unexpected_header_status_is_a_leniency_not_a_bug() {
     let data = input("body", "unexpected-status-header.bin");
     fuzzing::body(&data);
 }
+
+/// A `source` line with a carriage return inside: the trace parser kept it, the writer wrote it as a
+/// space, so the written trace read back as another one. The parser now refuses a `\r` inside a line.
+#[test]
+fn trace_with_a_carriage_return_inside_a_line_is_refused() {
+    let data = input("trace_parse", "carriage-return-in-source.trace");
+    let text = String::from_utf8_lossy(&data);
+    let e = virtwire_conformance::trace::parse(&text, "x.trace").unwrap_err();
+    assert!(e.to_string().contains("carriage return"), "{e}");
+    virtwire_conformance::fuzzing::trace_parse(&data);
+}

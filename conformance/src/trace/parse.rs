@@ -466,6 +466,18 @@ pub fn parse(text: &str, origin: &str) -> Result<Trace, ParseError> {
         if line.trim().is_empty() {
             continue;
         }
+        // `lines()` ends a line at `\n` (and drops the `\r` of `\r\n`); a carriage return left inside
+        // a line is a line break to some readers and not to others, and the writer cannot keep it
+        // (it writes one as a space), so the trace would not read back the same: refused.
+        if let Some(at) = line.find('\r') {
+            return Err(p.err(
+                n,
+                format!(
+                    "a carriage return inside the line (at column {}): trace lines end with \\n",
+                    at + 1
+                ),
+            ));
+        }
         if line.starts_with(char::is_whitespace) {
             p.attribute(n, line)?;
         } else {
@@ -490,5 +502,23 @@ mod tests {
         let e = parse("virtwire-trace 2\n", "x.trace").unwrap_err();
         assert_eq!(e.line, 1);
         assert!(e.message.contains("version"), "{e}");
+    }
+
+    /// Found by the trace_parse fuzz target: a `\r` inside a line was kept by the parser and
+    /// written back as a space, so a written trace did not read back the same.
+    #[test]
+    fn a_carriage_return_inside_a_line_is_refused() {
+        for text in [
+            "virtwire-trace 1\nsource a\rb\n",
+            "virtwire-trace 1\n# a\rcomment\n",
+            "virtwire-trace 1\nsource a\r\r\n",
+        ] {
+            let e = parse(text, "x.trace").unwrap_err();
+            assert_eq!(e.line, 2, "{text:?}: {e}");
+            assert!(e.message.contains("carriage return"), "{text:?}: {e}");
+        }
+        // A CRLF file still reads: `lines()` drops the `\r` of each `\r\n`.
+        let t = parse("virtwire-trace 1\r\nsource a b\r\n", "x.trace").unwrap();
+        assert_eq!(t.source, ["a b"]);
     }
 }
