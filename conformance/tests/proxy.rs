@@ -457,7 +457,10 @@ fn stopping_closes_open_connections_cleanly() {
         }
         refused
     });
-    assert!(gone, "something still listens on the proxy's address {at} after 3 s");
+    assert!(
+        gone,
+        "something still listens on the proxy's address {at} after 3 s"
+    );
 }
 
 /// An upstream that is not there: the client is closed, the connection reported with the reason.
