@@ -36,6 +36,7 @@ pub mod report;
 pub mod runner;
 pub mod suite;
 pub mod synth;
+pub mod sys;
 pub mod target;
 pub mod trace;
 pub mod wire;

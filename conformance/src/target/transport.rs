@@ -118,8 +118,7 @@ impl Connection {
     /// Pass one file descriptor the way libvirt does (src/util/virsocket.c virSocketSendFD: one
     /// byte of data carrying an SCM_RIGHTS message). Unix sockets only.
     pub fn send_fd(&self, fd: std::os::fd::BorrowedFd<'_>) -> io::Result<()> {
-        use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
-        use std::os::fd::AsRawFd;
+        use std::os::fd::AsFd;
         let Io::Unix(s) = &self.io else {
             return Err(io::Error::new(
                 io::ErrorKind::Unsupported,
@@ -129,22 +128,7 @@ impl Connection {
                 ),
             ));
         };
-        let fds = [fd.as_raw_fd()];
-        let byte = [0u8];
-        let iov = [io::IoSlice::new(&byte)];
-        let n = sendmsg::<()>(
-            s.as_raw_fd(),
-            &iov,
-            &[ControlMessage::ScmRights(&fds)],
-            MsgFlags::MSG_NOSIGNAL,
-            None,
-        )
-        .map_err(io::Error::from)?;
-        if n == 1 {
-            Ok(())
-        } else {
-            Err(io::ErrorKind::WriteZero.into())
-        }
+        crate::sys::send_fd(s.as_fd(), fd)
     }
 
     /// Deadline for each `read` (`None`: wait forever). A read that runs out fails with

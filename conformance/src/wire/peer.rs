@@ -11,7 +11,7 @@
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -112,27 +112,6 @@ pub trait Transport: Read + Write + Send {
     }
 }
 
-/// [`Transport::send_fd`] over the unix socket `sock`.
-pub fn send_fd_over(sock: BorrowedFd<'_>, fd: BorrowedFd<'_>) -> io::Result<()> {
-    use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
-    let fds = [fd.as_raw_fd()];
-    let byte = [0u8];
-    let iov = [io::IoSlice::new(&byte)];
-    let n = sendmsg::<()>(
-        sock.as_raw_fd(),
-        &iov,
-        &[ControlMessage::ScmRights(&fds)],
-        MsgFlags::MSG_NOSIGNAL,
-        None,
-    )
-    .map_err(io::Error::from)?;
-    if n == 1 {
-        Ok(())
-    } else {
-        Err(io::ErrorKind::WriteZero.into())
-    }
-}
-
 impl Transport for TcpStream {
     fn set_read_timeout(&mut self, t: Option<Duration>) -> io::Result<()> {
         TcpStream::set_read_timeout(self, t)
@@ -156,7 +135,7 @@ impl Transport for UnixStream {
         self.shutdown(Shutdown::Write)
     }
     fn send_fd(&mut self, fd: BorrowedFd<'_>) -> io::Result<()> {
-        send_fd_over(self.as_fd(), fd)
+        crate::sys::send_fd(self.as_fd(), fd)
     }
 }
 
