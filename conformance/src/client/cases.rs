@@ -1156,14 +1156,7 @@ mod tests {
     use super::*;
 
     fn client(ending: Ending, stderr: &str) -> ClientRun {
-        ClientRun {
-            command: "client".into(),
-            ending,
-            duration: Duration::ZERO,
-            stdout: String::new(),
-            stdout_bytes: 0,
-            stderr: stderr.into(),
-        }
+        ClientRun::for_test(ending, stderr)
     }
 
     #[test]

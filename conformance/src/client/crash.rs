@@ -212,17 +212,9 @@ pub fn classify(run: &ClientRun, rules: &CrashRules) -> Option<Crash> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     fn run(ending: Ending, stderr: &str) -> ClientRun {
-        ClientRun {
-            command: "client".into(),
-            ending,
-            duration: Duration::ZERO,
-            stdout: String::new(),
-            stdout_bytes: 0,
-            stderr: stderr.into(),
-        }
+        ClientRun::for_test(ending, stderr)
     }
 
     fn kind(ending: Ending, stderr: &str) -> Option<String> {

@@ -80,6 +80,21 @@ pub struct ClientRun {
     pub stderr: String,
 }
 
+#[cfg(test)]
+impl ClientRun {
+    /// A run that ended as `ending` having written `stderr` (for the verdict and crash tests).
+    pub(crate) fn for_test(ending: Ending, stderr: &str) -> Self {
+        ClientRun {
+            command: "client".into(),
+            ending,
+            duration: Duration::ZERO,
+            stdout: String::new(),
+            stdout_bytes: 0,
+            stderr: stderr.into(),
+        }
+    }
+}
+
 /// `argv` with every `{uri}` replaced by `uri`.
 pub fn substitute(argv: &[String], uri: &str) -> Vec<String> {
     argv.iter().map(|a| a.replace("{uri}", uri)).collect()

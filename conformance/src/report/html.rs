@@ -104,31 +104,25 @@ pub fn write(columns: &[Column<'_>], dir: &Path, opts: &Options) -> io::Result<u
 /// HTML-escaped text for element content (quotes stay as they are: fewer bytes in a report made
 /// mostly of JSON).
 fn esc_text(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            c if c.is_control() && c != '\n' && c != '\t' => {
-                let _ = write!(out, "{}", c.escape_default());
-            }
-            c => out.push(c),
-        }
-    }
-    out
+    escape(s, false)
 }
 
 /// HTML-escaped text, safe in an attribute value too.
 fn esc(s: &str) -> String {
+    escape(s, true)
+}
+
+/// `&`, `<`, `>` (and with `quotes`, `"` and `'`) as entities; control characters other than
+/// newline and tab shown escaped, never interpreted.
+fn escape(s: &str, quotes: bool) -> String {
     let mut out = String::with_capacity(s.len() + 8);
     for c in s.chars() {
         match c {
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
+            '"' if quotes => out.push_str("&quot;"),
+            '\'' if quotes => out.push_str("&#39;"),
             c if c.is_control() && c != '\n' && c != '\t' => {
                 let _ = write!(out, "{}", c.escape_default());
             }
